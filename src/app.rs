@@ -1,0 +1,80 @@
+//! Builds the shared, immutable [`App`] from a configuration file: config →
+//! validate → rules → checks → TLS → upstream pool. A reload builds a new
+//! App and swaps it in; sessions keep the one they started with.
+
+use crate::action::Policy;
+use crate::checks::{self, Check};
+use crate::config::{Config, ConfigError};
+use crate::rules;
+use crate::score::{Score, SymbolTable};
+use crate::upstream::Upstream;
+use std::path::Path;
+use std::sync::Arc;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{self, ServerConfig};
+use tokio_rustls::TlsAcceptor;
+
+/// Everything a session needs, built once per (re)load.
+pub struct App {
+    /// The configuration.
+    pub config: Config,
+    /// Every symbol's weight and action.
+    pub symbols: SymbolTable,
+    /// Threshold and spam action.
+    pub policy: Policy,
+    /// The checks, in run order.
+    pub checks: Vec<Box<dyn Check>>,
+    /// STARTTLS, when `[tls]` is configured.
+    pub tls: Option<TlsAcceptor>,
+    /// The pool of upstream connections.
+    pub upstream: Arc<Upstream>,
+}
+
+impl App {
+    /// Loads and builds from a configuration file.
+    pub fn load(path: &Path, previous: Option<&App>) -> Result<App, ConfigError> {
+        App::build(Config::load(path)?, previous)
+    }
+
+    /// Builds from a parsed configuration. The upstream pool of `previous`
+    /// is kept when the upstream settings did not change.
+    pub fn build(config: Config, previous: Option<&App>) -> Result<App, ConfigError> {
+        let mut symbols = rules::load_dir(&config.scoring.rules_dir)?;
+        for (name, score) in &config.scores {
+            let def = symbols.get_mut(name).ok_or_else(|| {
+                config.source.error_at(score.span().start, format!("[scores]: unknown symbol {name}"))
+            })?;
+            def.score = Score::from_f64(*score.get_ref());
+        }
+        let checks = checks::builtin();
+        let tls = config.tls.as_ref().map(|t| tls_acceptor(&config, &t.cert, &t.key)).transpose()?;
+        let upstream = match previous {
+            Some(p) if p.upstream.config() == &config.upstream && p.config.server.hostname == config.server.hostname => {
+                Arc::clone(&p.upstream)
+            }
+            _ => Arc::new(Upstream::new(config.upstream.clone(), config.server.hostname.clone())),
+        };
+        let policy = Policy { threshold: Score::from_f64(config.scoring.threshold), spam_action: config.scoring.spam_action };
+        Ok(App { config, symbols, policy, checks, tls, upstream })
+    }
+}
+
+/// A TLS acceptor from PEM files; errors point at the `[tls]` key.
+fn tls_acceptor(config: &Config, cert: &Path, key: &Path) -> Result<TlsAcceptor, ConfigError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| config.source.error_at_key("tls", "cert", format!("tls.cert: cannot load {}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        let message = format!("tls.cert: no certificate in {}", cert.display());
+        return Err(config.source.error_at_key("tls", "cert", message));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| config.source.error_at_key("tls", "key", format!("tls.key: cannot load {}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key_der))
+        .map_err(|e| config.source.error_at_key("tls", "key", format!("tls: certificate and key do not work together: {e}")))?;
+    Ok(TlsAcceptor::from(Arc::new(server)))
+}

@@ -1,0 +1,123 @@
+//! The check pipeline: a [`Check`] looks at a read-only [`View`] of the
+//! transaction in one [`Phase`] and returns symbols. It never replies, never
+//! reads config files and never knows scores (DESIGN §2).
+
+pub mod helo;
+pub mod recipient;
+pub mod sender;
+
+use crate::score::Hit;
+use crate::smtp::command::Address;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+/// When a check runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// After HELO/EHLO.
+    Helo,
+    /// After MAIL FROM.
+    Mail,
+    /// After each RCPT TO, for that recipient.
+    Rcpt,
+    /// After the message was received.
+    Data,
+}
+
+/// What a check may look at.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// The client's address.
+    pub client_ip: IpAddr,
+    /// The HELO/EHLO name.
+    pub helo: &'a str,
+    /// True when the session is TLS-encrypted.
+    pub tls: bool,
+    /// The envelope sender (from MAIL on).
+    pub sender: Option<&'a Address>,
+    /// The recipient being checked (RCPT phase).
+    pub recipient: Option<&'a Address>,
+    /// The accepted recipients (DATA phase).
+    pub recipients: &'a [Address],
+    /// The message as received (DATA phase).
+    pub message: Option<&'a [u8]>,
+}
+
+/// A check could not reach a verdict (a dependency failed): the phase is
+/// tempfailed, never rejected.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{check}: {reason}")]
+pub struct CheckError {
+    /// The check's name.
+    pub check: &'static str,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// The future a check returns.
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Hit>, CheckError>> + Send + 'a>>;
+
+/// One check.
+pub trait Check: Send + Sync {
+    /// A short name for logs.
+    fn name(&self) -> &'static str;
+    /// The phase it runs in.
+    fn phase(&self) -> Phase;
+    /// Every symbol it can emit (the rules test checks each has a rule).
+    fn symbols(&self) -> &'static [&'static str];
+    /// Looks at the transaction and returns the symbols found.
+    fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a>;
+}
+
+/// The checks built into this version, in the order they run.
+pub fn builtin() -> Vec<Box<dyn Check>> {
+    vec![
+        Box::new(helo::HeloSyntaxCheck),
+        Box::new(sender::NonFqdnSenderCheck),
+        Box::new(recipient::NonFqdnRecipientCheck),
+    ]
+}
+
+/// True when `domain` is a fully-qualified domain name: at least two
+/// labels, none empty (a trailing root dot is allowed).
+pub fn is_fqdn(domain: &str) -> bool {
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    domain.contains('.') && domain.split('.').all(|label| !label.is_empty())
+}
+
+/// True for an address literal like `[192.0.2.1]` or `[IPv6:2001:db8::1]`.
+pub fn is_address_literal(domain: &str) -> bool {
+    domain
+        .strip_prefix('[')
+        .and_then(|d| d.strip_suffix(']'))
+        .is_some_and(|inner| {
+            let ip = inner.strip_prefix("IPv6:").or_else(|| inner.strip_prefix("ipv6:"));
+            match ip {
+                Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+                None => inner.parse::<std::net::Ipv4Addr>().is_ok(),
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fqdn() {
+        assert!(is_fqdn("mail.example.test"));
+        assert!(is_fqdn("example.test."));
+        assert!(!is_fqdn("localhost"));
+        assert!(!is_fqdn("a..b"));
+        assert!(!is_fqdn(".test"));
+    }
+
+    #[test]
+    fn address_literals() {
+        assert!(is_address_literal("[192.0.2.1]"));
+        assert!(is_address_literal("[IPv6:2001:db8::1]"));
+        assert!(!is_address_literal("[999.0.2.1]"));
+        assert!(!is_address_literal("192.0.2.1"));
+    }
+}

@@ -1,0 +1,434 @@
+//! The configuration file: serde structs (unknown keys are errors), defaults,
+//! and errors that name `file:line:col` and what was expected (DESIGN §4).
+
+use serde::{de, Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration or rules file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file says something wrong at a place we can point to.
+    #[error("{path}:{line}:{col}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    (line, col)
+}
+
+/// Where `key` is set inside `[section]` (or at top level for ""), for
+/// errors found after parsing; the section header, else line 1.
+pub fn locate_key(text: &str, section: &str, key: &str) -> (usize, usize) {
+    let mut current = String::new();
+    let mut header_line = 1;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = name.trim_matches(['[', ' ']).to_string();
+            if current == section {
+                header_line = i + 1;
+            }
+            continue;
+        }
+        if current == section {
+            if let Some(rest) = line.strip_prefix(key) {
+                if rest.trim_start().starts_with('=') {
+                    return (i + 1, raw.len() - raw.trim_start().len() + 1);
+                }
+            }
+        }
+    }
+    (header_line, 1)
+}
+
+/// Parses TOML text into `T`, turning serde errors into `file:line:col`.
+pub fn parse_toml<T: de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+        ConfigError::Invalid { path: path.display().to_string(), line, col, message: e.message().trim().to_string() }
+    })
+}
+
+/// A duration written as `"500ms"`, `"30s"`, `"5m"`, `"2h"` or `"35d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl Span {
+    /// Parses the textual form.
+    pub fn parse(text: &str) -> Option<Span> {
+        let digits = text.find(|c: char| !c.is_ascii_digit())?;
+        let (number, unit) = text.split_at(digits);
+        let n: u64 = number.parse().ok()?;
+        let secs = match unit {
+            "ms" => return Some(Span(Duration::from_millis(n))),
+            "s" => n,
+            "m" => n.checked_mul(60)?,
+            "h" => n.checked_mul(3600)?,
+            "d" => n.checked_mul(86_400)?,
+            _ => return None,
+        };
+        Some(Span(Duration::from_secs(secs)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+        let text = String::deserialize(d)?;
+        Span::parse(&text).ok_or_else(|| {
+            de::Error::custom(format!(
+                "invalid duration `{text}`: expected a number followed by ms, s, m, h or d, e.g. \"30s\""
+            ))
+        })
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: listeners and session limits.
+    pub server: ServerConfig,
+    /// `[tls]`: STARTTLS certificate; STARTTLS is offered when present.
+    pub tls: Option<TlsConfig>,
+    /// `[upstream]`: the MTA mail is relayed to.
+    pub upstream: UpstreamConfig,
+    /// `[scoring]`: threshold and what happens to spam.
+    #[serde(default)]
+    pub scoring: ScoringConfig,
+    /// `[scores]`: operator overrides, SYMBOL = score.
+    #[serde(default)]
+    pub scores: BTreeMap<String, toml::Spanned<f64>>,
+    /// Where this configuration came from, for error messages.
+    #[serde(skip)]
+    pub source: Source,
+}
+
+/// A configuration file's path and text, kept for pointing at errors found
+/// after parsing.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+}
+
+impl Source {
+    /// An error at byte `offset` of this file.
+    pub fn error_at(&self, offset: usize, message: String) -> ConfigError {
+        let (line, col) = line_col(&self.text, offset);
+        ConfigError::Invalid { path: self.path.display().to_string(), line, col, message }
+    }
+
+    /// An error about `key` of `[section]` in this file.
+    pub fn error_at_key(&self, section: &str, key: &str, message: String) -> ConfigError {
+        let (line, col) = locate_key(&self.text, section, key);
+        ConfigError::Invalid { path: self.path.display().to_string(), line, col, message }
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Our name: banner, Received, authserv-id.
+    pub hostname: String,
+    /// Listening sockets.
+    #[serde(deserialize_with = "listeners")]
+    pub listen: Vec<Listener>,
+    /// Largest message accepted, in octets.
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: usize,
+    /// Most recipients per transaction.
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// Most concurrent client connections; the excess gets 421 4.7.0.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Unknown or invalid commands tolerated before 421 and close.
+    #[serde(default = "default_max_errors")]
+    pub max_errors: u32,
+    /// Longest wait for a complete command line.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Span,
+    /// Longest wait for the next chunk of DATA.
+    #[serde(default = "default_data_timeout")]
+    pub data_timeout: Span,
+    /// On SIGTERM, how long sessions may take to finish.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: Span,
+}
+
+/// One listening socket: `"127.0.0.1:2525"` or a table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Address and port.
+    pub address: SocketAddr,
+}
+
+impl<'de> Deserialize<'de> for ListenerEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ListenerEntry, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = ListenerEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address like \"127.0.0.1:2525\" or a table { address = \"...\" }")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<ListenerEntry, E> {
+                s.parse()
+                    .map(|address| ListenerEntry(Listener { address }))
+                    .map_err(|_| E::custom(format!("invalid listen address `{s}`: expected IP:port")))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<ListenerEntry, A::Error> {
+                Listener::deserialize(de::value::MapAccessDeserializer::new(map)).map(ListenerEntry)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Deserialization wrapper accepting both listener forms.
+struct ListenerEntry(Listener);
+
+fn listeners<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Listener>, D::Error> {
+    Ok(Vec::<ListenerEntry>::deserialize(d)?.into_iter().map(|e| e.0).collect())
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The MTA's SMTP address.
+    pub address: SocketAddr,
+    /// Idle connections kept for reuse.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Most connections open to the MTA at once; sessions wait for a slot.
+    #[serde(default = "default_upstream_max_connections")]
+    pub max_connections: usize,
+    /// Longest wait for any reply from the MTA (and for a free slot).
+    #[serde(default = "default_upstream_timeout")]
+    pub timeout: Span,
+    /// Longest wait to connect.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Span,
+    /// Idle pooled connections older than this are closed, not reused.
+    #[serde(default = "default_max_idle")]
+    pub max_idle: Span,
+}
+
+/// What happens to a message scored as spam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpamAction {
+    /// Refuse at end of DATA with a one-line 5xx breakdown.
+    Reject,
+    /// Accept, and send the SPAM alert to the originator instead of the message.
+    Bounce,
+}
+
+/// `[scoring]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    /// A total at or above this is spam.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// Reject or bounce spam.
+    #[serde(default = "default_spam_action")]
+    pub spam_action: SpamAction,
+    /// Directory of rules/*.toml, relative to the working directory.
+    #[serde(default = "default_rules_dir")]
+    pub rules_dir: PathBuf,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        ScoringConfig { threshold: default_threshold(), spam_action: default_spam_action(), rules_dir: default_rules_dir() }
+    }
+}
+
+fn default_max_message_size() -> usize {
+    26_214_400
+}
+fn default_max_recipients() -> usize {
+    100
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_errors() -> u32 {
+    20
+}
+fn default_idle_timeout() -> Span {
+    Span(Duration::from_secs(300))
+}
+fn default_data_timeout() -> Span {
+    Span(Duration::from_secs(180))
+}
+fn default_shutdown_timeout() -> Span {
+    Span(Duration::from_secs(30))
+}
+fn default_pool_size() -> usize {
+    16
+}
+fn default_upstream_max_connections() -> usize {
+    256
+}
+fn default_upstream_timeout() -> Span {
+    Span(Duration::from_secs(60))
+}
+fn default_connect_timeout() -> Span {
+    Span(Duration::from_secs(10))
+}
+fn default_max_idle() -> Span {
+    Span(Duration::from_secs(60))
+}
+fn default_threshold() -> f64 {
+    2.0
+}
+fn default_spam_action() -> SpamAction {
+    SpamAction::Bounce
+}
+fn default_rules_dir() -> PathBuf {
+    PathBuf::from("rules")
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Config::from_text(path, &text)
+    }
+
+    /// Parses and validates configuration text (`path` is for messages).
+    pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut config: Config = parse_toml(path, text)?;
+        config.source = Source { path: path.to_path_buf(), text: text.to_string() };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |section: &str, key: &str, message: String| Err(self.source.error_at_key(section, key, message));
+        let s = &self.server;
+        if s.hostname.is_empty() || s.hostname.contains(char::is_whitespace) {
+            return invalid("server", "hostname", "server.hostname: expected a host name like \"gw.example.test\"".into());
+        }
+        if s.listen.is_empty() {
+            return invalid("server", "listen", "server.listen: expected at least one address".into());
+        }
+        for (key, value) in [
+            ("max_message_size", s.max_message_size),
+            ("max_recipients", s.max_recipients),
+            ("max_connections", s.max_connections),
+        ] {
+            if value == 0 {
+                return invalid("server", key, format!("server.{key}: expected a number greater than 0"));
+            }
+        }
+        let u = &self.upstream;
+        if u.max_connections == 0 {
+            return invalid("upstream", "max_connections", "upstream.max_connections: expected a number greater than 0".into());
+        }
+        if !(self.scoring.threshold > 0.0 && self.scoring.threshold.is_finite()) {
+            return invalid("scoring", "threshold", "scoring.threshold: expected a positive number like 2.00".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[server]\nhostname = \"gw.test\"\nlisten = [\"127.0.0.1:2525\"]\n[upstream]\naddress = \"127.0.0.1:10025\"\n";
+
+    fn load(text: &str) -> Result<Config, String> {
+        Config::from_text(Path::new("gw.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = load(MINIMAL).unwrap();
+        assert_eq!(c.server.max_recipients, 100);
+        assert_eq!(c.server.idle_timeout, Span(Duration::from_secs(300)));
+        assert_eq!(c.scoring.spam_action, SpamAction::Bounce);
+    }
+
+    #[test]
+    fn misspelt_key_names_file_line_and_key() {
+        let err = load(&MINIMAL.replace("hostname", "hostnme")).unwrap_err();
+        assert!(err.starts_with("gw.toml:2:1: unknown field `hostnme`"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_says_what_was_expected() {
+        let err = load(&format!("{MINIMAL}[server.x]\n")).unwrap_err();
+        assert!(err.starts_with("gw.toml:"), "{err}");
+        let text = MINIMAL.replace("[upstream]", "idle_timeout = \"5 minutes\"\n[upstream]");
+        let err = load(&text).unwrap_err();
+        assert!(err.starts_with("gw.toml:4:16: invalid duration `5 minutes`"), "{err}");
+    }
+
+    #[test]
+    fn listeners_accept_strings_and_tables() {
+        let text = MINIMAL.replace("[\"127.0.0.1:2525\"]", "[\"127.0.0.1:2525\", { address = \"[::1]:2526\" }]");
+        let c = load(&text).unwrap();
+        assert_eq!(c.server.listen[1].address, "[::1]:2526".parse().unwrap());
+        let err = load(&MINIMAL.replace("127.0.0.1:2525", "nowhere")).unwrap_err();
+        assert!(err.contains("invalid listen address `nowhere`"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_key() {
+        let err = load(&MINIMAL.replace("[upstream]", "max_recipients = 0\n[upstream]")).unwrap_err();
+        assert!(err.starts_with("gw.toml:4:1: server.max_recipients"), "{err}");
+    }
+
+    #[test]
+    fn spans_parse() {
+        assert_eq!(Span::parse("30s"), Some(Span(Duration::from_secs(30))));
+        assert_eq!(Span::parse("2d"), Some(Span(Duration::from_secs(172_800))));
+        assert_eq!(Span::parse("250ms"), Some(Span(Duration::from_millis(250))));
+        assert_eq!(Span::parse("5"), None);
+        assert_eq!(Span::parse("m"), None);
+    }
+}

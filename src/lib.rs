@@ -1,0 +1,15 @@
+//! smtpgate: an outbound SMTP quality gateway. The module tree follows the
+//! data flow of DESIGN.md: a listener accepts a connection, a session speaks
+//! SMTP, checks find symbols, rules weigh them, one decision acts, and the
+//! upstream MTA receives what passed.
+
+pub mod action;
+pub mod app;
+pub mod checks;
+pub mod config;
+pub mod reference;
+pub mod rules;
+pub mod score;
+pub mod server;
+pub mod smtp;
+pub mod upstream;

@@ -1,0 +1,241 @@
+//! Symbols and their weights: the symbol table built from rules/*.toml, the
+//! per-transaction [`Breakdown`] and its total. Scores are kept in hundredths
+//! so that "exactly 2.00 is spam" is exact arithmetic, not floating point.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// A score in hundredths of a point (7.30 is `Score(730)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct Score(pub i64);
+
+impl Score {
+    /// Rounds a score written in a TOML file to hundredths.
+    pub fn from_f64(value: f64) -> Score {
+        Score((value * 100.0).round() as i64)
+    }
+}
+
+impl fmt::Display for Score {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        write!(f, "{sign}{}.{:02}", abs / 100, abs % 100)
+    }
+}
+
+impl std::iter::Sum for Score {
+    fn sum<I: Iterator<Item = Score>>(iter: I) -> Score {
+        Score(iter.map(|s| s.0).sum())
+    }
+}
+
+/// What a symbol forces regardless of the total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForcedAction {
+    /// Refuse with a 5xx at the phase where it fired.
+    Reject,
+    /// Refuse with a 4xx at the phase where it fired.
+    Tempfail,
+    /// Stop the message (or that recipient) whatever the total.
+    Block,
+}
+
+/// A symbol's definition from rules/*.toml.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SymbolDef {
+    /// The weight added to the total.
+    pub score: Score,
+    /// A forced action, if any.
+    pub action: Option<ForcedAction>,
+    /// One line saying what the symbol means.
+    pub description: String,
+    /// Advice for the sender.
+    pub fix: String,
+    /// Group name (for caps and reports).
+    pub group: String,
+}
+
+/// Every known symbol by name.
+#[derive(Debug, Clone, Default)]
+pub struct SymbolTable {
+    defs: HashMap<String, SymbolDef>,
+}
+
+impl SymbolTable {
+    /// Adds or replaces a definition.
+    pub fn insert(&mut self, name: String, def: SymbolDef) {
+        self.defs.insert(name, def);
+    }
+
+    /// A definition by name.
+    pub fn get(&self, name: &str) -> Option<&SymbolDef> {
+        self.defs.get(name)
+    }
+
+    /// A mutable definition by name (for `[scores]` overrides).
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut SymbolDef> {
+        self.defs.get_mut(name)
+    }
+
+    /// Number of symbols.
+    pub fn len(&self) -> usize {
+        self.defs.len()
+    }
+
+    /// True when no symbol is defined.
+    pub fn is_empty(&self) -> bool {
+        self.defs.is_empty()
+    }
+
+    /// All symbol names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.defs.keys().map(String::as_str)
+    }
+}
+
+/// A symbol a check found, before weighing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// The symbol name.
+    pub name: String,
+    /// Details: the first one is what the symbol is about (HELO name, address).
+    pub options: Vec<String>,
+}
+
+impl Hit {
+    /// A hit about `subject`.
+    pub fn new(name: &str, subject: impl Into<String>) -> Hit {
+        Hit { name: name.to_string(), options: vec![subject.into()] }
+    }
+
+    /// What the hit is about (its first option), or "".
+    pub fn subject(&self) -> &str {
+        self.options.first().map_or("", String::as_str)
+    }
+}
+
+/// A weighed hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredSymbol {
+    /// The hit.
+    pub hit: Hit,
+    /// Its weight.
+    pub score: Score,
+    /// Its forced action.
+    pub action: Option<ForcedAction>,
+}
+
+impl ScoredSymbol {
+    /// Weighs `hit` with `table`. A symbol unknown to the table (a bug the
+    /// rules test catches) weighs 0 and forces nothing.
+    pub fn weigh(table: &SymbolTable, hit: Hit) -> ScoredSymbol {
+        let (score, action) = table.get(&hit.name).map_or((Score(0), None), |d| (d.score, d.action));
+        ScoredSymbol { hit, score, action }
+    }
+
+    /// True for a symbol that stops the message on its own.
+    pub fn blocks(&self) -> bool {
+        self.action.is_some()
+    }
+}
+
+/// The symbols of one transaction, weighed: what the SPAM alert lists.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Breakdown {
+    symbols: Vec<ScoredSymbol>,
+}
+
+impl Breakdown {
+    /// Weighs `hit` with `table` and records it.
+    pub fn add(&mut self, table: &SymbolTable, hit: Hit) {
+        self.push(ScoredSymbol::weigh(table, hit));
+    }
+
+    /// Records a weighed symbol.
+    pub fn push(&mut self, symbol: ScoredSymbol) {
+        self.symbols.push(symbol);
+    }
+
+    /// The sum of all scores.
+    pub fn total(&self) -> Score {
+        self.symbols.iter().map(|s| s.score).sum()
+    }
+
+    /// The symbols in report order: blocking first, then highest score first,
+    /// then by name.
+    pub fn sorted(&self) -> Vec<&ScoredSymbol> {
+        let mut v: Vec<&ScoredSymbol> = self.symbols.iter().collect();
+        v.sort_by(|a, b| {
+            b.blocks()
+                .cmp(&a.blocks())
+                .then(b.score.cmp(&a.score))
+                .then(a.hit.name.cmp(&b.hit.name))
+        });
+        v
+    }
+
+    /// The symbols in the order they were found.
+    pub fn symbols(&self) -> &[ScoredSymbol] {
+        &self.symbols
+    }
+
+    /// True when nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.symbols.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> SymbolTable {
+        let mut t = SymbolTable::default();
+        for (name, score, action) in [
+            ("A", 5.0, None),
+            ("B", 2.0, None),
+            ("C", 0.3, None),
+            ("BAD", 0.0, Some(ForcedAction::Block)),
+        ] {
+            let def = SymbolDef {
+                score: Score::from_f64(score),
+                action,
+                description: String::new(),
+                fix: String::new(),
+                group: String::new(),
+            };
+            t.insert(name.into(), def);
+        }
+        t
+    }
+
+    #[test]
+    fn scores_print_with_two_decimals() {
+        assert_eq!(Score::from_f64(7.3).to_string(), "7.30");
+        assert_eq!(Score::from_f64(-0.2).to_string(), "-0.20");
+        assert_eq!(Score::from_f64(0.0).to_string(), "0.00");
+    }
+
+    #[test]
+    fn total_is_exact_in_hundredths() {
+        let mut b = Breakdown::default();
+        let t = table();
+        for name in ["C", "C", "C", "A", "B"] {
+            b.add(&t, Hit::new(name, ""));
+        }
+        assert_eq!(b.total(), Score(790));
+    }
+
+    #[test]
+    fn report_order_is_blocking_then_highest() {
+        let t = table();
+        let mut b = Breakdown::default();
+        for name in ["C", "A", "BAD", "B"] {
+            b.add(&t, Hit::new(name, ""));
+        }
+        let names: Vec<&str> = b.sorted().iter().map(|s| s.hit.name.as_str()).collect();
+        assert_eq!(names, ["BAD", "A", "B", "C"]);
+    }
+}

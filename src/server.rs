@@ -1,0 +1,139 @@
+//! Listeners, the accept loop, the connection limit, reload and graceful
+//! shutdown (the shape of mini-redis's `server::run`).
+
+use crate::app::App;
+use crate::smtp::reply;
+use crate::smtp::session::Session;
+use crate::smtp::stream::Stream;
+use arc_swap::ArcSwap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+/// A bound, not yet running server.
+pub struct Server {
+    listeners: Vec<TcpListener>,
+    handle: Handle,
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+}
+
+/// Controls a running server: reload and shutdown. Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    app: Arc<ArcSwap<App>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Handle {
+    /// The configuration new sessions start with.
+    pub fn app(&self) -> Arc<App> {
+        self.app.load_full()
+    }
+
+    /// Swaps in a new configuration; sessions in flight keep theirs.
+    pub fn reload(&self, app: App) {
+        self.app.store(Arc::new(app));
+    }
+
+    /// Stops accepting; sessions finish (bounded by `shutdown_timeout`).
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Server {
+    /// Binds every `server.listen` address.
+    pub async fn bind(app: App) -> std::io::Result<Server> {
+        let mut listeners = Vec::new();
+        for listen in &app.config.server.listen {
+            let listener = TcpListener::bind(listen.address).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", listen.address))
+            })?;
+            listeners.push(listener);
+        }
+        let max_connections = app.config.server.max_connections;
+        let (shutdown, _) = watch::channel(false);
+        Ok(Server {
+            listeners,
+            handle: Handle { app: Arc::new(ArcSwap::from_pointee(app)), shutdown },
+            connections: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
+        })
+    }
+
+    /// The bound addresses (with the real ports when 0 was asked for).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// A handle for reload and shutdown.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Accepts connections until shutdown, then waits for sessions to end,
+    /// at most `server.shutdown_timeout`.
+    pub async fn run(self) {
+        let mut accepting = Vec::new();
+        for listener in self.listeners {
+            let handle = self.handle.clone();
+            let connections = Arc::clone(&self.connections);
+            accepting.push(tokio::spawn(accept_loop(listener, handle, connections)));
+        }
+        let mut shutdown = self.handle.shutdown.subscribe();
+        while !*shutdown.borrow_and_update() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+        for task in &accepting {
+            task.abort();
+        }
+        let grace = self.handle.app().config.server.shutdown_timeout.0;
+        let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
+        match tokio::time::timeout(grace, self.connections.acquire_many(all)).await {
+            Ok(_) => tracing::info!("all sessions finished"),
+            Err(_) => tracing::warn!("shutdown timeout: closing remaining sessions"),
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, handle: Handle, connections: Arc<Semaphore>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = handle.app();
+        match Arc::clone(&connections).try_acquire_owned() {
+            Ok(permit) => {
+                let session = Session::new(app, Stream::Plain(tcp), peer, handle.shutdown.subscribe());
+                tokio::spawn(async move {
+                    session.run().await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                tracing::warn!(client = %peer, "too many connections");
+                tokio::spawn(refuse(tcp, app));
+            }
+        }
+    }
+}
+
+/// Tells an excess client why it is turned away.
+async fn refuse(mut tcp: TcpStream, app: Arc<App>) {
+    let mut out = Vec::new();
+    reply::too_many_connections(&app.config.server.hostname).write_to(&mut out);
+    let _ = tcp.write_all(&out).await;
+    let _ = tcp.shutdown().await;
+}

@@ -1,0 +1,43 @@
+//! EHLO and HELO: greet, advertise extensions, run the HELO checks.
+
+use crate::action::{decide_phase, Action};
+use crate::checks::Phase;
+use crate::smtp::reply;
+use crate::smtp::session::{Flow, Session};
+use crate::smtp::stream::Stream;
+
+impl Session {
+    /// EHLO (`esmtp`) or HELO: resets any transaction (RFC 5321 §4.1.4).
+    pub(crate) async fn helo_command(&mut self, name: String, esmtp: bool) -> Flow {
+        self.abort_transaction("helo");
+        self.helo = Some(name);
+        let view = self.view(None, None);
+        let found = match self.run_checks(Phase::Helo, &view).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(client = %self.peer, error = %e, "HELO check failed");
+                self.helo = None;
+                return self.reply_ok(reply::check_tempfail());
+            }
+        };
+        if let Action::Refuse(r) = decide_phase(&found) {
+            self.helo = None;
+            return self.reply_ok(r);
+        }
+        self.helo_symbols = found;
+        self.esmtp = esmtp;
+        let hostname = self.app.config.server.hostname.clone();
+        if !esmtp {
+            return self.reply_ok(reply::helo(&hostname));
+        }
+        let mut extensions = vec![
+            "PIPELINING".to_string(),
+            format!("SIZE {}", self.app.config.server.max_message_size),
+        ];
+        if self.app.tls.is_some() && !matches!(self.stream, Stream::Tls(_)) {
+            extensions.push("STARTTLS".into());
+        }
+        extensions.extend(["ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8"].map(String::from));
+        self.reply_ok(reply::ehlo(&hostname, extensions))
+    }
+}

@@ -1,0 +1,59 @@
+//! MAIL FROM: sequence, size and the MAIL-phase checks.
+
+use crate::action::{decide_phase, Action};
+use crate::checks::Phase;
+use crate::reference::new_reference;
+use crate::score::Breakdown;
+use crate::smtp::command::{Address, MailParams};
+use crate::smtp::reply;
+use crate::smtp::session::{Flow, Session, Txn};
+use std::time::Instant;
+
+impl Session {
+    /// MAIL FROM: opens a transaction (the upstream one opens at RCPT).
+    pub(crate) async fn mail(&mut self, sender: Address, params: MailParams) -> Flow {
+        if self.helo.is_none() {
+            return self.protocol_error(reply::bad_sequence("send HELO/EHLO first"));
+        }
+        if self.txn.is_some() {
+            return self.protocol_error(reply::bad_sequence("nested MAIL command"));
+        }
+        if params.size.is_some_and(|size| size > self.app.config.server.max_message_size as u64) {
+            return self.reply_ok(reply::message_too_big());
+        }
+        let mut breakdown = Breakdown::default();
+        for symbol in &self.helo_symbols {
+            breakdown.push(symbol.clone());
+        }
+        self.txn = Some(Txn {
+            reference: new_reference(),
+            sender,
+            params,
+            recipients: Vec::new(),
+            rcpt_attempts: 0,
+            upstream: None,
+            upstream_lost: false,
+            breakdown,
+            started: Instant::now(),
+        });
+        let view = self.view(None, None);
+        let found = match self.run_checks(Phase::Mail, &view).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(client = %self.peer, error = %e, "MAIL check failed");
+                self.txn = None;
+                return self.reply_ok(reply::check_tempfail());
+            }
+        };
+        if let Action::Refuse(r) = decide_phase(&found) {
+            self.txn = None;
+            return self.reply_ok(r);
+        }
+        if let Some(txn) = self.txn.as_mut() {
+            for symbol in found {
+                txn.breakdown.push(symbol);
+            }
+        }
+        self.reply_ok(reply::mail_ok())
+    }
+}

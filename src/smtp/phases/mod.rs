@@ -1,0 +1,7 @@
+//! What each command does, one file per phase of the session.
+
+mod data;
+mod helo;
+mod mail;
+mod misc;
+mod rcpt;

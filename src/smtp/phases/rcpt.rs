@@ -1,0 +1,78 @@
+//! RCPT TO: limits, the RCPT-phase checks, then the upstream's verdict,
+//! which is the client's reply (before-queue semantics).
+
+use crate::action::{decide_phase, Action};
+use crate::checks::Phase;
+use crate::smtp::command::Address;
+use crate::smtp::reply::{self, Reply};
+use crate::smtp::session::{Flow, Session};
+
+impl Session {
+    /// RCPT TO.
+    pub(crate) async fn rcpt(&mut self, recipient: Address) -> Flow {
+        let Some(txn) = self.txn.as_mut() else {
+            return self.protocol_error(reply::bad_sequence("need MAIL command"));
+        };
+        if txn.recipients.len() >= self.app.config.server.max_recipients {
+            return self.reply_ok(reply::too_many_recipients());
+        }
+        txn.rcpt_attempts += 1;
+        let view = self.view(Some(&recipient), None);
+        let found = match self.run_checks(Phase::Rcpt, &view).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(client = %self.peer, error = %e, "RCPT check failed");
+                return self.reply_ok(reply::check_tempfail());
+            }
+        };
+        match decide_phase(&found) {
+            Action::Refuse(r) => return self.reply_ok(r),
+            Action::Block => {
+                let blocking = found.iter().find(|s| s.blocks()).map_or("", |s| s.hit.name.as_str());
+                return self.reply_ok(reply::for_symbol(blocking, &recipient.to_string(), false));
+            }
+            Action::Pass | Action::Spam(_) => {}
+        }
+        let reply = self.relay_rcpt(&recipient).await;
+        if let Some(txn) = self.txn.as_mut() {
+            if reply.is_positive() {
+                txn.recipients.push(recipient);
+                for symbol in found {
+                    txn.breakdown.push(symbol);
+                }
+            }
+        }
+        self.reply_ok(reply)
+    }
+
+    /// Sends the recipient upstream, opening the upstream transaction at the
+    /// first one. Any upstream failure is a 4xx.
+    async fn relay_rcpt(&mut self, recipient: &Address) -> Reply {
+        let upstream = self.app.upstream.clone();
+        let Some(txn) = self.txn.as_mut() else { return reply::bad_sequence("need MAIL command") };
+        if txn.upstream_lost {
+            return reply::upstream_lost();
+        }
+        if txn.upstream.is_none() {
+            match upstream.begin(&txn.sender, &txn.params).await {
+                Ok((Some(open), _)) => txn.upstream = Some(open),
+                Ok((None, refused)) => return refused,
+                Err(e) => {
+                    tracing::warn!(reference = %txn.reference, error = %e, "upstream MAIL failed");
+                    return e.reply();
+                }
+            }
+        }
+        let Some(open) = txn.upstream.as_mut() else { return reply::upstream_protocol_error() };
+        match open.rcpt(recipient).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::warn!(reference = %txn.reference, error = %e, "upstream RCPT failed");
+                // The recipients accepted so far lived on that connection.
+                txn.upstream = None;
+                txn.upstream_lost = !txn.recipients.is_empty();
+                e.reply()
+            }
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Every SMTP reply smtpgate sends: code, RFC 3463 enhanced code and text.
+//! Texts and codes live here only, so operators and tests find them in one place.
+
+use std::fmt;
+
+/// One SMTP reply: a three-digit code, an enhanced status code and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The basic reply code, e.g. 250.
+    pub code: u16,
+    /// The RFC 3463 enhanced status code, e.g. "2.0.0".
+    pub enhanced: String,
+    /// Text lines; more than one makes a multi-line reply.
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    /// A one-line reply.
+    pub fn new(code: u16, enhanced: &str, text: impl Into<String>) -> Reply {
+        Reply { code, enhanced: enhanced.to_string(), lines: vec![text.into()] }
+    }
+
+    /// The reply's class: 2, 3, 4 or 5.
+    pub fn class(&self) -> u16 {
+        self.code / 100
+    }
+
+    /// True for a 2xx reply.
+    pub fn is_positive(&self) -> bool {
+        self.class() == 2
+    }
+
+    /// True for a 4xx reply.
+    pub fn is_transient(&self) -> bool {
+        self.class() == 4
+    }
+
+    /// The text of all lines joined with a space (for logs).
+    pub fn text(&self) -> String {
+        self.lines.join(" ")
+    }
+
+    /// Appends the wire form (CRLF-terminated lines) to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let last = self.lines.len().saturating_sub(1);
+        for (i, line) in self.lines.iter().enumerate() {
+            let sep = if i == last { ' ' } else { '-' };
+            // RFC 2034 §3 exempts the greeting and the HELO/EHLO replies.
+            if self.enhanced.is_empty() {
+                out.extend_from_slice(format!("{}{}{}\r\n", self.code, sep, line).as_bytes());
+            } else {
+                out.extend_from_slice(format!("{}{}{} {}\r\n", self.code, sep, self.enhanced, line).as_bytes());
+            }
+        }
+        if self.lines.is_empty() {
+            out.extend_from_slice(format!("{} {}\r\n", self.code, self.enhanced).as_bytes());
+        }
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.enhanced.is_empty() {
+            write!(f, "{} {}", self.code, self.text())
+        } else {
+            write!(f, "{} {} {}", self.code, self.enhanced, self.text())
+        }
+    }
+}
+
+/// The enhanced code to use when a peer's reply carries none (RFC 3463 §3).
+pub fn default_enhanced(code: u16) -> &'static str {
+    match code / 100 {
+        2 => "2.0.0",
+        4 => "4.0.0",
+        _ => "5.0.0",
+    }
+}
+
+/// 220 greeting.
+pub fn greeting(hostname: &str) -> Reply {
+    Reply::new(220, "", format!("{hostname} ESMTP smtpgate"))
+}
+
+/// The EHLO reply: hostname, then one extension keyword per line.
+pub fn ehlo(hostname: &str, extensions: Vec<String>) -> Reply {
+    let mut lines = vec![hostname.to_string()];
+    lines.extend(extensions);
+    Reply { code: 250, enhanced: String::new(), lines }
+}
+
+/// The HELO reply.
+pub fn helo(hostname: &str) -> Reply {
+    Reply::new(250, "", hostname)
+}
+
+/// Generic success (RSET, NOOP).
+pub fn ok() -> Reply {
+    Reply::new(250, "2.0.0", "Ok")
+}
+
+/// MAIL accepted.
+pub fn mail_ok() -> Reply {
+    Reply::new(250, "2.1.0", "Ok")
+}
+
+/// DATA go-ahead.
+pub fn start_data() -> Reply {
+    Reply::new(354, "", "End data with <CR><LF>.<CR><LF>")
+}
+
+/// QUIT.
+pub fn bye() -> Reply {
+    Reply::new(221, "2.0.0", "Bye")
+}
+
+/// VRFY is never answered truthfully (RFC 5321 §3.5.3).
+pub fn vrfy() -> Reply {
+    Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery")
+}
+
+/// HELP.
+pub fn help() -> Reply {
+    Reply::new(214, "2.0.0", "smtpgate: see RFC 5321; commands EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS")
+}
+
+/// STARTTLS accepted: the handshake follows.
+pub fn tls_ready() -> Reply {
+    Reply::new(220, "2.0.0", "Ready to start TLS")
+}
+
+/// STARTTLS without a configured certificate.
+pub fn tls_unavailable() -> Reply {
+    Reply::new(454, "4.7.0", "TLS not available")
+}
+
+/// STARTTLS on a session already encrypted.
+pub fn tls_active() -> Reply {
+    Reply::new(503, "5.5.1", "Error: TLS already active")
+}
+
+/// STARTTLS in the middle of a mail transaction.
+pub fn tls_in_transaction() -> Reply {
+    Reply::new(503, "5.5.1", "Error: STARTTLS not allowed during a mail transaction")
+}
+
+/// A command line over its limit (RFC 5321 §4.5.3.1.4).
+pub fn line_too_long() -> Reply {
+    Reply::new(500, "5.5.2", "Error: line too long")
+}
+
+/// A NUL octet in a command line.
+pub fn nul_in_command() -> Reply {
+    Reply::new(500, "5.5.2", "Error: NUL character in command")
+}
+
+/// Not a command we know.
+pub fn unknown_command() -> Reply {
+    Reply::new(502, "5.5.2", "Error: command not recognized")
+}
+
+/// A command we know, with arguments we cannot parse.
+pub fn syntax(what: &str) -> Reply {
+    Reply::new(501, "5.5.4", format!("Syntax: {what}"))
+}
+
+/// An address that cannot be parsed.
+pub fn bad_address(what: &str) -> Reply {
+    Reply::new(501, "5.1.3", format!("Bad address syntax: {what}"))
+}
+
+/// An ESMTP parameter we do not support.
+pub fn unsupported_parameter(param: &str) -> Reply {
+    Reply::new(555, "5.5.4", format!("Unsupported option: {param}"))
+}
+
+/// Commands in the wrong order.
+pub fn bad_sequence(what: &str) -> Reply {
+    Reply::new(503, "5.5.1", format!("Error: {what}"))
+}
+
+/// Too many unknown or invalid commands: the session ends.
+pub fn too_many_errors(hostname: &str) -> Reply {
+    Reply::new(421, "4.7.0", format!("{hostname} Error: too many errors"))
+}
+
+/// Over `max_connections`.
+pub fn too_many_connections(hostname: &str) -> Reply {
+    Reply::new(421, "4.7.0", format!("{hostname} Error: too many connections"))
+}
+
+/// The gateway is stopping.
+pub fn shutting_down(hostname: &str) -> Reply {
+    Reply::new(421, "4.3.2", format!("{hostname} Service shutting down, closing transmission channel"))
+}
+
+/// The client was silent or too slow.
+pub fn timeout(hostname: &str) -> Reply {
+    Reply::new(421, "4.4.2", format!("{hostname} Error: timeout exceeded"))
+}
+
+/// SIZE= or the DATA itself is over the limit.
+pub fn message_too_big() -> Reply {
+    Reply::new(552, "5.3.4", "Error: message size exceeds fixed limit")
+}
+
+/// Over `max_recipients` (RFC 5321 §4.5.3.1.10: 452, and the client goes on).
+pub fn too_many_recipients() -> Reply {
+    Reply::new(452, "4.5.3", "Error: too many recipients")
+}
+
+/// DATA with no accepted recipient.
+pub fn no_valid_recipients() -> Reply {
+    Reply::new(554, "5.5.1", "Error: no valid recipients")
+}
+
+/// A bare LF or bare CR in DATA (SMTP smuggling): the session ends.
+pub fn bare_newline(hostname: &str) -> Reply {
+    Reply::new(521, "5.5.2", format!("{hostname} Error: bare <LF> or <CR> received; lines must end with <CR><LF>"))
+}
+
+/// NUL octets in the message.
+pub fn nul_in_message() -> Reply {
+    Reply::new(550, "5.6.0", "Error: message contains NUL characters")
+}
+
+/// The upstream MTA cannot be reached.
+pub fn upstream_unavailable() -> Reply {
+    Reply::new(451, "4.4.1", "Upstream MTA unavailable, try again later")
+}
+
+/// The upstream MTA did not answer in time or dropped the connection.
+pub fn upstream_lost() -> Reply {
+    Reply::new(451, "4.4.2", "Upstream MTA connection lost, try again later")
+}
+
+/// The upstream MTA answered in a way the protocol does not allow.
+pub fn upstream_protocol_error() -> Reply {
+    Reply::new(451, "4.3.0", "Upstream MTA protocol error, try again later")
+}
+
+/// A check could not complete (dependency failure): always transient.
+pub fn check_tempfail() -> Reply {
+    Reply::new(451, "4.3.0", "Temporary failure in a quality check, try again later")
+}
+
+/// The reply for a symbol whose rule forces `reject` (or `tempfail` when
+/// `temporary`), at the phase where it fired. `subject` is what it is about
+/// (the HELO name, the address). Postfix's wording, plus the symbol name.
+pub fn for_symbol(symbol: &str, subject: &str, temporary: bool) -> Reply {
+    let (code, enhanced, text): (u16, &str, String) = match symbol {
+        "reject_invalid_helo_hostname" => (501, "5.5.2", format!("<{subject}>: Helo command rejected: Invalid name")),
+        "reject_non_fqdn_helo_hostname" => (504, "5.5.2", format!("<{subject}>: Helo command rejected: need fully-qualified hostname")),
+        "reject_unknown_helo_hostname" => (450, "4.7.1", format!("<{subject}>: Helo command rejected: Host not found")),
+        "reject_unknown_client_hostname" | "reject_unknown_reverse_client_hostname" => {
+            (450, "4.7.25", format!("Client host rejected: cannot find your hostname, [{subject}]"))
+        }
+        "reject_non_fqdn_sender" => (504, "5.5.2", format!("<{subject}>: Sender address rejected: need fully-qualified address")),
+        "reject_unknown_sender_domain" => (550, "5.1.8", format!("<{subject}>: Sender address rejected: Domain not found")),
+        "reject_unverified_sender" => (550, "5.1.7", format!("<{subject}>: Sender address rejected: undeliverable address")),
+        "reject_sender_login_mismatch" => (553, "5.7.1", format!("<{subject}>: Sender address rejected: not owned by user")),
+        "reject_non_fqdn_recipient" => (504, "5.5.2", format!("<{subject}>: Recipient address rejected: need fully-qualified address")),
+        "reject_unlisted_recipient" => (550, "5.1.1", format!("<{subject}>: Recipient address rejected: User unknown")),
+        "reject_known_bad_recipient_address" => (550, "5.1.1", format!("<{subject}>: Recipient address rejected: hard-bounced before")),
+        "reject_unauth_destination" => (554, "5.7.1", format!("<{subject}>: Relay access denied")),
+        "RATELIMIT" => (450, "4.7.1", format!("<{subject}>: rate limit exceeded")),
+        _ => (550, "5.7.1", format!("<{subject}>: rejected by policy")),
+    };
+    let mut reply = Reply::new(code, enhanced, format!("{text} ({symbol})"));
+    if temporary && reply.class() == 5 {
+        reply.code = 450;
+        reply.enhanced.replace_range(0..1, "4");
+    }
+    reply
+}
+
+/// Spam in reject mode: one line with the score, the symbols (highest
+/// first) and the reference, at most 510 characters (RFC 5321 §4.5.3.1.5).
+pub fn spam_rejected(total: &str, threshold: &str, symbols: &[(String, String)], reference: &str) -> Reply {
+    let mut text = format!("SPAM alert: score {total} (must be lower {threshold}):");
+    let tail = format!(" ref={reference}");
+    // "550 5.7.1 " takes 10 of the 510.
+    let room = 510 - 10 - tail.len();
+    for (name, score) in symbols {
+        let item = format!(" {name}({score})");
+        if text.len() + item.len() > room {
+            text.push_str(" ...");
+            break;
+        }
+        text.push_str(&item);
+    }
+    text.push_str(&tail);
+    Reply::new(550, "5.7.1", text)
+}
+
+/// A message stopped by a blocking symbol.
+pub fn blocked(symbol: &str, score: &str, reference: &str) -> Reply {
+    Reply::new(550, "5.7.1", format!("Message blocked: {symbol}({score}) blocks sending on its own ref={reference}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(r: &Reply) -> String {
+        let mut v = Vec::new();
+        r.write_to(&mut v);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn one_line_reply_carries_enhanced_code() {
+        assert_eq!(wire(&line_too_long()), "500 5.5.2 Error: line too long\r\n");
+    }
+
+    #[test]
+    fn ehlo_is_multiline_without_enhanced_codes() {
+        let r = ehlo("gw.test", vec!["PIPELINING".into(), "8BITMIME".into()]);
+        assert_eq!(wire(&r), "250-gw.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
+    }
+
+    #[test]
+    fn spam_reply_is_truncated_to_510() {
+        let symbols: Vec<(String, String)> = (0..60).map(|i| (format!("SYMBOL_NUMBER_{i}"), "1.00".into())).collect();
+        let r = spam_rejected("60.00", "2.00", &symbols, "K3F9Q2ZP");
+        let line = wire(&r);
+        assert!(line.len() - 2 <= 510, "{}", line.len());
+        assert!(line.starts_with("550 5.7.1 SPAM alert: score 60.00 (must be lower 2.00): SYMBOL_NUMBER_0(1.00)"));
+        assert!(line.ends_with(" ... ref=K3F9Q2ZP\r\n"), "{line}");
+    }
+
+    #[test]
+    fn tempfail_turns_a_symbol_reply_transient() {
+        let r = for_symbol("reject_non_fqdn_sender", "a@b", true);
+        assert_eq!((r.code, r.enhanced.as_str()), (450, "4.5.2"));
+        assert!(r.text().ends_with("(reject_non_fqdn_sender)"));
+    }
+}

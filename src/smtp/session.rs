@@ -1,0 +1,297 @@
+//! One client connection: the ESMTP state machine (RFC 5321 §4.1.4). This
+//! file holds the session's state, its input loop and its output; what each
+//! command does lives in `phases/`.
+//!
+//! Replies are queued in `out` and written in one flush when no complete
+//! command is left in the input buffer, so a pipelined batch of commands
+//! gets its replies in one segment (RFC 2920).
+
+use crate::app::App;
+use crate::checks::{CheckError, Phase, View};
+use crate::score::{Breakdown, ScoredSymbol};
+use crate::smtp::codec::{LineError, LineFramer, MAX_LINE};
+use crate::smtp::command::{self, Address, Command, CommandError, MailParams};
+use crate::smtp::reply::{self, Reply};
+use crate::smtp::stream::Stream;
+use crate::upstream::Transaction;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::timeout_at;
+
+/// Whether the session goes on after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Read the next command.
+    Continue,
+    /// Flush and close the connection.
+    Close,
+}
+
+/// One mail transaction, from MAIL to the end of DATA (or RSET).
+pub struct Txn {
+    /// Ties logs, headers and replies together.
+    pub reference: String,
+    /// MAIL FROM.
+    pub sender: Address,
+    /// MAIL FROM parameters.
+    pub params: MailParams,
+    /// Recipients the upstream accepted.
+    pub recipients: Vec<Address>,
+    /// RCPT commands seen, accepted or not.
+    pub rcpt_attempts: usize,
+    /// The open upstream transaction (from the first accepted RCPT).
+    pub upstream: Option<Transaction>,
+    /// The upstream connection failed after recipients were accepted: the
+    /// transaction can only be tempfailed now.
+    pub upstream_lost: bool,
+    /// Symbols found so far, weighed.
+    pub breakdown: Breakdown,
+    /// When MAIL was received.
+    pub started: Instant,
+}
+
+/// What reading the next command produced.
+enum Input {
+    Line(Vec<u8>),
+    Invalid(Reply),
+    Eof,
+    Timeout,
+    Shutdown,
+}
+
+/// A client session.
+pub struct Session {
+    /// The configuration snapshot this session runs with.
+    pub app: Arc<App>,
+    pub(crate) stream: Stream,
+    pub(crate) framer: LineFramer,
+    out: Vec<u8>,
+    /// The client's address (after PROXY, the real one).
+    pub peer: SocketAddr,
+    /// The HELO/EHLO name, once given.
+    pub helo: Option<String>,
+    /// True after EHLO.
+    pub esmtp: bool,
+    /// HELO-phase symbols, copied into every transaction's breakdown.
+    pub helo_symbols: Vec<ScoredSymbol>,
+    /// The current mail transaction.
+    pub txn: Option<Txn>,
+    errors: u32,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Session {
+    /// A session on an accepted connection.
+    pub fn new(app: Arc<App>, stream: Stream, peer: SocketAddr, shutdown: watch::Receiver<bool>) -> Session {
+        Session {
+            app,
+            stream,
+            framer: LineFramer::default(),
+            out: Vec::with_capacity(1024),
+            peer,
+            helo: None,
+            esmtp: false,
+            helo_symbols: Vec::new(),
+            txn: None,
+            errors: 0,
+            shutdown,
+        }
+    }
+
+    /// Runs the session to its end.
+    pub async fn run(mut self) {
+        tracing::debug!(client = %self.peer, "connect");
+        self.queue(&reply::greeting(&self.app.config.server.hostname));
+        loop {
+            let flow = match self.next_input().await {
+                Input::Line(line) => self.dispatch(&line).await,
+                Input::Invalid(r) => self.protocol_error(r),
+                Input::Eof => Flow::Close,
+                Input::Timeout => {
+                    self.queue(&reply::timeout(&self.app.config.server.hostname));
+                    Flow::Close
+                }
+                Input::Shutdown => {
+                    self.queue(&reply::shutting_down(&self.app.config.server.hostname));
+                    Flow::Close
+                }
+            };
+            if flow == Flow::Close {
+                break;
+            }
+            if self.txn.is_none() && self.shutting_down() {
+                self.queue(&reply::shutting_down(&self.app.config.server.hostname));
+                break;
+            }
+        }
+        self.abort_transaction("disconnect");
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+        tracing::debug!(client = %self.peer, "disconnect");
+    }
+
+    fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Queues a reply for the next flush.
+    pub fn queue(&mut self, reply: &Reply) {
+        reply.write_to(&mut self.out);
+    }
+
+    /// Writes queued replies.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self.stream.write_all(&self.out).await;
+        self.out.clear();
+        result?;
+        self.stream.flush().await
+    }
+
+    /// Counts a protocol error and replies; too many end the session.
+    pub fn protocol_error(&mut self, reply: Reply) -> Flow {
+        self.queue(&reply);
+        self.errors += 1;
+        if self.errors >= self.app.config.server.max_errors {
+            self.queue(&reply::too_many_errors(&self.app.config.server.hostname));
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    /// The next command line, waiting at most `idle_timeout` for all of it.
+    /// A shutdown interrupts the wait unless a transaction is in progress.
+    async fn next_input(&mut self) -> Input {
+        let deadline = tokio::time::Instant::now() + self.app.config.server.idle_timeout.0;
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match self.framer.next_line(MAX_LINE) {
+                Some(Ok(line)) if line.len() > command::line_limit(&line) => {
+                    return Input::Invalid(reply::line_too_long())
+                }
+                Some(Ok(line)) => return Input::Line(line),
+                Some(Err(LineError::TooLong)) => return Input::Invalid(reply::line_too_long()),
+                Some(Err(LineError::Nul)) => return Input::Invalid(reply::nul_in_command()),
+                None => {}
+            }
+            if self.flush().await.is_err() {
+                return Input::Eof;
+            }
+            let interruptible = self.txn.is_none();
+            let read = timeout_at(deadline, self.stream.read(&mut buf));
+            let n = tokio::select! {
+                r = read => match r {
+                    Err(_) => return Input::Timeout,
+                    Ok(Err(_)) | Ok(Ok(0)) => return Input::Eof,
+                    Ok(Ok(n)) => n,
+                },
+                _ = wait_for_shutdown(self.shutdown.clone()), if interruptible => return Input::Shutdown,
+            };
+            self.framer.extend(&buf[..n]);
+        }
+    }
+
+    async fn dispatch(&mut self, line: &[u8]) -> Flow {
+        let command = match command::parse(line) {
+            Ok(c) => c,
+            Err(CommandError::Unknown) => return self.protocol_error(reply::unknown_command()),
+            Err(CommandError::Syntax(usage)) => return self.protocol_error(reply::syntax(usage)),
+            Err(CommandError::Address(what)) => return self.protocol_error(reply::bad_address(&what)),
+            Err(CommandError::Parameter(p)) => return self.protocol_error(reply::unsupported_parameter(&p)),
+        };
+        match command {
+            Command::Ehlo(name) => self.helo_command(name, true).await,
+            Command::Helo(name) => self.helo_command(name, false).await,
+            Command::Mail(sender, params) => self.mail(sender, params).await,
+            Command::Rcpt(recipient) => self.rcpt(recipient).await,
+            Command::Data => self.data().await,
+            Command::Rset => self.rset(),
+            Command::Noop => self.reply_ok(reply::ok()),
+            Command::Vrfy => self.reply_ok(reply::vrfy()),
+            Command::Help => self.reply_ok(reply::help()),
+            Command::Quit => {
+                self.queue(&reply::bye());
+                Flow::Close
+            }
+            Command::StartTls => self.starttls().await,
+        }
+    }
+
+    /// Queues a reply and goes on.
+    pub fn reply_ok(&mut self, reply: Reply) -> Flow {
+        self.queue(&reply);
+        Flow::Continue
+    }
+
+    /// A view of the session for checks.
+    pub fn view<'a>(&'a self, recipient: Option<&'a Address>, message: Option<&'a [u8]>) -> View<'a> {
+        let txn = self.txn.as_ref();
+        View {
+            client_ip: self.peer.ip(),
+            helo: self.helo.as_deref().unwrap_or(""),
+            tls: matches!(self.stream, Stream::Tls(_)),
+            sender: txn.map(|t| &t.sender),
+            recipient,
+            recipients: txn.map_or(&[], |t| t.recipients.as_slice()),
+            message,
+        }
+    }
+
+    /// Runs every check of `phase` on `view` and weighs what they find.
+    pub async fn run_checks(&self, phase: Phase, view: &View<'_>) -> Result<Vec<ScoredSymbol>, CheckError> {
+        let mut found = Vec::new();
+        for check in self.app.checks.iter().filter(|c| c.phase() == phase) {
+            for hit in check.check(view).await? {
+                found.push(ScoredSymbol::weigh(&self.app.symbols, hit));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Ends the current transaction without delivery (RSET, new EHLO,
+    /// disconnect): the upstream connection goes back to the pool.
+    pub fn abort_transaction(&mut self, why: &str) {
+        if let Some(mut txn) = self.txn.take() {
+            if let Some(upstream) = txn.upstream.take() {
+                upstream.release();
+            }
+            if !txn.recipients.is_empty() || txn.rcpt_attempts > 0 {
+                self.log_transaction(&txn, why, 0, None);
+            }
+        }
+    }
+
+    /// The one summary line per transaction (DESIGN §7).
+    pub fn log_transaction(&self, txn: &Txn, action: &str, size: usize, reply: Option<&Reply>) {
+        let symbols: Vec<String> =
+            txn.breakdown.sorted().iter().map(|s| format!("{}({})", s.hit.name, s.score)).collect();
+        let rcpts: Vec<String> = txn.recipients.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            target: "smtpgate::transaction",
+            reference = %txn.reference,
+            client = %self.peer.ip(),
+            helo = self.helo.as_deref().unwrap_or(""),
+            from = %txn.sender,
+            rcpts = %rcpts.join(","),
+            size,
+            action,
+            score = %format!("[{}/{}]", txn.breakdown.total(), self.app.policy.threshold),
+            symbols = %symbols.join(" "),
+            reply = %reply.map(ToString::to_string).unwrap_or_default(),
+            ms = txn.started.elapsed().as_millis() as u64,
+        );
+    }
+}
+
+async fn wait_for_shutdown(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

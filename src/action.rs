@@ -34,10 +34,18 @@ pub fn decide_phase<'a>(found: impl IntoIterator<Item = &'a ScoredSymbol>) -> Ac
     for symbol in found {
         match symbol.action {
             Some(ForcedAction::Reject) => {
-                return Action::Refuse(reply::for_symbol(&symbol.hit.name, symbol.hit.subject(), false))
+                return Action::Refuse(reply::for_symbol(
+                    &symbol.hit.name,
+                    symbol.hit.subject(),
+                    false,
+                ))
             }
             Some(ForcedAction::Tempfail) => {
-                return Action::Refuse(reply::for_symbol(&symbol.hit.name, symbol.hit.subject(), true))
+                return Action::Refuse(reply::for_symbol(
+                    &symbol.hit.name,
+                    symbol.hit.subject(),
+                    true,
+                ))
             }
             Some(ForcedAction::Block) => action = Action::Block,
             None => {}
@@ -78,18 +86,33 @@ mod tests {
         b
     }
 
-    const POLICY: Policy = Policy { threshold: Score(200), spam_action: SpamAction::Reject };
+    const POLICY: Policy = Policy {
+        threshold: Score(200),
+        spam_action: SpamAction::Reject,
+    };
 
     #[test]
     fn threshold_is_inclusive() {
-        assert_eq!(decide(&breakdown(&[("A", 1.99, None)]), &POLICY), Action::Pass);
-        assert_eq!(decide(&breakdown(&[("A", 2.0, None)]), &POLICY), Action::Spam(SpamAction::Reject));
-        assert_eq!(decide(&breakdown(&[("A", 1.0, None), ("B", 1.0, None)]), &POLICY), Action::Spam(SpamAction::Reject));
+        assert_eq!(
+            decide(&breakdown(&[("A", 1.99, None)]), &POLICY),
+            Action::Pass
+        );
+        assert_eq!(
+            decide(&breakdown(&[("A", 2.0, None)]), &POLICY),
+            Action::Spam(SpamAction::Reject)
+        );
+        assert_eq!(
+            decide(&breakdown(&[("A", 1.0, None), ("B", 1.0, None)]), &POLICY),
+            Action::Spam(SpamAction::Reject)
+        );
     }
 
     #[test]
     fn block_wins_whatever_the_total() {
-        let b = breakdown(&[("BAD", 0.0, Some(ForcedAction::Block)), ("GOOD", -5.0, None)]);
+        let b = breakdown(&[
+            ("BAD", 0.0, Some(ForcedAction::Block)),
+            ("GOOD", -5.0, None),
+        ]);
         assert_eq!(decide(&b, &POLICY), Action::Block);
     }
 

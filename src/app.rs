@@ -43,20 +43,43 @@ impl App {
         let mut symbols = rules::load_dir(&config.scoring.rules_dir)?;
         for (name, score) in &config.scores {
             let def = symbols.get_mut(name).ok_or_else(|| {
-                config.source.error_at(score.span().start, format!("[scores]: unknown symbol {name}"))
+                config.source.error_at(
+                    score.span().start,
+                    format!("[scores]: unknown symbol {name}"),
+                )
             })?;
             def.score = Score::from_f64(*score.get_ref());
         }
         let checks = checks::builtin();
-        let tls = config.tls.as_ref().map(|t| tls_acceptor(&config, &t.cert, &t.key)).transpose()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|t| tls_acceptor(&config, &t.cert, &t.key))
+            .transpose()?;
         let upstream = match previous {
-            Some(p) if p.upstream.config() == &config.upstream && p.config.server.hostname == config.server.hostname => {
+            Some(p)
+                if p.upstream.config() == &config.upstream
+                    && p.config.server.hostname == config.server.hostname =>
+            {
                 Arc::clone(&p.upstream)
             }
-            _ => Arc::new(Upstream::new(config.upstream.clone(), config.server.hostname.clone())),
+            _ => Arc::new(Upstream::new(
+                config.upstream.clone(),
+                config.server.hostname.clone(),
+            )),
         };
-        let policy = Policy { threshold: Score::from_f64(config.scoring.threshold), spam_action: config.scoring.spam_action };
-        Ok(App { config, symbols, policy, checks, tls, upstream })
+        let policy = Policy {
+            threshold: Score::from_f64(config.scoring.threshold),
+            spam_action: config.scoring.spam_action,
+        };
+        Ok(App {
+            config,
+            symbols,
+            policy,
+            checks,
+            tls,
+            upstream,
+        })
     }
 }
 
@@ -64,17 +87,34 @@ impl App {
 fn tls_acceptor(config: &Config, cert: &Path, key: &Path) -> Result<TlsAcceptor, ConfigError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| config.source.error_at_key("tls", "cert", format!("tls.cert: cannot load {}: {e}", cert.display())))?;
+        .map_err(|e| {
+            config.source.error_at_key(
+                "tls",
+                "cert",
+                format!("tls.cert: cannot load {}: {e}", cert.display()),
+            )
+        })?;
     if certs.is_empty() {
         let message = format!("tls.cert: no certificate in {}", cert.display());
         return Err(config.source.error_at_key("tls", "cert", message));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| config.source.error_at_key("tls", "key", format!("tls.key: cannot load {}: {e}", key.display())))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        config.source.error_at_key(
+            "tls",
+            "key",
+            format!("tls.key: cannot load {}: {e}", key.display()),
+        )
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key_der))
-        .map_err(|e| config.source.error_at_key("tls", "key", format!("tls: certificate and key do not work together: {e}")))?;
+        .map_err(|e| {
+            config.source.error_at_key(
+                "tls",
+                "key",
+                format!("tls: certificate and key do not work together: {e}"),
+            )
+        })?;
     Ok(TlsAcceptor::from(Arc::new(server)))
 }

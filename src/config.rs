@@ -37,7 +37,10 @@ pub enum ConfigError {
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, col)
 }
 
@@ -70,7 +73,12 @@ pub fn locate_key(text: &str, section: &str, key: &str) -> (usize, usize) {
 pub fn parse_toml<T: de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| {
         let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-        ConfigError::Invalid { path: path.display().to_string(), line, col, message: e.message().trim().to_string() }
+        ConfigError::Invalid {
+            path: path.display().to_string(),
+            line,
+            col,
+            message: e.message().trim().to_string(),
+        }
     })
 }
 
@@ -142,13 +150,23 @@ impl Source {
     /// An error at byte `offset` of this file.
     pub fn error_at(&self, offset: usize, message: String) -> ConfigError {
         let (line, col) = line_col(&self.text, offset);
-        ConfigError::Invalid { path: self.path.display().to_string(), line, col, message }
+        ConfigError::Invalid {
+            path: self.path.display().to_string(),
+            line,
+            col,
+            message,
+        }
     }
 
     /// An error about `key` of `[section]` in this file.
     pub fn error_at_key(&self, section: &str, key: &str, message: String) -> ConfigError {
         let (line, col) = locate_key(&self.text, section, key);
-        ConfigError::Invalid { path: self.path.display().to_string(), line, col, message }
+        ConfigError::Invalid {
+            path: self.path.display().to_string(),
+            line,
+            col,
+            message,
+        }
     }
 }
 
@@ -203,7 +221,9 @@ impl<'de> Deserialize<'de> for ListenerEntry {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<ListenerEntry, E> {
                 s.parse()
                     .map(|address| ListenerEntry(Listener { address }))
-                    .map_err(|_| E::custom(format!("invalid listen address `{s}`: expected IP:port")))
+                    .map_err(|_| {
+                        E::custom(format!("invalid listen address `{s}`: expected IP:port"))
+                    })
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<ListenerEntry, A::Error> {
                 Listener::deserialize(de::value::MapAccessDeserializer::new(map)).map(ListenerEntry)
@@ -217,7 +237,10 @@ impl<'de> Deserialize<'de> for ListenerEntry {
 struct ListenerEntry(Listener);
 
 fn listeners<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Listener>, D::Error> {
-    Ok(Vec::<ListenerEntry>::deserialize(d)?.into_iter().map(|e| e.0).collect())
+    Ok(Vec::<ListenerEntry>::deserialize(d)?
+        .into_iter()
+        .map(|e| e.0)
+        .collect())
 }
 
 /// `[tls]`.
@@ -280,7 +303,11 @@ pub struct ScoringConfig {
 
 impl Default for ScoringConfig {
     fn default() -> Self {
-        ScoringConfig { threshold: default_threshold(), spam_action: default_spam_action(), rules_dir: default_rules_dir() }
+        ScoringConfig {
+            threshold: default_threshold(),
+            spam_action: default_spam_action(),
+            rules_dir: default_rules_dir(),
+        }
     }
 }
 
@@ -333,27 +360,42 @@ fn default_rules_dir() -> PathBuf {
 impl Config {
     /// Reads, parses and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Config::from_text(path, &text)
     }
 
     /// Parses and validates configuration text (`path` is for messages).
     pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let mut config: Config = parse_toml(path, text)?;
-        config.source = Source { path: path.to_path_buf(), text: text.to_string() };
+        config.source = Source {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+        };
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |section: &str, key: &str, message: String| Err(self.source.error_at_key(section, key, message));
+        let invalid = |section: &str, key: &str, message: String| {
+            Err(self.source.error_at_key(section, key, message))
+        };
         let s = &self.server;
         if s.hostname.is_empty() || s.hostname.contains(char::is_whitespace) {
-            return invalid("server", "hostname", "server.hostname: expected a host name like \"gw.example.test\"".into());
+            return invalid(
+                "server",
+                "hostname",
+                "server.hostname: expected a host name like \"gw.example.test\"".into(),
+            );
         }
         if s.listen.is_empty() {
-            return invalid("server", "listen", "server.listen: expected at least one address".into());
+            return invalid(
+                "server",
+                "listen",
+                "server.listen: expected at least one address".into(),
+            );
         }
         for (key, value) in [
             ("max_message_size", s.max_message_size),
@@ -361,15 +403,27 @@ impl Config {
             ("max_connections", s.max_connections),
         ] {
             if value == 0 {
-                return invalid("server", key, format!("server.{key}: expected a number greater than 0"));
+                return invalid(
+                    "server",
+                    key,
+                    format!("server.{key}: expected a number greater than 0"),
+                );
             }
         }
         let u = &self.upstream;
         if u.max_connections == 0 {
-            return invalid("upstream", "max_connections", "upstream.max_connections: expected a number greater than 0".into());
+            return invalid(
+                "upstream",
+                "max_connections",
+                "upstream.max_connections: expected a number greater than 0".into(),
+            );
         }
         if !(self.scoring.threshold > 0.0 && self.scoring.threshold.is_finite()) {
-            return invalid("scoring", "threshold", "scoring.threshold: expected a positive number like 2.00".into());
+            return invalid(
+                "scoring",
+                "threshold",
+                "scoring.threshold: expected a positive number like 2.00".into(),
+            );
         }
         Ok(())
     }
@@ -396,7 +450,10 @@ mod tests {
     #[test]
     fn misspelt_key_names_file_line_and_key() {
         let err = load(&MINIMAL.replace("hostname", "hostnme")).unwrap_err();
-        assert!(err.starts_with("gw.toml:2:1: unknown field `hostnme`"), "{err}");
+        assert!(
+            err.starts_with("gw.toml:2:1: unknown field `hostnme`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -405,12 +462,18 @@ mod tests {
         assert!(err.starts_with("gw.toml:"), "{err}");
         let text = MINIMAL.replace("[upstream]", "idle_timeout = \"5 minutes\"\n[upstream]");
         let err = load(&text).unwrap_err();
-        assert!(err.starts_with("gw.toml:4:16: invalid duration `5 minutes`"), "{err}");
+        assert!(
+            err.starts_with("gw.toml:4:16: invalid duration `5 minutes`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn listeners_accept_strings_and_tables() {
-        let text = MINIMAL.replace("[\"127.0.0.1:2525\"]", "[\"127.0.0.1:2525\", { address = \"[::1]:2526\" }]");
+        let text = MINIMAL.replace(
+            "[\"127.0.0.1:2525\"]",
+            "[\"127.0.0.1:2525\", { address = \"[::1]:2526\" }]",
+        );
         let c = load(&text).unwrap();
         assert_eq!(c.server.listen[1].address, "[::1]:2526".parse().unwrap());
         let err = load(&MINIMAL.replace("127.0.0.1:2525", "nowhere")).unwrap_err();
@@ -419,8 +482,12 @@ mod tests {
 
     #[test]
     fn semantic_errors_point_at_the_key() {
-        let err = load(&MINIMAL.replace("[upstream]", "max_recipients = 0\n[upstream]")).unwrap_err();
-        assert!(err.starts_with("gw.toml:4:1: server.max_recipients"), "{err}");
+        let err =
+            load(&MINIMAL.replace("[upstream]", "max_recipients = 0\n[upstream]")).unwrap_err();
+        assert!(
+            err.starts_with("gw.toml:4:1: server.max_recipients"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -55,7 +55,11 @@ fn main() -> ExitCode {
 fn check_config(path: &Path) -> ExitCode {
     match App::load(path, None) {
         Ok(app) => {
-            println!("ok: {} rules, {} symbols", app.checks.len(), app.symbols.len());
+            println!(
+                "ok: {} rules, {} symbols",
+                app.checks.len(),
+                app.symbols.len()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -107,7 +107,10 @@ pub struct Hit {
 impl Hit {
     /// A hit about `subject`.
     pub fn new(name: &str, subject: impl Into<String>) -> Hit {
-        Hit { name: name.to_string(), options: vec![subject.into()] }
+        Hit {
+            name: name.to_string(),
+            options: vec![subject.into()],
+        }
     }
 
     /// What the hit is about (its first option), or "".
@@ -131,7 +134,9 @@ impl ScoredSymbol {
     /// Weighs `hit` with `table`. A symbol unknown to the table (a bug the
     /// rules test catches) weighs 0 and forces nothing.
     pub fn weigh(table: &SymbolTable, hit: Hit) -> ScoredSymbol {
-        let (score, action) = table.get(&hit.name).map_or((Score(0), None), |d| (d.score, d.action));
+        let (score, action) = table
+            .get(&hit.name)
+            .map_or((Score(0), None), |d| (d.score, d.action));
         ScoredSymbol { hit, score, action }
     }
 

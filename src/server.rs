@@ -50,7 +50,10 @@ impl Server {
         let mut listeners = Vec::new();
         for listen in &app.config.server.listen {
             let listener = TcpListener::bind(listen.address).await.map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", listen.address))
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {}: {e}", listen.address),
+                )
             })?;
             listeners.push(listener);
         }
@@ -58,7 +61,10 @@ impl Server {
         let (shutdown, _) = watch::channel(false);
         Ok(Server {
             listeners,
-            handle: Handle { app: Arc::new(ArcSwap::from_pointee(app)), shutdown },
+            handle: Handle {
+                app: Arc::new(ArcSwap::from_pointee(app)),
+                shutdown,
+            },
             connections: Arc::new(Semaphore::new(max_connections)),
             max_connections,
         })
@@ -66,7 +72,10 @@ impl Server {
 
     /// The bound addresses (with the real ports when 0 was asked for).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     /// A handle for reload and shutdown.
@@ -116,7 +125,8 @@ async fn accept_loop(listener: TcpListener, handle: Handle, connections: Arc<Sem
         let app = handle.app();
         match Arc::clone(&connections).try_acquire_owned() {
             Ok(permit) => {
-                let session = Session::new(app, Stream::Plain(tcp), peer, handle.shutdown.subscribe());
+                let session =
+                    Session::new(app, Stream::Plain(tcp), peer, handle.shutdown.subscribe());
                 tokio::spawn(async move {
                     session.run().await;
                     drop(permit);

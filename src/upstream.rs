@@ -43,7 +43,9 @@ impl UpstreamError {
     /// The client's reply for this failure: always a 4xx.
     pub fn reply(&self) -> Reply {
         match self {
-            UpstreamError::Connect(..) | UpstreamError::Timeout("connecting") => reply::upstream_unavailable(),
+            UpstreamError::Connect(..) | UpstreamError::Timeout("connecting") => {
+                reply::upstream_unavailable()
+            }
             UpstreamError::Timeout(_) | UpstreamError::Io(_) => reply::upstream_lost(),
             UpstreamError::Protocol(_) => reply::upstream_protocol_error(),
         }
@@ -73,8 +75,12 @@ impl Connection {
             .map_err(|_| UpstreamError::Timeout("connecting"))?
             .map_err(|e| UpstreamError::Connect(config.address, e))?;
         stream.set_nodelay(true)?;
-        let mut conn =
-            Connection { stream, framer: LineFramer::default(), caps: Capabilities::default(), idle_since: Instant::now() };
+        let mut conn = Connection {
+            stream,
+            framer: LineFramer::default(),
+            caps: Capabilities::default(),
+            idle_since: Instant::now(),
+        };
         let greeting = conn.read_reply(config).await?;
         if greeting.code != 220 {
             return Err(UpstreamError::Protocol(format!("greeting: {greeting}")));
@@ -83,7 +89,11 @@ impl Connection {
         let ehlo = conn.read_reply(config).await?;
         if ehlo.code == 250 {
             for line in ehlo.lines.iter().skip(1) {
-                let keyword = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                let keyword = line
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_uppercase();
                 match keyword.as_str() {
                     "PIPELINING" => conn.caps.pipelining = true,
                     "SIZE" => conn.caps.size = true,
@@ -113,7 +123,9 @@ impl Connection {
         loop {
             let line = match self.framer.next_line(MAX_REPLY_LINE) {
                 Some(Ok(line)) => line,
-                Some(Err(e)) => return Err(UpstreamError::Protocol(format!("bad reply line: {e:?}"))),
+                Some(Err(e)) => {
+                    return Err(UpstreamError::Protocol(format!("bad reply line: {e:?}")))
+                }
                 None => {
                     let mut buf = [0u8; 4096];
                     let n = timeout(config.timeout.0, self.stream.read(&mut buf))
@@ -130,7 +142,9 @@ impl Connection {
             let (this_code, more, rest) = split_reply_line(&text)
                 .ok_or_else(|| UpstreamError::Protocol(format!("malformed reply line {text:?}")))?;
             if code != 0 && this_code != code {
-                return Err(UpstreamError::Protocol(format!("reply code changed within a reply: {text:?}")));
+                return Err(UpstreamError::Protocol(format!(
+                    "reply code changed within a reply: {text:?}"
+                )));
             }
             code = this_code;
             lines.push(rest.to_string());
@@ -164,7 +178,9 @@ fn reply_from_lines(code: u16, mut lines: Vec<String>) -> Reply {
     let first = lines[0].clone();
     let candidate = first.split(' ').next().unwrap_or("");
     let looks_enhanced = candidate.split('.').count() == 3
-        && candidate.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        && candidate
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
         && candidate.starts_with(char::from(b'0' + (code / 100) as u8));
     let enhanced = if looks_enhanced {
         for line in lines.iter_mut() {
@@ -176,7 +192,11 @@ fn reply_from_lines(code: u16, mut lines: Vec<String>) -> Reply {
     } else {
         default_enhanced(code).to_string()
     };
-    Reply { code, enhanced, lines }
+    Reply {
+        code,
+        enhanced,
+        lines,
+    }
 }
 
 /// The pool of connections to the upstream MTA.
@@ -191,7 +211,12 @@ impl Upstream {
     /// A pool for `config`; `helo` is the name we give in EHLO.
     pub fn new(config: UpstreamConfig, helo: String) -> Upstream {
         let slots = Arc::new(Semaphore::new(config.max_connections));
-        Upstream { config, helo, idle: Mutex::new(Vec::new()), slots }
+        Upstream {
+            config,
+            helo,
+            idle: Mutex::new(Vec::new()),
+            slots,
+        }
     }
 
     /// The configuration this pool was built from.
@@ -223,74 +248,115 @@ impl Upstream {
         }
     }
 
-    /// Opens a mail transaction: a connection from the pool (or a new one)
-    /// and `MAIL FROM`. Returns the transaction and the MTA's MAIL reply; when
-    /// that reply is not 2xx the transaction is already released.
+    /// Opens a mail transaction for its first recipient: a connection from
+    /// the pool (or a new one), then `MAIL FROM` and `RCPT TO`, pipelined
+    /// (with the `RSET` of a reused connection) when the MTA allows. Returns
+    /// the transaction, if MAIL was accepted, and the reply for the client's
+    /// RCPT: the RCPT reply, or MAIL's refusal.
     pub async fn begin(
         self: &Arc<Self>,
         sender: &Address,
         params: &MailParams,
+        recipient: &Address,
     ) -> Result<(Option<Transaction>, Reply), UpstreamError> {
         let permit = timeout(self.config.timeout.0, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| UpstreamError::Timeout("waiting for a free upstream connection"))?
             .map_err(|_| UpstreamError::Protocol("pool closed".into()))?;
         if let Some(mut conn) = self.take_idle() {
-            if let Ok(reply) = self.send_mail(&mut conn, sender, params, true).await {
-                return Ok(self.started(conn, permit, reply));
+            if let Ok(replies) = self
+                .open_transaction(&mut conn, sender, params, recipient, true)
+                .await
+            {
+                return Ok(self.started(conn, permit, replies));
             }
             // A stale pooled connection: fall through to a fresh one.
         }
         let mut conn = Connection::open(&self.config, &self.helo).await?;
-        let reply = self.send_mail(&mut conn, sender, params, false).await?;
-        Ok(self.started(conn, permit, reply))
+        let replies = self
+            .open_transaction(&mut conn, sender, params, recipient, false)
+            .await?;
+        Ok(self.started(conn, permit, replies))
     }
 
-    fn started(self: &Arc<Self>, conn: Connection, permit: OwnedSemaphorePermit, reply: Reply) -> (Option<Transaction>, Reply) {
-        if reply.is_positive() {
-            let txn = Transaction { conn: Some(conn), upstream: Arc::clone(self), _permit: permit };
-            (Some(txn), reply)
-        } else {
-            self.put_idle(conn);
-            (None, reply)
+    fn started(
+        self: &Arc<Self>,
+        conn: Connection,
+        permit: OwnedSemaphorePermit,
+        (mail, rcpt): (Reply, Option<Reply>),
+    ) -> (Option<Transaction>, Reply) {
+        match rcpt {
+            Some(rcpt) if mail.is_positive() => (
+                Some(Transaction {
+                    conn: Some(conn),
+                    upstream: Arc::clone(self),
+                    _permit: permit,
+                }),
+                rcpt,
+            ),
+            _ => {
+                self.put_idle(conn);
+                (None, mail)
+            }
         }
     }
 
-    async fn send_mail(
+    /// Sends (RSET,) MAIL and RCPT; returns MAIL's reply and, when MAIL was
+    /// accepted, RCPT's. Without PIPELINING each command waits for its reply.
+    async fn open_transaction(
         &self,
         conn: &mut Connection,
         sender: &Address,
         params: &MailParams,
+        recipient: &Address,
         reset_first: bool,
-    ) -> Result<Reply, UpstreamError> {
-        let mut command = format!("MAIL FROM:<{sender}>");
+    ) -> Result<(Reply, Option<Reply>), UpstreamError> {
+        let mut mail = format!("MAIL FROM:<{sender}>");
         if let (Some(size), true) = (params.size, conn.caps.size) {
-            command.push_str(&format!(" SIZE={size}"));
+            mail.push_str(&format!(" SIZE={size}"));
         }
         if let (Some(body), true) = (&params.body, conn.caps.eightbit) {
-            command.push_str(&format!(" BODY={body}"));
+            mail.push_str(&format!(" BODY={body}"));
         }
         if params.smtputf8 {
-            command.push_str(" SMTPUTF8");
+            mail.push_str(" SMTPUTF8");
         }
-        command.push_str("\r\n");
-        if reset_first {
-            if conn.caps.pipelining {
-                conn.send(format!("RSET\r\n{command}").as_bytes()).await?;
+        mail.push_str("\r\n");
+        let rcpt = format!("RCPT TO:<{recipient}>\r\n");
+        let config = &self.config;
+        if conn.caps.pipelining {
+            let reset = if reset_first { "RSET\r\n" } else { "" };
+            conn.send(format!("{reset}{mail}{rcpt}").as_bytes()).await?;
+            if reset_first {
+                expect_rset(conn.read_reply(config).await?)?;
+            }
+            let mail_reply = conn.read_reply(config).await?;
+            let rcpt_reply = conn.read_reply(config).await?;
+            return Ok(if mail_reply.is_positive() {
+                (mail_reply, Some(rcpt_reply))
             } else {
-                conn.send(b"RSET\r\n").await?;
-            }
-            let rset = conn.read_reply(&self.config).await?;
-            if rset.code != 250 {
-                return Err(UpstreamError::Protocol(format!("RSET: {rset}")));
-            }
-            if !conn.caps.pipelining {
-                conn.send(command.as_bytes()).await?;
-            }
-        } else {
-            conn.send(command.as_bytes()).await?;
+                (mail_reply, None)
+            });
         }
-        conn.read_reply(&self.config).await
+        if reset_first {
+            conn.send(b"RSET\r\n").await?;
+            expect_rset(conn.read_reply(config).await?)?;
+        }
+        conn.send(mail.as_bytes()).await?;
+        let mail_reply = conn.read_reply(config).await?;
+        if !mail_reply.is_positive() {
+            return Ok((mail_reply, None));
+        }
+        conn.send(rcpt.as_bytes()).await?;
+        Ok((mail_reply, Some(conn.read_reply(config).await?)))
+    }
+}
+
+fn expect_rset(reply: Reply) -> Result<(), UpstreamError> {
+    if reply.code == 250 {
+        Ok(())
+    } else {
+        Err(UpstreamError::Protocol(format!("RSET: {reply}")))
     }
 }
 
@@ -303,7 +369,9 @@ pub struct Transaction {
 
 impl Transaction {
     fn conn(&mut self) -> Result<&mut Connection, UpstreamError> {
-        self.conn.as_mut().ok_or_else(|| UpstreamError::Protocol("transaction already failed".into()))
+        self.conn
+            .as_mut()
+            .ok_or_else(|| UpstreamError::Protocol("transaction already failed".into()))
     }
 
     /// Passes `result` through; on failure the connection is dropped, as its
@@ -320,7 +388,8 @@ impl Transaction {
         let config = self.upstream.config.clone();
         let conn = self.conn()?;
         let result = async {
-            conn.send(format!("RCPT TO:<{recipient}>\r\n").as_bytes()).await?;
+            conn.send(format!("RCPT TO:<{recipient}>\r\n").as_bytes())
+                .await?;
             conn.read_reply(&config).await
         }
         .await;
@@ -365,8 +434,14 @@ mod tests {
 
     #[test]
     fn reply_lines_split() {
-        assert_eq!(split_reply_line("250-PIPELINING"), Some((250, true, "PIPELINING")));
-        assert_eq!(split_reply_line("550 5.1.1 no"), Some((550, false, "5.1.1 no")));
+        assert_eq!(
+            split_reply_line("250-PIPELINING"),
+            Some((250, true, "PIPELINING"))
+        );
+        assert_eq!(
+            split_reply_line("550 5.1.1 no"),
+            Some((550, false, "5.1.1 no"))
+        );
         assert_eq!(split_reply_line("250"), Some((250, false, "")));
         assert_eq!(split_reply_line("25x ok"), None);
         assert_eq!(split_reply_line("999 x"), None);
@@ -375,9 +450,15 @@ mod tests {
     #[test]
     fn enhanced_code_is_taken_or_derived() {
         let r = reply_from_lines(550, vec!["5.1.1 <a@b>: User unknown".into()]);
-        assert_eq!((r.enhanced.as_str(), r.text()), ("5.1.1", "<a@b>: User unknown".to_string()));
+        assert_eq!(
+            (r.enhanced.as_str(), r.text()),
+            ("5.1.1", "<a@b>: User unknown".to_string())
+        );
         let r = reply_from_lines(451, vec!["try later".into()]);
-        assert_eq!((r.enhanced.as_str(), r.text()), ("4.0.0", "try later".to_string()));
+        assert_eq!(
+            (r.enhanced.as_str(), r.text()),
+            ("4.0.0", "try later".to_string())
+        );
         let r = reply_from_lines(250, vec!["5.1.1 mismatched class".into()]);
         assert_eq!(r.enhanced, "2.0.0");
     }

@@ -23,7 +23,9 @@ fn valid_hostname(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
@@ -52,7 +54,10 @@ impl Check for HeloSyntaxCheck {
     }
 
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
-        let hits = judge(view.helo).map(|s| Hit::new(s, view.helo)).into_iter().collect();
+        let hits = judge(view.helo)
+            .map(|s| Hit::new(s, view.helo))
+            .into_iter()
+            .collect();
         Box::pin(async move { Ok(hits) })
     }
 }

@@ -92,7 +92,9 @@ pub fn is_address_literal(domain: &str) -> bool {
         .strip_prefix('[')
         .and_then(|d| d.strip_suffix(']'))
         .is_some_and(|inner| {
-            let ip = inner.strip_prefix("IPv6:").or_else(|| inner.strip_prefix("ipv6:"));
+            let ip = inner
+                .strip_prefix("IPv6:")
+                .or_else(|| inner.strip_prefix("ipv6:"));
             match ip {
                 Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
                 None => inner.parse::<std::net::Ipv4Addr>().is_ok(),

@@ -23,7 +23,11 @@ impl Check for NonFqdnRecipientCheck {
 
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
         let hits = match view.recipient {
-            Some(r) if !r.domain.is_empty() && !is_fqdn(&r.domain) && !is_address_literal(&r.domain) => {
+            Some(r)
+                if !r.domain.is_empty()
+                    && !is_fqdn(&r.domain)
+                    && !is_address_literal(&r.domain) =>
+            {
                 vec![Hit::new(NON_FQDN, r.to_string())]
             }
             _ => Vec::new(),

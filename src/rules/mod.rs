@@ -30,7 +30,10 @@ struct SymbolEntry {
 
 /// The rules files in `dir`, sorted by name.
 fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
-    let read_err = |source| ConfigError::Read { path: dir.display().to_string(), source };
+    let read_err = |source| ConfigError::Read {
+        path: dir.display().to_string(),
+        source,
+    };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(read_err)? {
         let path = entry.map_err(read_err)?.path();
@@ -47,8 +50,10 @@ pub fn load_dir(dir: &Path) -> Result<SymbolTable, ConfigError> {
     let mut table = SymbolTable::default();
     let mut defined_in: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in rule_files(dir)? {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         let file: RulesFile = parse_toml(&path, &text)?;
         for (name, entry) in file.symbol {
             let section = format!("symbol.{name}");
@@ -129,6 +134,9 @@ mod tests {
         let entry = "[symbol.X]\nscore = 1.0\ndescription = \"d\"\nfix = \"f\"\n";
         let dir = dir_with(&[("00-a.toml", entry), ("10-b.toml", entry)]);
         let err = load_dir(&dir).unwrap_err().to_string();
-        assert!(err.contains("10-b.toml:2:") && err.contains("already defined"), "{err}");
+        assert!(
+            err.contains("10-b.toml:2:") && err.contains("already defined"),
+            "{err}"
+        );
     }
 }

@@ -32,6 +32,13 @@ impl LineFramer {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// The buffer to read into: bytes appended to it are framed next. Room
+    /// for `reserve` more bytes is made first.
+    pub fn read_buffer(&mut self, reserve: usize) -> &mut Vec<u8> {
+        self.buf.reserve(reserve);
+        &mut self.buf
+    }
+
     /// Bytes received and not yet framed.
     pub fn buffered(&self) -> &[u8] {
         &self.buf

@@ -16,7 +16,10 @@ pub struct Address {
 impl Address {
     /// The null reverse-path `<>`.
     pub fn null() -> Address {
-        Address { local: String::new(), domain: String::new() }
+        Address {
+            local: String::new(),
+            domain: String::new(),
+        }
     }
 
     /// True for `<>`.
@@ -89,7 +92,11 @@ pub enum CommandError {
 /// The line-length limit for a command line, by its verb (DESIGN §1):
 /// MAIL and RCPT may carry parameters up to 1,000 octets, AUTH up to 12,288.
 pub fn line_limit(line: &[u8]) -> usize {
-    let verb: Vec<u8> = line.iter().take(4).map(|b| b.to_ascii_uppercase()).collect();
+    let verb: Vec<u8> = line
+        .iter()
+        .take(4)
+        .map(|b| b.to_ascii_uppercase())
+        .collect();
     match verb.as_slice() {
         b"MAIL" | b"RCPT" => 1000,
         b"AUTH" => 12_288,
@@ -99,7 +106,8 @@ pub fn line_limit(line: &[u8]) -> usize {
 
 /// Parses one command line (without its CRLF).
 pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
-    let line = std::str::from_utf8(line).map_err(|_| CommandError::Syntax("command must be UTF-8"))?;
+    let line =
+        std::str::from_utf8(line).map_err(|_| CommandError::Syntax("command must be UTF-8"))?;
     let (verb, args) = match line.find(' ') {
         Some(i) => (&line[..i], line[i + 1..].trim()),
         None => (line, ""),
@@ -139,8 +147,14 @@ fn hostname_arg(args: &str, usage: &'static str) -> Result<String, CommandError>
 
 /// Splits `KEYWORD:<path> params` into the path and the parameter text.
 /// Accepts a space after the colon, as Postfix does for broken clients.
-fn path_and_params<'a>(args: &'a str, keyword: &str, usage: &'static str) -> Result<(&'a str, &'a str), CommandError> {
-    let head = args.get(..keyword.len()).ok_or(CommandError::Syntax(usage))?;
+fn path_and_params<'a>(
+    args: &'a str,
+    keyword: &str,
+    usage: &'static str,
+) -> Result<(&'a str, &'a str), CommandError> {
+    let head = args
+        .get(..keyword.len())
+        .ok_or(CommandError::Syntax(usage))?;
     if !head.eq_ignore_ascii_case(keyword) {
         return Err(CommandError::Syntax(usage));
     }
@@ -169,15 +183,29 @@ fn closing_bracket(s: &str) -> Option<usize> {
 /// Parses the mailbox inside `<>`; `allow_null` for MAIL FROM.
 pub fn parse_address(path: &str, allow_null: bool) -> Result<Address, CommandError> {
     if path.is_empty() {
-        return if allow_null { Ok(Address::null()) } else { Err(CommandError::Address("empty address".into())) };
+        return if allow_null {
+            Ok(Address::null())
+        } else {
+            Err(CommandError::Address("empty address".into()))
+        };
     }
-    if path.chars().any(|c| c.is_control() || c == ' ' && !path.starts_with('"')) {
-        return Err(CommandError::Address(format!("<{path}>: invalid character")));
+    if path
+        .chars()
+        .any(|c| c.is_control() || c == ' ' && !path.starts_with('"'))
+    {
+        return Err(CommandError::Address(format!(
+            "<{path}>: invalid character"
+        )));
     }
     if path.eq_ignore_ascii_case("postmaster") {
-        return Ok(Address { local: path.to_string(), domain: String::new() });
+        return Ok(Address {
+            local: path.to_string(),
+            domain: String::new(),
+        });
     }
-    let at = path.rfind('@').ok_or_else(|| CommandError::Address(format!("<{path}>: missing @domain")))?;
+    let at = path
+        .rfind('@')
+        .ok_or_else(|| CommandError::Address(format!("<{path}>: missing @domain")))?;
     let (local, domain) = (&path[..at], &path[at + 1..]);
     if local.is_empty() {
         return Err(CommandError::Address(format!("<{path}>: empty local part")));
@@ -185,7 +213,10 @@ pub fn parse_address(path: &str, allow_null: bool) -> Result<Address, CommandErr
     if domain.is_empty() {
         return Err(CommandError::Address(format!("<{path}>: empty domain")));
     }
-    Ok(Address { local: local.to_string(), domain: domain.to_ascii_lowercase() })
+    Ok(Address {
+        local: local.to_string(),
+        domain: domain.to_ascii_lowercase(),
+    })
 }
 
 fn parse_mail(args: &str) -> Result<Command, CommandError> {
@@ -199,9 +230,14 @@ fn parse_mail(args: &str) -> Result<Command, CommandError> {
         };
         match (key.to_ascii_uppercase().as_str(), value) {
             ("SIZE", Some(v)) => {
-                parsed.size = Some(v.parse().map_err(|_| CommandError::Syntax("SIZE=<number>"))?);
+                parsed.size = Some(
+                    v.parse()
+                        .map_err(|_| CommandError::Syntax("SIZE=<number>"))?,
+                );
             }
-            ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") || v.eq_ignore_ascii_case("7BIT") => {
+            ("BODY", Some(v))
+                if v.eq_ignore_ascii_case("8BITMIME") || v.eq_ignore_ascii_case("7BIT") =>
+            {
                 parsed.body = Some(v.to_ascii_uppercase());
             }
             ("SMTPUTF8", None) => parsed.smtputf8 = true,
@@ -224,12 +260,18 @@ mod tests {
     use super::*;
 
     fn addr(local: &str, domain: &str) -> Address {
-        Address { local: local.into(), domain: domain.into() }
+        Address {
+            local: local.into(),
+            domain: domain.into(),
+        }
     }
 
     #[test]
     fn verbs_are_case_insensitive() {
-        assert_eq!(parse(b"ehlo client.test"), Ok(Command::Ehlo("client.test".into())));
+        assert_eq!(
+            parse(b"ehlo client.test"),
+            Ok(Command::Ehlo("client.test".into()))
+        );
         assert_eq!(parse(b"QuIt"), Ok(Command::Quit));
         assert_eq!(parse(b"STARTTLS"), Ok(Command::StartTls));
     }
@@ -237,33 +279,58 @@ mod tests {
     #[test]
     fn mail_with_parameters() {
         let cmd = parse(b"MAIL FROM:<a@Example.TEST> SIZE=1000 BODY=8BITMIME SMTPUTF8").unwrap();
-        let params = MailParams { size: Some(1000), body: Some("8BITMIME".into()), smtputf8: true };
+        let params = MailParams {
+            size: Some(1000),
+            body: Some("8BITMIME".into()),
+            smtputf8: true,
+        };
         assert_eq!(cmd, Command::Mail(addr("a", "example.test"), params));
     }
 
     #[test]
     fn null_sender_and_space_after_colon() {
-        assert_eq!(parse(b"MAIL FROM: <>"), Ok(Command::Mail(Address::null(), MailParams::default())));
+        assert_eq!(
+            parse(b"MAIL FROM: <>"),
+            Ok(Command::Mail(Address::null(), MailParams::default()))
+        );
     }
 
     #[test]
     fn rcpt_parses_and_refuses_null() {
-        assert_eq!(parse(b"RCPT TO:<b@x.test>"), Ok(Command::Rcpt(addr("b", "x.test"))));
-        assert!(matches!(parse(b"RCPT TO:<>"), Err(CommandError::Address(_))));
+        assert_eq!(
+            parse(b"RCPT TO:<b@x.test>"),
+            Ok(Command::Rcpt(addr("b", "x.test")))
+        );
+        assert!(matches!(
+            parse(b"RCPT TO:<>"),
+            Err(CommandError::Address(_))
+        ));
     }
 
     #[test]
     fn quoted_local_part_may_hold_brackets() {
-        assert_eq!(parse(br#"RCPT TO:<"a>b"@x.test>"#), Ok(Command::Rcpt(addr(r#""a>b""#, "x.test"))));
+        assert_eq!(
+            parse(br#"RCPT TO:<"a>b"@x.test>"#),
+            Ok(Command::Rcpt(addr(r#""a>b""#, "x.test")))
+        );
     }
 
     #[test]
     fn errors_say_what_is_wrong() {
         assert_eq!(parse(b"FOO"), Err(CommandError::Unknown));
-        assert_eq!(parse(b"MAIL TO:<a@b>"), Err(CommandError::Syntax("MAIL FROM:<address>")));
-        assert_eq!(parse(b"MAIL FROM:<a@b> XYZ=1"), Err(CommandError::Parameter("XYZ=1".into())));
+        assert_eq!(
+            parse(b"MAIL TO:<a@b>"),
+            Err(CommandError::Syntax("MAIL FROM:<address>"))
+        );
+        assert_eq!(
+            parse(b"MAIL FROM:<a@b> XYZ=1"),
+            Err(CommandError::Parameter("XYZ=1".into()))
+        );
         assert_eq!(parse(b"EHLO"), Err(CommandError::Syntax("EHLO hostname")));
-        assert!(matches!(parse(b"MAIL FROM:<nodomain>"), Err(CommandError::Address(_))));
+        assert!(matches!(
+            parse(b"MAIL FROM:<nodomain>"),
+            Err(CommandError::Address(_))
+        ));
     }
 
     #[test]

@@ -46,7 +46,10 @@ impl Trace<'_> {
         if let Some((version, cipher)) = self.tls {
             h.push_str(&format!("\r\n\t(using {version} with cipher {cipher})"));
         }
-        h.push_str(&format!("\r\n\tby {} (smtpgate) with {} id {}", self.hostname, protocol, self.reference));
+        h.push_str(&format!(
+            "\r\n\tby {} (smtpgate) with {} id {}",
+            self.hostname, protocol, self.reference
+        ));
         if let Some(rcpt) = &self.single_recipient {
             h.push_str(&format!("\r\n\tfor <{rcpt}>"));
         }
@@ -61,7 +64,9 @@ pub fn rfc5322_date(now: SystemTime) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
         WEEKDAYS[days.rem_euclid(7) as usize],

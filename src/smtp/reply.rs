@@ -17,7 +17,11 @@ pub struct Reply {
 impl Reply {
     /// A one-line reply.
     pub fn new(code: u16, enhanced: &str, text: impl Into<String>) -> Reply {
-        Reply { code, enhanced: enhanced.to_string(), lines: vec![text.into()] }
+        Reply {
+            code,
+            enhanced: enhanced.to_string(),
+            lines: vec![text.into()],
+        }
     }
 
     /// The reply's class: 2, 3, 4 or 5.
@@ -49,7 +53,9 @@ impl Reply {
             if self.enhanced.is_empty() {
                 out.extend_from_slice(format!("{}{}{}\r\n", self.code, sep, line).as_bytes());
             } else {
-                out.extend_from_slice(format!("{}{}{} {}\r\n", self.code, sep, self.enhanced, line).as_bytes());
+                out.extend_from_slice(
+                    format!("{}{}{} {}\r\n", self.code, sep, self.enhanced, line).as_bytes(),
+                );
             }
         }
         if self.lines.is_empty() {
@@ -86,7 +92,11 @@ pub fn greeting(hostname: &str) -> Reply {
 pub fn ehlo(hostname: &str, extensions: Vec<String>) -> Reply {
     let mut lines = vec![hostname.to_string()];
     lines.extend(extensions);
-    Reply { code: 250, enhanced: String::new(), lines }
+    Reply {
+        code: 250,
+        enhanced: String::new(),
+        lines,
+    }
 }
 
 /// The HELO reply.
@@ -116,7 +126,11 @@ pub fn bye() -> Reply {
 
 /// VRFY is never answered truthfully (RFC 5321 §3.5.3).
 pub fn vrfy() -> Reply {
-    Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery")
+    Reply::new(
+        252,
+        "2.5.0",
+        "Cannot VRFY user, but will accept message and attempt delivery",
+    )
 }
 
 /// HELP.
@@ -141,7 +155,11 @@ pub fn tls_active() -> Reply {
 
 /// STARTTLS in the middle of a mail transaction.
 pub fn tls_in_transaction() -> Reply {
-    Reply::new(503, "5.5.1", "Error: STARTTLS not allowed during a mail transaction")
+    Reply::new(
+        503,
+        "5.5.1",
+        "Error: STARTTLS not allowed during a mail transaction",
+    )
 }
 
 /// A command line over its limit (RFC 5321 §4.5.3.1.4).
@@ -186,12 +204,20 @@ pub fn too_many_errors(hostname: &str) -> Reply {
 
 /// Over `max_connections`.
 pub fn too_many_connections(hostname: &str) -> Reply {
-    Reply::new(421, "4.7.0", format!("{hostname} Error: too many connections"))
+    Reply::new(
+        421,
+        "4.7.0",
+        format!("{hostname} Error: too many connections"),
+    )
 }
 
 /// The gateway is stopping.
 pub fn shutting_down(hostname: &str) -> Reply {
-    Reply::new(421, "4.3.2", format!("{hostname} Service shutting down, closing transmission channel"))
+    Reply::new(
+        421,
+        "4.3.2",
+        format!("{hostname} Service shutting down, closing transmission channel"),
+    )
 }
 
 /// The client was silent or too slow.
@@ -216,7 +242,11 @@ pub fn no_valid_recipients() -> Reply {
 
 /// A bare LF or bare CR in DATA (SMTP smuggling): the session ends.
 pub fn bare_newline(hostname: &str) -> Reply {
-    Reply::new(521, "5.5.2", format!("{hostname} Error: bare <LF> or <CR> received; lines must end with <CR><LF>"))
+    Reply::new(
+        521,
+        "5.5.2",
+        format!("{hostname} Error: bare <LF> or <CR> received; lines must end with <CR><LF>"),
+    )
 }
 
 /// NUL octets in the message.
@@ -231,7 +261,11 @@ pub fn upstream_unavailable() -> Reply {
 
 /// The upstream MTA did not answer in time or dropped the connection.
 pub fn upstream_lost() -> Reply {
-    Reply::new(451, "4.4.2", "Upstream MTA connection lost, try again later")
+    Reply::new(
+        451,
+        "4.4.2",
+        "Upstream MTA connection lost, try again later",
+    )
 }
 
 /// The upstream MTA answered in a way the protocol does not allow.
@@ -241,7 +275,11 @@ pub fn upstream_protocol_error() -> Reply {
 
 /// A check could not complete (dependency failure): always transient.
 pub fn check_tempfail() -> Reply {
-    Reply::new(451, "4.3.0", "Temporary failure in a quality check, try again later")
+    Reply::new(
+        451,
+        "4.3.0",
+        "Temporary failure in a quality check, try again later",
+    )
 }
 
 /// The reply for a symbol whose rule forces `reject` (or `tempfail` when
@@ -249,19 +287,61 @@ pub fn check_tempfail() -> Reply {
 /// (the HELO name, the address). Postfix's wording, plus the symbol name.
 pub fn for_symbol(symbol: &str, subject: &str, temporary: bool) -> Reply {
     let (code, enhanced, text): (u16, &str, String) = match symbol {
-        "reject_invalid_helo_hostname" => (501, "5.5.2", format!("<{subject}>: Helo command rejected: Invalid name")),
-        "reject_non_fqdn_helo_hostname" => (504, "5.5.2", format!("<{subject}>: Helo command rejected: need fully-qualified hostname")),
-        "reject_unknown_helo_hostname" => (450, "4.7.1", format!("<{subject}>: Helo command rejected: Host not found")),
-        "reject_unknown_client_hostname" | "reject_unknown_reverse_client_hostname" => {
-            (450, "4.7.25", format!("Client host rejected: cannot find your hostname, [{subject}]"))
-        }
-        "reject_non_fqdn_sender" => (504, "5.5.2", format!("<{subject}>: Sender address rejected: need fully-qualified address")),
-        "reject_unknown_sender_domain" => (550, "5.1.8", format!("<{subject}>: Sender address rejected: Domain not found")),
-        "reject_unverified_sender" => (550, "5.1.7", format!("<{subject}>: Sender address rejected: undeliverable address")),
-        "reject_sender_login_mismatch" => (553, "5.7.1", format!("<{subject}>: Sender address rejected: not owned by user")),
-        "reject_non_fqdn_recipient" => (504, "5.5.2", format!("<{subject}>: Recipient address rejected: need fully-qualified address")),
-        "reject_unlisted_recipient" => (550, "5.1.1", format!("<{subject}>: Recipient address rejected: User unknown")),
-        "reject_known_bad_recipient_address" => (550, "5.1.1", format!("<{subject}>: Recipient address rejected: hard-bounced before")),
+        "reject_invalid_helo_hostname" => (
+            501,
+            "5.5.2",
+            format!("<{subject}>: Helo command rejected: Invalid name"),
+        ),
+        "reject_non_fqdn_helo_hostname" => (
+            504,
+            "5.5.2",
+            format!("<{subject}>: Helo command rejected: need fully-qualified hostname"),
+        ),
+        "reject_unknown_helo_hostname" => (
+            450,
+            "4.7.1",
+            format!("<{subject}>: Helo command rejected: Host not found"),
+        ),
+        "reject_unknown_client_hostname" | "reject_unknown_reverse_client_hostname" => (
+            450,
+            "4.7.25",
+            format!("Client host rejected: cannot find your hostname, [{subject}]"),
+        ),
+        "reject_non_fqdn_sender" => (
+            504,
+            "5.5.2",
+            format!("<{subject}>: Sender address rejected: need fully-qualified address"),
+        ),
+        "reject_unknown_sender_domain" => (
+            550,
+            "5.1.8",
+            format!("<{subject}>: Sender address rejected: Domain not found"),
+        ),
+        "reject_unverified_sender" => (
+            550,
+            "5.1.7",
+            format!("<{subject}>: Sender address rejected: undeliverable address"),
+        ),
+        "reject_sender_login_mismatch" => (
+            553,
+            "5.7.1",
+            format!("<{subject}>: Sender address rejected: not owned by user"),
+        ),
+        "reject_non_fqdn_recipient" => (
+            504,
+            "5.5.2",
+            format!("<{subject}>: Recipient address rejected: need fully-qualified address"),
+        ),
+        "reject_unlisted_recipient" => (
+            550,
+            "5.1.1",
+            format!("<{subject}>: Recipient address rejected: User unknown"),
+        ),
+        "reject_known_bad_recipient_address" => (
+            550,
+            "5.1.1",
+            format!("<{subject}>: Recipient address rejected: hard-bounced before"),
+        ),
         "reject_unauth_destination" => (554, "5.7.1", format!("<{subject}>: Relay access denied")),
         "RATELIMIT" => (450, "4.7.1", format!("<{subject}>: rate limit exceeded")),
         _ => (550, "5.7.1", format!("<{subject}>: rejected by policy")),
@@ -276,7 +356,12 @@ pub fn for_symbol(symbol: &str, subject: &str, temporary: bool) -> Reply {
 
 /// Spam in reject mode: one line with the score, the symbols (highest
 /// first) and the reference, at most 510 characters (RFC 5321 §4.5.3.1.5).
-pub fn spam_rejected(total: &str, threshold: &str, symbols: &[(String, String)], reference: &str) -> Reply {
+pub fn spam_rejected(
+    total: &str,
+    threshold: &str,
+    symbols: &[(String, String)],
+    reference: &str,
+) -> Reply {
     let mut text = format!("SPAM alert: score {total} (must be lower {threshold}):");
     let tail = format!(" ref={reference}");
     // "550 5.7.1 " takes 10 of the 510.
@@ -295,7 +380,11 @@ pub fn spam_rejected(total: &str, threshold: &str, symbols: &[(String, String)],
 
 /// A message stopped by a blocking symbol.
 pub fn blocked(symbol: &str, score: &str, reference: &str) -> Reply {
-    Reply::new(550, "5.7.1", format!("Message blocked: {symbol}({score}) blocks sending on its own ref={reference}"))
+    Reply::new(
+        550,
+        "5.7.1",
+        format!("Message blocked: {symbol}({score}) blocks sending on its own ref={reference}"),
+    )
 }
 
 #[cfg(test)]
@@ -316,16 +405,23 @@ mod tests {
     #[test]
     fn ehlo_is_multiline_without_enhanced_codes() {
         let r = ehlo("gw.test", vec!["PIPELINING".into(), "8BITMIME".into()]);
-        assert_eq!(wire(&r), "250-gw.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
+        assert_eq!(
+            wire(&r),
+            "250-gw.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+        );
     }
 
     #[test]
     fn spam_reply_is_truncated_to_510() {
-        let symbols: Vec<(String, String)> = (0..60).map(|i| (format!("SYMBOL_NUMBER_{i}"), "1.00".into())).collect();
+        let symbols: Vec<(String, String)> = (0..60)
+            .map(|i| (format!("SYMBOL_NUMBER_{i}"), "1.00".into()))
+            .collect();
         let r = spam_rejected("60.00", "2.00", &symbols, "K3F9Q2ZP");
         let line = wire(&r);
         assert!(line.len() - 2 <= 510, "{}", line.len());
-        assert!(line.starts_with("550 5.7.1 SPAM alert: score 60.00 (must be lower 2.00): SYMBOL_NUMBER_0(1.00)"));
+        assert!(line.starts_with(
+            "550 5.7.1 SPAM alert: score 60.00 (must be lower 2.00): SYMBOL_NUMBER_0(1.00)"
+        ));
         assert!(line.ends_with(" ... ref=K3F9Q2ZP\r\n"), "{line}");
     }
 

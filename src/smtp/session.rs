@@ -85,7 +85,12 @@ pub struct Session {
 
 impl Session {
     /// A session on an accepted connection.
-    pub fn new(app: Arc<App>, stream: Stream, peer: SocketAddr, shutdown: watch::Receiver<bool>) -> Session {
+    pub fn new(
+        app: Arc<App>,
+        stream: Stream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> Session {
         Session {
             app,
             stream,
@@ -168,7 +173,6 @@ impl Session {
     /// A shutdown interrupts the wait unless a transaction is in progress.
     async fn next_input(&mut self) -> Input {
         let deadline = tokio::time::Instant::now() + self.app.config.server.idle_timeout.0;
-        let mut buf = vec![0u8; 8192];
         loop {
             match self.framer.next_line(MAX_LINE) {
                 Some(Ok(line)) if line.len() > command::line_limit(&line) => {
@@ -183,16 +187,18 @@ impl Session {
                 return Input::Eof;
             }
             let interruptible = self.txn.is_none();
-            let read = timeout_at(deadline, self.stream.read(&mut buf));
-            let n = tokio::select! {
+            let read = timeout_at(
+                deadline,
+                self.stream.read_buf(self.framer.read_buffer(4096)),
+            );
+            tokio::select! {
                 r = read => match r {
                     Err(_) => return Input::Timeout,
                     Ok(Err(_)) | Ok(Ok(0)) => return Input::Eof,
-                    Ok(Ok(n)) => n,
+                    Ok(Ok(_)) => {}
                 },
                 _ = wait_for_shutdown(self.shutdown.clone()), if interruptible => return Input::Shutdown,
-            };
-            self.framer.extend(&buf[..n]);
+            }
         }
     }
 
@@ -201,8 +207,12 @@ impl Session {
             Ok(c) => c,
             Err(CommandError::Unknown) => return self.protocol_error(reply::unknown_command()),
             Err(CommandError::Syntax(usage)) => return self.protocol_error(reply::syntax(usage)),
-            Err(CommandError::Address(what)) => return self.protocol_error(reply::bad_address(&what)),
-            Err(CommandError::Parameter(p)) => return self.protocol_error(reply::unsupported_parameter(&p)),
+            Err(CommandError::Address(what)) => {
+                return self.protocol_error(reply::bad_address(&what))
+            }
+            Err(CommandError::Parameter(p)) => {
+                return self.protocol_error(reply::unsupported_parameter(&p))
+            }
         };
         match command {
             Command::Ehlo(name) => self.helo_command(name, true).await,
@@ -229,7 +239,11 @@ impl Session {
     }
 
     /// A view of the session for checks.
-    pub fn view<'a>(&'a self, recipient: Option<&'a Address>, message: Option<&'a [u8]>) -> View<'a> {
+    pub fn view<'a>(
+        &'a self,
+        recipient: Option<&'a Address>,
+        message: Option<&'a [u8]>,
+    ) -> View<'a> {
         let txn = self.txn.as_ref();
         View {
             client_ip: self.peer.ip(),
@@ -243,7 +257,11 @@ impl Session {
     }
 
     /// Runs every check of `phase` on `view` and weighs what they find.
-    pub async fn run_checks(&self, phase: Phase, view: &View<'_>) -> Result<Vec<ScoredSymbol>, CheckError> {
+    pub async fn run_checks(
+        &self,
+        phase: Phase,
+        view: &View<'_>,
+    ) -> Result<Vec<ScoredSymbol>, CheckError> {
         let mut found = Vec::new();
         for check in self.app.checks.iter().filter(|c| c.phase() == phase) {
             for hit in check.check(view).await? {
@@ -268,8 +286,12 @@ impl Session {
 
     /// The one summary line per transaction (DESIGN §7).
     pub fn log_transaction(&self, txn: &Txn, action: &str, size: usize, reply: Option<&Reply>) {
-        let symbols: Vec<String> =
-            txn.breakdown.sorted().iter().map(|s| format!("{}({})", s.hit.name, s.score)).collect();
+        let symbols: Vec<String> = txn
+            .breakdown
+            .sorted()
+            .iter()
+            .map(|s| format!("{}({})", s.hit.name, s.score))
+            .collect();
         let rcpts: Vec<String> = txn.recipients.iter().map(ToString::to_string).collect();
         tracing::info!(
             target: "smtpgate::transaction",

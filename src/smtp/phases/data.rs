@@ -67,7 +67,6 @@ impl Session {
     async fn receive(&mut self) -> Received {
         let mut decoder = DataDecoder::new(self.app.config.server.max_message_size);
         let mut chunk = self.framer.take_buffered();
-        let mut buf = vec![0u8; 64 * 1024];
         loop {
             match decoder.feed(&chunk) {
                 Ok(DataStatus::Done(used)) => {
@@ -77,14 +76,16 @@ impl Session {
                 Ok(DataStatus::More) => {}
                 Err(DataError::BareNewline) => return Received::Smuggling,
             }
-            let read = tokio::time::timeout(self.app.config.server.data_timeout.0, self.stream.read(&mut buf));
+            chunk.clear();
+            chunk.reserve(64 * 1024);
+            let read = tokio::time::timeout(
+                self.app.config.server.data_timeout.0,
+                self.stream.read_buf(&mut chunk),
+            );
             match read.await {
                 Err(_) => return Received::Timeout,
                 Ok(Err(_)) | Ok(Ok(0)) => return Received::Closed,
-                Ok(Ok(n)) => {
-                    chunk.clear();
-                    chunk.extend_from_slice(&buf[..n]);
-                }
+                Ok(Ok(_)) => {}
             }
         }
     }
@@ -107,7 +108,9 @@ impl Session {
                 return self.end_transaction("tempfail", size, reply::check_tempfail());
             }
         };
-        let Some(txn) = self.txn.as_mut() else { return reply::bad_sequence("need MAIL command") };
+        let Some(txn) = self.txn.as_mut() else {
+            return reply::bad_sequence("need MAIL command");
+        };
         for symbol in found {
             txn.breakdown.push(symbol);
         }
@@ -140,14 +143,20 @@ impl Session {
                 e.reply()
             }
         };
-        let action = if reply.is_positive() { "delivered" } else { "upstream refused" };
+        let action = if reply.is_positive() {
+            "delivered"
+        } else {
+            "upstream refused"
+        };
         self.end_transaction(action, size, reply)
     }
 
     fn trace_header(&self) -> String {
         let tls = self.stream.tls_info();
         let txn = self.txn.as_ref();
-        let single = txn.filter(|t| t.recipients.len() == 1).map(|t| t.recipients[0].to_string());
+        let single = txn
+            .filter(|t| t.recipients.len() == 1)
+            .map(|t| t.recipients[0].to_string());
         Trace {
             helo: self.helo.as_deref().unwrap_or("unknown"),
             client_ip: self.peer.ip(),
@@ -175,13 +184,24 @@ impl Session {
 }
 
 fn spam_reply(txn: &Txn, threshold: &str) -> Reply {
-    let symbols: Vec<(String, String)> =
-        txn.breakdown.sorted().iter().map(|s| (s.hit.name.clone(), s.score.to_string())).collect();
-    reply::spam_rejected(&txn.breakdown.total().to_string(), threshold, &symbols, &txn.reference)
+    let symbols: Vec<(String, String)> = txn
+        .breakdown
+        .sorted()
+        .iter()
+        .map(|s| (s.hit.name.clone(), s.score.to_string()))
+        .collect();
+    reply::spam_rejected(
+        &txn.breakdown.total().to_string(),
+        threshold,
+        &symbols,
+        &txn.reference,
+    )
 }
 
 fn blocked_reply(txn: &Txn) -> Reply {
     let sorted = txn.breakdown.sorted();
-    let (name, score) = sorted.first().map_or(("", String::new()), |s| (s.hit.name.as_str(), s.score.to_string()));
+    let (name, score) = sorted.first().map_or(("", String::new()), |s| {
+        (s.hit.name.as_str(), s.score.to_string())
+    });
     reply::blocked(name, &score, &txn.reference)
 }

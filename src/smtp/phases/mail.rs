@@ -18,7 +18,10 @@ impl Session {
         if self.txn.is_some() {
             return self.protocol_error(reply::bad_sequence("nested MAIL command"));
         }
-        if params.size.is_some_and(|size| size > self.app.config.server.max_message_size as u64) {
+        if params
+            .size
+            .is_some_and(|size| size > self.app.config.server.max_message_size as u64)
+        {
             return self.reply_ok(reply::message_too_big());
         }
         let mut breakdown = Breakdown::default();

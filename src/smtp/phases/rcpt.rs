@@ -28,7 +28,10 @@ impl Session {
         match decide_phase(&found) {
             Action::Refuse(r) => return self.reply_ok(r),
             Action::Block => {
-                let blocking = found.iter().find(|s| s.blocks()).map_or("", |s| s.hit.name.as_str());
+                let blocking = found
+                    .iter()
+                    .find(|s| s.blocks())
+                    .map_or("", |s| s.hit.name.as_str());
                 return self.reply_ok(reply::for_symbol(blocking, &recipient.to_string(), false));
             }
             Action::Pass | Action::Spam(_) => {}
@@ -49,21 +52,27 @@ impl Session {
     /// first one. Any upstream failure is a 4xx.
     async fn relay_rcpt(&mut self, recipient: &Address) -> Reply {
         let upstream = self.app.upstream.clone();
-        let Some(txn) = self.txn.as_mut() else { return reply::bad_sequence("need MAIL command") };
+        let Some(txn) = self.txn.as_mut() else {
+            return reply::bad_sequence("need MAIL command");
+        };
         if txn.upstream_lost {
             return reply::upstream_lost();
         }
         if txn.upstream.is_none() {
-            match upstream.begin(&txn.sender, &txn.params).await {
-                Ok((Some(open), _)) => txn.upstream = Some(open),
-                Ok((None, refused)) => return refused,
+            return match upstream.begin(&txn.sender, &txn.params, recipient).await {
+                Ok((open, reply)) => {
+                    txn.upstream = open;
+                    reply
+                }
                 Err(e) => {
                     tracing::warn!(reference = %txn.reference, error = %e, "upstream MAIL failed");
-                    return e.reply();
+                    e.reply()
                 }
-            }
+            };
         }
-        let Some(open) = txn.upstream.as_mut() else { return reply::upstream_protocol_error() };
+        let Some(open) = txn.upstream.as_mut() else {
+            return reply::upstream_protocol_error();
+        };
         match open.rcpt(recipient).await {
             Ok(reply) => reply,
             Err(e) => {

@@ -1,0 +1,253 @@
+//! The `smtpgate` binary as operators run it: check-config errors and exit
+//! status, SIGTERM draining a DATA in flight, SIGHUP reloading, and real
+//! clients (swaks) with and without STARTTLS.
+
+mod common;
+
+use common::client::Client;
+use common::sink::{Sink, SinkConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_smtpgate");
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("smtpgate-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A gateway subprocess, killed when dropped.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit; returns its status code.
+    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+async fn spawn_gateway(config: &str) -> Running {
+    let addr = free_port();
+    let text = config.replace("127.0.0.1:0", &addr.to_string());
+    let path = temp_file(&format!("gw-{}.toml", addr.port()), &text);
+    let child = Command::new(BIN)
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running { child, addr };
+    let start = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "gateway did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running
+}
+
+#[test]
+fn check_config_names_file_line_and_misspelt_key() {
+    let text = "[server]\nhostname = \"gw.example.test\"\nlisten = [\"127.0.0.1:2525\"]\nmax_recipents = 10\n[upstream]\naddress = \"127.0.0.1:10025\"\n";
+    let path = temp_file("misspelt.toml", text);
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!("{}:4:1: unknown field `max_recipents`", path.display());
+    assert!(stderr.starts_with(&expected), "{stderr}");
+}
+
+#[test]
+fn check_config_accepts_the_shipped_configs() {
+    for config in ["config/gateway.toml", "config/gateway.example.toml"] {
+        let out = Command::new(BIN)
+            .args(["check-config", "--config", config])
+            .current_dir(common::root())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{config}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
+    }
+}
+
+#[test]
+fn serve_with_a_bad_config_exits_2_without_starting() {
+    let path = temp_file("bad-duration.toml", "[server]\nhostname = \"gw.test\"\nlisten = [\"127.0.0.1:0\"]\nidle_timeout = \"soon\"\n[upstream]\naddress = \"127.0.0.1:1\"\n");
+    let out = Command::new(BIN)
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":4:16: invalid duration `soon`"));
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_data_in_flight_finish_then_exits_0() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    let mut gw = spawn_gateway(&common::config_text(sink.addr, "", "")).await;
+    let mut c = Client::connect(gw.addr).await;
+    assert_eq!(c.read_reply().await.code, 220);
+    c.expect("EHLO client.example.test", 250).await;
+    c.expect("MAIL FROM:<a@example.test>", 250).await;
+    c.expect("RCPT TO:<b@example.net>", 250).await;
+    c.expect("DATA", 354).await;
+    c.send(b"Subject: in flight\r\n\r\nfirst half\r\n").await;
+    gw.signal("-TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // New connections are refused while draining.
+    assert!(
+        tokio::net::TcpStream::connect(gw.addr).await.is_err(),
+        "still accepting after SIGTERM"
+    );
+    c.send(b"second half\r\n.\r\n").await;
+    let r = c.read_reply().await;
+    assert_eq!(r.code, 250, "{r:?}");
+    let r = c.read_reply().await;
+    assert_eq!((r.code, r.enhanced().as_deref()), (421, Some("4.3.2")));
+    let exit = tokio::task::spawn_blocking(move || gw.wait_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(exit, Some(0));
+    let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
+    assert!(String::from_utf8_lossy(&msgs[0].data).ends_with("first half\r\nsecond half\r\n"));
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_a_broken_config_keeps_the_running_one() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    let text = common::config_text(sink.addr, "max_recipients = 1", "");
+    let gw = spawn_gateway(&text).await;
+    let path = std::env::temp_dir()
+        .join(format!("smtpgate-test-{}", std::process::id()))
+        .join(format!("gw-{}.toml", gw.addr.port()));
+    let rcpt_limit_reply = |addr| async move {
+        let mut c = Client::connect(addr).await;
+        c.read_reply().await;
+        c.expect("EHLO client.example.test", 250).await;
+        c.expect("MAIL FROM:<a@example.test>", 250).await;
+        c.expect("RCPT TO:<b@example.net>", 250).await;
+        c.cmd("RCPT TO:<c@example.net>").await.code
+    };
+    assert_eq!(rcpt_limit_reply(gw.addr).await, 452);
+    // A broken file: the running configuration stays.
+    std::fs::write(
+        &path,
+        text.replace("max_recipients = 1", "max_recipients = \"many\""),
+    )
+    .unwrap();
+    gw.signal("-HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rcpt_limit_reply(gw.addr).await, 452);
+    // A good one is picked up without a restart.
+    std::fs::write(
+        &path,
+        text.replace("max_recipients = 1", "max_recipients = 5")
+            .replace("127.0.0.1:0", &gw.addr.to_string()),
+    )
+    .unwrap();
+    gw.signal("-HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rcpt_limit_reply(gw.addr).await, 250);
+}
+
+fn swaks(addr: SocketAddr, tls: bool) -> std::process::Output {
+    let mut cmd = Command::new("swaks");
+    cmd.args([
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &addr.port().to_string(),
+        "--helo",
+        "client.example.test",
+        "--from",
+        "sender@example.test",
+        "--to",
+        "rcpt@example.net",
+        "--header",
+        "Subject: swaks test",
+        "--body",
+        "Hello from swaks.",
+        "--timeout",
+        "10",
+    ]);
+    if tls {
+        cmd.arg("--tls");
+    }
+    cmd.output()
+        .expect("swaks must be installed (.ci/run installs it)")
+}
+
+#[tokio::test]
+async fn swaks_delivers_with_and_without_starttls() {
+    let (sink, gw) = common::start_pair(SinkConfig::default(), "", &common::tls_section()).await;
+    for (i, tls) in [false, true].into_iter().enumerate() {
+        let addr = gw.addr;
+        let out = tokio::task::spawn_blocking(move || swaks(addr, tls))
+            .await
+            .unwrap();
+        let transcript = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "swaks tls={tls} failed:\n{transcript}"
+        );
+        assert!(
+            transcript.contains("<~  250 2.0.0 Ok: queued as")
+                || transcript.contains("<-  250 2.0.0 Ok: queued as"),
+            "{transcript}"
+        );
+        let msgs = sink.wait_for_messages(i + 1, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&msgs[i].data).to_string();
+        assert!(
+            text.contains("Subject: swaks test") && text.contains("Hello from swaks."),
+            "{text}"
+        );
+        assert_eq!(text.contains("with ESMTPS id"), tls, "{text}");
+    }
+}

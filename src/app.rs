@@ -7,6 +7,7 @@ use crate::checks::{self, Check};
 use crate::config::{Config, ConfigError};
 use crate::rules;
 use crate::score::{Score, SymbolTable};
+use crate::store::{memory::MemoryStore, Store};
 use crate::upstream::Upstream;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +30,15 @@ pub struct App {
     pub tls: Option<TlsAcceptor>,
     /// The pool of upstream connections.
     pub upstream: Arc<Upstream>,
+    /// Shared state (kept across reloads while `[store]` is unchanged).
+    pub store: Arc<dyn Store>,
+}
+
+/// What checks are built with: the shared dependencies behind traits.
+#[derive(Clone)]
+pub struct Deps {
+    /// Shared state.
+    pub store: Arc<dyn Store>,
 }
 
 impl App {
@@ -50,7 +60,14 @@ impl App {
             })?;
             def.score = Score::from_f64(*score.get_ref());
         }
-        let checks = checks::builtin();
+        let store = match previous {
+            Some(p) if p.config.store == config.store => Arc::clone(&p.store),
+            _ => build_store(&config)?,
+        };
+        let deps = Deps {
+            store: Arc::clone(&store),
+        };
+        let checks = checks::build(&config, &deps)?;
         let tls = config
             .tls
             .as_ref()
@@ -79,7 +96,20 @@ impl App {
             checks,
             tls,
             upstream,
+            store,
         })
+    }
+}
+
+/// The configured store backend.
+fn build_store(config: &Config) -> Result<Arc<dyn Store>, ConfigError> {
+    match config.store.backend {
+        crate::config::StoreBackend::Memory => Ok(Arc::new(MemoryStore::new())),
+        crate::config::StoreBackend::Redis => Err(config.source.error_at_key(
+            "store",
+            "backend",
+            "store.backend: redis is not built in this version; expected \"memory\"".into(),
+        )),
     }
 }
 

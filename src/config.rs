@@ -131,6 +131,15 @@ pub struct Config {
     /// `[scores]`: operator overrides, SYMBOL = score.
     #[serde(default)]
     pub scores: BTreeMap<String, toml::Spanned<f64>>,
+    /// `[relay]`: who may relay, which domains are ours.
+    #[serde(default)]
+    pub relay: RelayConfig,
+    /// `[dns]`: resolver settings.
+    #[serde(default)]
+    pub dns: DnsConfig,
+    /// `[store]`: where shared state lives.
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: Source,
@@ -274,6 +283,150 @@ pub struct UpstreamConfig {
     /// Idle pooled connections older than this are closed, not reused.
     #[serde(default = "default_max_idle")]
     pub max_idle: Span,
+}
+
+/// `[relay]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Client networks trusted to relay.
+    #[serde(default = "default_mynetworks")]
+    pub mynetworks: Vec<ipnet::IpNet>,
+    /// Domains whose senders we serve and whose recipients we know.
+    #[serde(default)]
+    pub local_domains: Vec<String>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            mynetworks: default_mynetworks(),
+            local_domains: Vec::new(),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// True when `ip` is in `mynetworks`.
+    pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
+        self.mynetworks.iter().any(|n| n.contains(&ip))
+    }
+
+    /// True when `domain` (any case, trailing dot ignored) is a local domain.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        let domain = domain.strip_suffix('.').unwrap_or(domain);
+        self.local_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}
+
+fn default_mynetworks() -> Vec<ipnet::IpNet> {
+    vec![
+        "127.0.0.0/8".parse().expect("literal"),
+        "::1/128".parse().expect("literal"),
+    ]
+}
+
+/// `[dns]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Nameservers as `IP:port` (or `IP`, port 53); empty = the system resolver.
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// Per-query timeout.
+    #[serde(default = "default_dns_timeout")]
+    pub timeout: Span,
+    /// Attempts per query.
+    #[serde(default = "default_dns_attempts")]
+    pub attempts: usize,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            nameservers: Vec::new(),
+            timeout: default_dns_timeout(),
+            attempts: default_dns_attempts(),
+        }
+    }
+}
+
+fn default_dns_timeout() -> Span {
+    Span(Duration::from_secs(3))
+}
+fn default_dns_attempts() -> usize {
+    2
+}
+
+/// Which `Store` backend holds shared state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// In this process only (lost on restart; not shared between nodes).
+    Memory,
+    /// A Redis (or Valkey) server shared by every node.
+    Redis,
+}
+
+/// What a check does when the store fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// 451 4.3.0 for that phase (the default).
+    Tempfail,
+    /// Skip the check.
+    Accept,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory` or `redis`.
+    #[serde(default = "default_store_backend")]
+    pub backend: StoreBackend,
+    /// Redis URL (`redis://host:port/db`).
+    #[serde(default = "default_redis_url")]
+    pub redis_url: String,
+    /// Prefix of every key, so several deployments can share a server.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Longest wait for one store operation.
+    #[serde(default = "default_store_timeout")]
+    pub timeout: Span,
+    /// `tempfail` or `accept` when the store fails.
+    #[serde(default = "default_on_error")]
+    pub on_error: OnError,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: default_store_backend(),
+            redis_url: default_redis_url(),
+            key_prefix: default_key_prefix(),
+            timeout: default_store_timeout(),
+            on_error: default_on_error(),
+        }
+    }
+}
+
+fn default_store_backend() -> StoreBackend {
+    StoreBackend::Memory
+}
+fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379".into()
+}
+fn default_key_prefix() -> String {
+    "smtpgate:".into()
+}
+fn default_store_timeout() -> Span {
+    Span(Duration::from_millis(500))
+}
+fn default_on_error() -> OnError {
+    OnError::Tempfail
 }
 
 /// What happens to a message scored as spam.

@@ -12,4 +12,5 @@ pub mod rules;
 pub mod score;
 pub mod server;
 pub mod smtp;
+pub mod store;
 pub mod upstream;

@@ -6,6 +6,8 @@ pub mod helo;
 pub mod recipient;
 pub mod sender;
 
+use crate::app::Deps;
+use crate::config::{Config, ConfigError};
 use crate::score::Hit;
 use crate::smtp::command::Address;
 use std::future::Future;
@@ -34,6 +36,10 @@ pub struct View<'a> {
     pub helo: &'a str,
     /// True when the session is TLS-encrypted.
     pub tls: bool,
+    /// The SMTP AUTH login, when authenticated.
+    pub login: Option<&'a str>,
+    /// True when the client is in `relay.mynetworks`.
+    pub trusted: bool,
     /// The envelope sender (from MAIL on).
     pub sender: Option<&'a Address>,
     /// The recipient being checked (RCPT phase).
@@ -70,13 +76,13 @@ pub trait Check: Send + Sync {
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a>;
 }
 
-/// The checks built into this version, in the order they run.
-pub fn builtin() -> Vec<Box<dyn Check>> {
-    vec![
+/// The checks of this configuration, in the order they run.
+pub fn build(_config: &Config, _deps: &Deps) -> Result<Vec<Box<dyn Check>>, ConfigError> {
+    Ok(vec![
         Box::new(helo::HeloSyntaxCheck),
         Box::new(sender::NonFqdnSenderCheck),
         Box::new(recipient::NonFqdnRecipientCheck),
-    ]
+    ])
 }
 
 /// True when `domain` is a fully-qualified domain name: at least two

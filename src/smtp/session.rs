@@ -249,6 +249,8 @@ impl Session {
             client_ip: self.peer.ip(),
             helo: self.helo.as_deref().unwrap_or(""),
             tls: matches!(self.stream, Stream::Tls(_)),
+            login: None,
+            trusted: self.app.config.relay.is_trusted(self.peer.ip()),
             sender: txn.map(|t| &t.sender),
             recipient,
             recipients: txn.map_or(&[], |t| t.recipients.as_slice()),

@@ -5,10 +5,11 @@
 use crate::action::Policy;
 use crate::checks::{self, Check};
 use crate::config::{Config, ConfigError};
-use crate::rules;
+use crate::rules::{self, content::Composites, content::ContentRules, Rules};
 use crate::score::{Score, SymbolTable};
 use crate::store::{memory::MemoryStore, Store};
 use crate::upstream::Upstream;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -22,6 +23,12 @@ pub struct App {
     pub config: Config,
     /// Every symbol's weight and action.
     pub symbols: SymbolTable,
+    /// Composites, applied after all checks.
+    pub composites: Composites,
+    /// Per-group caps on the total.
+    pub caps: Arc<BTreeMap<String, Score>>,
+    /// The compiled content rules.
+    pub content: Arc<ContentRules>,
     /// Threshold and spam action.
     pub policy: Policy,
     /// The checks, in run order.
@@ -39,6 +46,15 @@ pub struct App {
 pub struct Deps {
     /// Shared state.
     pub store: Arc<dyn Store>,
+    /// The compiled content rules.
+    pub content: Arc<ContentRules>,
+}
+
+impl App {
+    /// The compiled content rules.
+    pub fn content(&self) -> &ContentRules {
+        &self.content
+    }
 }
 
 impl App {
@@ -50,7 +66,13 @@ impl App {
     /// Builds from a parsed configuration. The upstream pool of `previous`
     /// is kept when the upstream settings did not change.
     pub fn build(config: Config, previous: Option<&App>) -> Result<App, ConfigError> {
-        let mut symbols = rules::load_dir(&config.scoring.rules_dir)?;
+        let Rules {
+            symbols: mut table,
+            content,
+            composites,
+            caps,
+        } = rules::load_dir(&config.scoring.rules_dir)?;
+        let symbols = &mut table;
         for (name, score) in &config.scores {
             let def = symbols.get_mut(name).ok_or_else(|| {
                 config.source.error_at(
@@ -66,6 +88,7 @@ impl App {
         };
         let deps = Deps {
             store: Arc::clone(&store),
+            content: Arc::clone(&content),
         };
         let checks = checks::build(&config, &deps)?;
         let tls = config
@@ -91,7 +114,10 @@ impl App {
         };
         Ok(App {
             config,
-            symbols,
+            symbols: table,
+            composites,
+            caps,
+            content,
             policy,
             checks,
             tls,

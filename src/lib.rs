@@ -5,8 +5,11 @@
 
 pub mod action;
 pub mod app;
+pub mod bounce;
 pub mod checks;
 pub mod config;
+pub mod message;
+pub mod pipeline;
 pub mod reference;
 pub mod rules;
 pub mod score;

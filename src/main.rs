@@ -2,8 +2,15 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use smtpgate::action::Action;
 use smtpgate::app::App;
+use smtpgate::bounce::breakdown_text;
+use smtpgate::checks::Phase;
+use smtpgate::config::SpamAction;
+use smtpgate::pipeline::{self, to_crlf, Envelope, Verdict};
 use smtpgate::server::{Handle, Server};
+use smtpgate::smtp::command::parse_address;
+use smtpgate::smtp::reply;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
@@ -29,6 +36,35 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run the checks on one message and print the breakdown and the action.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Configuration file (default: $SMTPGATE_CONFIG, else config/gateway.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Envelope sender (default: the From header's address).
+    #[arg(long)]
+    from: Option<String>,
+    /// Envelope recipient (repeatable; default: the To and Cc addresses).
+    #[arg(long)]
+    rcpt: Vec<String>,
+    /// Client IP address.
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: std::net::IpAddr,
+    /// HELO name.
+    #[arg(long, default_value = "localhost.localdomain")]
+    helo: String,
+    /// SMTP AUTH login.
+    #[arg(long)]
+    login: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// The message (RFC 5322 file), or - for standard input.
+    file: PathBuf,
 }
 
 fn config_path(given: Option<PathBuf>) -> PathBuf {
@@ -49,6 +85,156 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig { config } => check_config(&config_path(config)),
         Command::Serve { config } => serve(config_path(config)),
+        Command::Check(args) => check(args),
+    }
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let app = match App::load(&config_path(args.config.clone()), None) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let raw = if args.file.as_os_str() == "-" {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).map(|_| v)
+    } else {
+        std::fs::read(&args.file)
+    };
+    let raw = match raw {
+        Ok(raw) => to_crlf(&raw),
+        Err(e) => {
+            eprintln!("{}: cannot read: {e}", args.file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let parsed = smtpgate::message::Parsed::parse(&raw);
+    let address = |text: &str, what: &str| {
+        parse_address(
+            &format!("<{}>", text.trim_matches(['<', '>'])),
+            what == "sender",
+        )
+        .map_err(|e| format!("{what} {text}: {e:?}"))
+    };
+    let from = args
+        .from
+        .clone()
+        .or_else(|| parsed.from.as_ref().and_then(|(_, a)| a.clone()))
+        .unwrap_or_default();
+    let rcpts = if args.rcpt.is_empty() {
+        parsed.to.clone()
+    } else {
+        args.rcpt.clone()
+    };
+    let envelope = (|| -> Result<Envelope, String> {
+        Ok(Envelope {
+            client_ip: args.ip,
+            helo: args.helo.clone(),
+            sender: address(&from, "sender")?,
+            recipients: rcpts
+                .iter()
+                .map(|r| address(r, "recipient"))
+                .collect::<Result<_, _>>()?,
+            login: args.login.clone(),
+        })
+    })();
+    let envelope = match envelope {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let verdict = match runtime.block_on(pipeline::run(&app, &envelope, &raw)) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("tempfail: {e}");
+            return ExitCode::from(75);
+        }
+    };
+    let (action, reply) = describe(&app, &verdict);
+    if args.json {
+        let symbols: Vec<serde_json::Value> = verdict
+            .breakdown
+            .sorted()
+            .iter()
+            .map(|s| {
+                let def = app.symbols.get(&s.hit.name);
+                serde_json::json!({
+                    "name": s.hit.name,
+                    "score": s.score.0 as f64 / 100.0,
+                    "blocking": s.blocks(),
+                    "options": s.hit.options,
+                    "description": def.map(|d| d.description.as_str()),
+                    "fix": def.map(|d| d.fix.as_str()),
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "score": verdict.breakdown.total().0 as f64 / 100.0,
+            "threshold": app.policy.threshold.0 as f64 / 100.0,
+            "action": action,
+            "reply": reply,
+            "symbols": symbols,
+        });
+        println!("{out:#}");
+    } else {
+        print!(
+            "{}",
+            breakdown_text(&verdict.breakdown, &app.symbols, app.policy.threshold)
+        );
+        println!();
+        match reply {
+            Some(r) => println!("Action: {action} ({r})"),
+            None => println!("Action: {action}"),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// The action's name and, when the client would get a refusal, the reply.
+fn describe(app: &App, v: &Verdict) -> (&'static str, Option<String>) {
+    if let Some((phase, reply)) = &v.refused_at {
+        let name = match phase {
+            Phase::Helo => "reject at HELO",
+            Phase::Mail => "reject at MAIL",
+            Phase::Rcpt => "reject at RCPT",
+            Phase::Data => "reject",
+        };
+        return (name, Some(reply.to_string()));
+    }
+    match &v.action {
+        Action::Pass => ("pass", None),
+        Action::Refuse(r) => ("reject", Some(r.to_string())),
+        Action::Block => ("block", None),
+        Action::Spam(SpamAction::Reject) => {
+            let symbols: Vec<(String, String)> = v
+                .breakdown
+                .sorted()
+                .iter()
+                .map(|s| (s.hit.name.clone(), s.score.to_string()))
+                .collect();
+            let r = reply::spam_rejected(
+                &v.breakdown.total().to_string(),
+                &app.policy.threshold.to_string(),
+                &symbols,
+                &v.reference,
+            );
+            ("spam: reject", Some(r.to_string()))
+        }
+        Action::Spam(SpamAction::Bounce) => ("spam: SPAM alert to the originator", None),
     }
 }
 
@@ -57,7 +243,7 @@ fn check_config(path: &Path) -> ExitCode {
         Ok(app) => {
             println!(
                 "ok: {} rules, {} symbols",
-                app.checks.len(),
+                app.content.len() + app.composites.len(),
                 app.symbols.len()
             );
             ExitCode::SUCCESS
@@ -119,12 +305,8 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
 /// SIGHUP: validate and build the new configuration first; keep the running
 /// one on any error.
 fn reload(handle: &Handle, path: &Path) {
-    let current = handle.app();
-    match App::load(path, Some(&current)) {
-        Ok(app) => {
-            handle.reload(app);
-            tracing::info!(config = %path.display(), "configuration reloaded");
-        }
+    match handle.reload_from(path) {
+        Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
         Err(e) => tracing::error!(error = %e, "reload failed, keeping the running configuration"),
     }
 }

@@ -2,8 +2,9 @@
 //! per-transaction [`Breakdown`] and its total. Scores are kept in hundredths
 //! so that "exactly 2.00 is spam" is exact arithmetic, not floating point.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 /// A score in hundredths of a point (7.30 is `Score(730)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
@@ -128,16 +129,25 @@ pub struct ScoredSymbol {
     pub score: Score,
     /// Its forced action.
     pub action: Option<ForcedAction>,
+    /// Its group (for caps).
+    pub group: String,
 }
 
 impl ScoredSymbol {
     /// Weighs `hit` with `table`. A symbol unknown to the table (a bug the
     /// rules test catches) weighs 0 and forces nothing.
     pub fn weigh(table: &SymbolTable, hit: Hit) -> ScoredSymbol {
-        let (score, action) = table
+        let (score, action, group) = table
             .get(&hit.name)
-            .map_or((Score(0), None), |d| (d.score, d.action));
-        ScoredSymbol { hit, score, action }
+            .map_or((Score(0), None, String::new()), |d| {
+                (d.score, d.action, d.group.clone())
+            });
+        ScoredSymbol {
+            hit,
+            score,
+            action,
+            group,
+        }
     }
 
     /// True for a symbol that stops the message on its own.
@@ -150,9 +160,23 @@ impl ScoredSymbol {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Breakdown {
     symbols: Vec<ScoredSymbol>,
+    caps: Arc<BTreeMap<String, Score>>,
 }
 
 impl Breakdown {
+    /// An empty breakdown whose total honours per-group caps.
+    pub fn with_caps(caps: Arc<BTreeMap<String, Score>>) -> Breakdown {
+        Breakdown {
+            symbols: Vec::new(),
+            caps,
+        }
+    }
+
+    /// Keeps only the symbols for which `keep` is true.
+    pub fn retain(&mut self, keep: impl FnMut(&ScoredSymbol) -> bool) {
+        self.symbols.retain(keep);
+    }
+
     /// Weighs `hit` with `table` and records it.
     pub fn add(&mut self, table: &SymbolTable, hit: Hit) {
         self.push(ScoredSymbol::weigh(table, hit));
@@ -163,9 +187,25 @@ impl Breakdown {
         self.symbols.push(symbol);
     }
 
-    /// The sum of all scores.
+    /// The sum of all scores; a capped group adds at most its cap.
     pub fn total(&self) -> Score {
-        self.symbols.iter().map(|s| s.score).sum()
+        if self.caps.is_empty() {
+            return self.symbols.iter().map(|s| s.score).sum();
+        }
+        let mut by_group: BTreeMap<&str, Score> = BTreeMap::new();
+        let mut total = Score(0);
+        for s in &self.symbols {
+            if self.caps.contains_key(&s.group) {
+                by_group.entry(&s.group).or_default().0 += s.score.0;
+            } else {
+                total.0 += s.score.0;
+            }
+        }
+        for (group, sum) in by_group {
+            let cap = self.caps[group];
+            total.0 += if sum > cap { cap.0 } else { sum.0 };
+        }
+        total
     }
 
     /// The symbols in report order: blocking first, then highest score first,
@@ -231,6 +271,23 @@ mod tests {
             b.add(&t, Hit::new(name, ""));
         }
         assert_eq!(b.total(), Score(790));
+    }
+
+    #[test]
+    fn group_caps_limit_the_total() {
+        let mut t = table();
+        t.get_mut("A").unwrap().group = "g".into();
+        t.get_mut("B").unwrap().group = "g".into();
+        let caps = Arc::new(BTreeMap::from([("g".to_string(), Score(300))]));
+        let mut b = Breakdown::with_caps(caps);
+        for name in ["A", "B", "C"] {
+            b.add(&t, Hit::new(name, ""));
+        }
+        assert_eq!(
+            b.total(),
+            Score(330),
+            "A+B=7.00 capped at 3.00, plus C 0.30"
+        );
     }
 
     #[test]

@@ -38,6 +38,23 @@ impl Handle {
         self.app.store(Arc::new(app));
     }
 
+    /// Loads, validates and builds the configuration at `path` (and its
+    /// rules), then swaps it in; on any error the running one stays.
+    pub fn reload_from(&self, path: &std::path::Path) -> Result<(), crate::config::ConfigError> {
+        let current = self.app();
+        let app = App::load(path, Some(&current))?;
+        self.reload(app);
+        Ok(())
+    }
+
+    /// Builds from configuration text (tests, embedding) and swaps it in.
+    pub fn reload_from_text(&self, text: &str) -> Result<(), crate::config::ConfigError> {
+        let current = self.app();
+        let config = crate::config::Config::from_text(std::path::Path::new("reload.toml"), text)?;
+        self.reload(App::build(config, Some(&current))?);
+        Ok(())
+    }
+
     /// Stops accepting; sessions finish (bounded by `shutdown_timeout`).
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);

@@ -2,6 +2,7 @@
 //! transaction in one [`Phase`] and returns symbols. It never replies, never
 //! reads config files and never knows scores (DESIGN §2).
 
+pub mod content;
 pub mod helo;
 pub mod recipient;
 pub mod sender;
@@ -48,6 +49,8 @@ pub struct View<'a> {
     pub recipients: &'a [Address],
     /// The message as received (DATA phase).
     pub message: Option<&'a [u8]>,
+    /// The message parsed once (DATA phase).
+    pub parsed: Option<&'a crate::message::Parsed>,
 }
 
 /// A check could not reach a verdict (a dependency failed): the phase is
@@ -77,11 +80,14 @@ pub trait Check: Send + Sync {
 }
 
 /// The checks of this configuration, in the order they run.
-pub fn build(_config: &Config, _deps: &Deps) -> Result<Vec<Box<dyn Check>>, ConfigError> {
+pub fn build(_config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, ConfigError> {
     Ok(vec![
         Box::new(helo::HeloSyntaxCheck),
         Box::new(sender::NonFqdnSenderCheck),
         Box::new(recipient::NonFqdnRecipientCheck),
+        Box::new(content::ContentCheck::new(std::sync::Arc::clone(
+            &deps.content,
+        ))),
     ])
 }
 

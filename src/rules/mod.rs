@@ -1,12 +1,17 @@
-//! Loads rules/*.toml into the symbol table: every symbol's score, forced
-//! action, description and fix. Files are read in name order; a symbol may be
+//! Loads rules/*.toml: every symbol's score, forced action, description,
+//! fix and group, the content rules that detect some of them, composites,
+//! and per-group score caps. Files are read in name order; a symbol may be
 //! defined once. Errors name `file:line:col`.
+
+pub mod content;
 
 use crate::config::{locate_key, parse_toml, ConfigError};
 use crate::score::{ForcedAction, Score, SymbolDef, SymbolTable};
+use content::{Composites, ContentRules, Expr, RuleKind, RuleSpec};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One rules file.
 #[derive(Debug, Deserialize)]
@@ -14,6 +19,16 @@ use std::path::{Path, PathBuf};
 struct RulesFile {
     #[serde(default)]
     symbol: BTreeMap<String, SymbolEntry>,
+    #[serde(default)]
+    group: BTreeMap<String, GroupEntry>,
+}
+
+/// One `[group.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupEntry {
+    /// The most this group's symbols add to a total together.
+    max_score: f64,
 }
 
 /// One `[symbol.NAME]` table.
@@ -26,6 +41,50 @@ struct SymbolEntry {
     fix: String,
     #[serde(default)]
     group: String,
+    #[serde(rename = "type")]
+    kind: Option<RuleKind>,
+    header: Option<String>,
+    regex: Option<String>,
+    #[serde(default)]
+    words: Vec<String>,
+    exists: Option<bool>,
+    #[serde(default)]
+    domains: Vec<String>,
+    filename: Option<String>,
+    min: Option<usize>,
+    max: Option<usize>,
+    expression: Option<String>,
+}
+
+/// Everything loaded from the rules directory.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// Every symbol's definition.
+    pub symbols: SymbolTable,
+    /// The compiled content rules.
+    pub content: Arc<ContentRules>,
+    /// Composites, in file order.
+    pub composites: Composites,
+    /// Per-group caps on the total.
+    pub caps: Arc<BTreeMap<String, Score>>,
+}
+
+/// Where a symbol was defined, for errors found after loading every file.
+struct Origin {
+    path: PathBuf,
+    text: Arc<String>,
+}
+
+impl Origin {
+    fn error(&self, symbol: &str, key: &str, message: String) -> ConfigError {
+        let (line, col) = locate_key(&self.text, &format!("symbol.{symbol}"), key);
+        ConfigError::Invalid {
+            path: self.path.display().to_string(),
+            line,
+            col,
+            message,
+        }
+    }
 }
 
 /// The rules files in `dir`, sorted by name.
@@ -45,16 +104,23 @@ fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(files)
 }
 
-/// Loads every rules file of `dir` into a symbol table.
-pub fn load_dir(dir: &Path) -> Result<SymbolTable, ConfigError> {
+/// Loads every rules file of `dir`.
+pub fn load_dir(dir: &Path) -> Result<Rules, ConfigError> {
     let mut table = SymbolTable::default();
-    let mut defined_in: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut defined_in: BTreeMap<String, Origin> = BTreeMap::new();
+    let mut specs: Vec<RuleSpec> = Vec::new();
+    let mut composites: Vec<(String, String)> = Vec::new();
+    let mut caps = BTreeMap::new();
     for path in rule_files(dir)? {
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
         let file: RulesFile = parse_toml(&path, &text)?;
+        let text = Arc::new(text);
+        for (name, group) in file.group {
+            caps.insert(name, Score::from_f64(group.max_score));
+        }
         for (name, entry) in file.symbol {
             let section = format!("symbol.{name}");
             if let Some(first) = defined_in.get(&name) {
@@ -63,7 +129,10 @@ pub fn load_dir(dir: &Path) -> Result<SymbolTable, ConfigError> {
                     path: path.display().to_string(),
                     line,
                     col,
-                    message: format!("symbol {name} is already defined in {}", first.display()),
+                    message: format!(
+                        "symbol {name} is already defined in {}",
+                        first.path.display()
+                    ),
                 });
             }
             if !entry.score.is_finite() {
@@ -75,7 +144,37 @@ pub fn load_dir(dir: &Path) -> Result<SymbolTable, ConfigError> {
                     message: format!("symbol {name}: score must be a finite number"),
                 });
             }
-            defined_in.insert(name.clone(), path.clone());
+            defined_in.insert(
+                name.clone(),
+                Origin {
+                    path: path.clone(),
+                    text: Arc::clone(&text),
+                },
+            );
+            if entry.kind == Some(RuleKind::Composite) {
+                let expr = entry.expression.clone().ok_or_else(|| {
+                    defined_in[&name].error(
+                        &name,
+                        "type",
+                        format!("symbol {name}: a composite needs `expression`"),
+                    )
+                })?;
+                composites.push((name.clone(), expr));
+            } else if entry.kind.is_some() {
+                specs.push(RuleSpec {
+                    symbol: name.clone(),
+                    kind: entry.kind,
+                    header: entry.header.clone(),
+                    regex: entry.regex.clone(),
+                    words: entry.words.clone(),
+                    exists: entry.exists,
+                    domains: entry.domains.clone(),
+                    filename: entry.filename.clone(),
+                    min: entry.min,
+                    max: entry.max,
+                    expression: None,
+                });
+            }
             table.insert(
                 name,
                 SymbolDef {
@@ -88,7 +187,52 @@ pub fn load_dir(dir: &Path) -> Result<SymbolTable, ConfigError> {
             );
         }
     }
-    Ok(table)
+    let content = ContentRules::compile(&specs).map_err(|e| match defined_in.get(&e.symbol) {
+        Some(origin) => origin.error(
+            &e.symbol,
+            e.key,
+            format!("symbol {}: {}", e.symbol, e.message),
+        ),
+        None => ConfigError::Invalid {
+            path: dir.display().to_string(),
+            line: 1,
+            col: 1,
+            message: e.message,
+        },
+    })?;
+    let mut compiled = Composites::default();
+    for (name, text) in composites {
+        let origin = &defined_in[&name];
+        let expr = Expr::parse(&text)
+            .map_err(|m| origin.error(&name, "expression", format!("symbol {name}: {m}")))?;
+        let mut atoms = Vec::new();
+        expr.atoms(true, &mut atoms);
+        if let Some((unknown, _)) = atoms.iter().find(|(a, _)| table.get(a).is_none()) {
+            return Err(origin.error(
+                &name,
+                "expression",
+                format!("symbol {name}: unknown symbol {unknown} in expression"),
+            ));
+        }
+        compiled.push(name, expr);
+    }
+    for (group, _) in caps.iter() {
+        if !table
+            .names()
+            .any(|n| table.get(n).is_some_and(|d| &d.group == group))
+        {
+            tracing::warn!(
+                group,
+                "rules: [group.{group}] caps a group no symbol belongs to"
+            );
+        }
+    }
+    Ok(Rules {
+        symbols: table,
+        content: Arc::new(content),
+        composites: compiled,
+        caps: Arc::new(caps),
+    })
 }
 
 #[cfg(test)]
@@ -113,7 +257,7 @@ mod tests {
             "00-a.toml",
             "[symbol.X]\nscore = 1.25\naction = \"block\"\ndescription = \"d\"\nfix = \"f\"\n",
         )]);
-        let table = load_dir(&dir).unwrap();
+        let table = load_dir(&dir).unwrap().symbols;
         let x = table.get("X").unwrap();
         assert_eq!((x.score, x.action), (Score(125), Some(ForcedAction::Block)));
     }
@@ -127,6 +271,28 @@ mod tests {
         let err = load_dir(&dir).unwrap_err().to_string();
         assert!(err.contains("00-a.toml:3:"), "{err}");
         assert!(err.contains("unknown variant `drop`"), "{err}");
+    }
+
+    #[test]
+    fn bad_regex_and_unknown_composite_atom_name_file_and_line() {
+        let dir = dir_with(&[(
+            "50-c.toml",
+            "[symbol.X]\nscore = 1.0\ndescription = \"d\"\nfix = \"f\"\ntype = \"header\"\nheader = \"Subject\"\nregex = \"(unclosed\"\n",
+        )]);
+        let err = load_dir(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("50-c.toml:7:1: symbol X: invalid regex"),
+            "{err}"
+        );
+        let dir = dir_with(&[(
+            "50-c.toml",
+            "[symbol.A]\nscore = 1.0\ndescription = \"d\"\nfix = \"f\"\n\n[symbol.C]\nscore = 1.0\ndescription = \"d\"\nfix = \"f\"\ntype = \"composite\"\nexpression = \"A & !NOPE\"\n",
+        )]);
+        let err = load_dir(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("50-c.toml:11:1: symbol C: unknown symbol NOPE"),
+            "{err}"
+        );
     }
 
     #[test]

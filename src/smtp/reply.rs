@@ -378,6 +378,35 @@ pub fn spam_rejected(
     Reply::new(550, "5.7.1", text)
 }
 
+/// Bounce mode: the message was stopped and the SPAM alert delivered.
+pub fn alert_sent(originator: &str, reference: &str) -> Reply {
+    Reply::new(
+        250,
+        "2.0.0",
+        format!("Ok: not relayed, SPAM alert sent to <{originator}> ref={reference}"),
+    )
+}
+
+/// Bounce mode: stopped; an alert for the same reasons went out minutes ago.
+pub fn alert_merged(originator: &str, reference: &str) -> Reply {
+    Reply::new(
+        250,
+        "2.0.0",
+        format!(
+            "Ok: not relayed, merged into the last SPAM alert to <{originator}> ref={reference}"
+        ),
+    )
+}
+
+/// Bounce mode: the alert could not be delivered, so nothing was accepted.
+pub fn alert_failed() -> Reply {
+    Reply::new(
+        451,
+        "4.3.0",
+        "Message stopped and the SPAM alert could not be delivered; try again later",
+    )
+}
+
 /// A message stopped by a blocking symbol.
 pub fn blocked(symbol: &str, score: &str, reference: &str) -> Reply {
     Reply::new(

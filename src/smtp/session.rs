@@ -255,6 +255,7 @@ impl Session {
             recipient,
             recipients: txn.map_or(&[], |t| t.recipients.as_slice()),
             message,
+            parsed: None,
         }
     }
 

@@ -90,7 +90,13 @@ impl Store for MemoryStore {
 
     fn set<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
         let expires = Instant::now() + ttl;
-        self.map.insert(key.to_string(), Entry { value: value.to_vec(), expires });
+        self.map.insert(
+            key.to_string(),
+            Entry {
+                value: value.to_vec(),
+                expires,
+            },
+        );
         self.wrote();
         Box::pin(async { Ok(()) })
     }
@@ -141,7 +147,11 @@ mod tests {
         tokio::time::advance(Duration::from_secs(50)).await;
         assert_eq!(s.incr("c", 2, Duration::from_secs(60)).await.unwrap(), 3);
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert_eq!(s.incr("c", 1, Duration::from_secs(60)).await.unwrap(), 1, "window restarted");
+        assert_eq!(
+            s.incr("c", 1, Duration::from_secs(60)).await.unwrap(),
+            1,
+            "window restarted"
+        );
         s.set("t", b"x", Duration::from_secs(60)).await.unwrap();
         assert!(s.incr("t", 1, Duration::from_secs(60)).await.is_err());
     }

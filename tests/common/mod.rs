@@ -78,15 +78,28 @@ pub async fn start_pair(
     (sink, gw)
 }
 
-/// The message without our Received header (asserting it is there, first).
+/// The message without the headers smtpgate prepends (asserting that
+/// `Received:` comes first, then `Authentication-Results:` and
+/// `X-Spamd-Result:`).
 pub fn strip_received(data: &[u8]) -> &[u8] {
-    assert!(
-        data.starts_with(b"Received: from "),
-        "no Received header first: {:?}",
-        String::from_utf8_lossy(data)
-    );
-    let text = data;
-    // The header ends at the first CRLF not followed by a tab (folded lines).
+    let mut rest = data;
+    for name in [
+        "Received: from ",
+        "Authentication-Results: ",
+        "X-Spamd-Result: ",
+    ] {
+        assert!(
+            rest.starts_with(name.as_bytes()),
+            "expected {name:?} next: {:?}",
+            String::from_utf8_lossy(&rest[..rest.len().min(200)])
+        );
+        rest = after_header(rest);
+    }
+    rest
+}
+
+/// The text after the first header field (with its folded lines).
+pub fn after_header(text: &[u8]) -> &[u8] {
     let mut i = 0;
     loop {
         let nl = text[i..]
@@ -94,7 +107,7 @@ pub fn strip_received(data: &[u8]) -> &[u8] {
             .position(|w| w == b"\r\n")
             .expect("header end")
             + i;
-        if text.get(nl + 2) != Some(&b'\t') {
+        if !matches!(text.get(nl + 2), Some(b'\t' | b' ')) {
             return &text[nl + 2..];
         }
         i = nl + 2;

@@ -3,13 +3,17 @@
 //! upstream's 250.
 
 use crate::action::{decide, Action};
+use crate::bounce::Alert;
 use crate::checks::Phase;
 use crate::config::SpamAction;
+use crate::message::Parsed;
 use crate::smtp::codec::{DataDecoder, DataError, DataStatus};
+use crate::smtp::command::{parse_address, Address, MailParams};
 use crate::smtp::received::Trace;
 use crate::smtp::reply::{self, Reply};
 use crate::smtp::session::{Flow, Session, Txn};
-use std::time::SystemTime;
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
 use tokio::io::AsyncReadExt;
 
 /// How receiving the message ended.
@@ -100,7 +104,9 @@ impl Session {
             return self.end_transaction("nul", size, reply::nul_in_message());
         }
         let message = decoder.into_message();
-        let view = self.view(None, Some(&message));
+        let parsed = Parsed::parse(&message);
+        let mut view = self.view(None, Some(&message));
+        view.parsed = Some(&parsed);
         let found = match self.run_checks(Phase::Data, &view).await {
             Ok(found) => found,
             Err(e) => {
@@ -114,27 +120,39 @@ impl Session {
         for symbol in found {
             txn.breakdown.push(symbol);
         }
+        self.app
+            .composites
+            .apply(&mut txn.breakdown, &self.app.symbols);
         match decide(&txn.breakdown, &self.app.policy) {
             Action::Pass => self.deliver(&message, size).await,
             Action::Refuse(r) => self.end_transaction("refused", size, r),
-            Action::Block => {
+            Action::Block if self.app.policy.spam_action == SpamAction::Reject => {
                 let r = blocked_reply(txn);
                 self.end_transaction("blocked", size, r)
             }
-            Action::Spam(SpamAction::Reject | SpamAction::Bounce) => {
+            Action::Spam(SpamAction::Reject) => {
                 let r = spam_reply(txn, &self.app.policy.threshold.to_string());
                 self.end_transaction("spam", size, r)
+            }
+            Action::Block | Action::Spam(SpamAction::Bounce) => {
+                self.bounce(&message, &parsed, size).await
             }
         }
     }
 
-    /// Relays the message upstream with our Received header.
+    /// Relays the message upstream with our headers prepended and any
+    /// client-supplied copies of them removed.
     async fn deliver(&mut self, message: &[u8], size: usize) -> Reply {
-        let header = self.trace_header();
+        let mut header = self.trace_header();
+        if let Some(txn) = &self.txn {
+            header.push_str(&self.authentication_results());
+            header.push_str(&spamd_result(txn, &self.app.policy.threshold.to_string()));
+        }
+        let message = strip_headers(message, is_our_header);
         let Some(open) = self.txn.as_mut().and_then(|t| t.upstream.take()) else {
             return self.end_transaction("tempfail", size, reply::upstream_lost());
         };
-        let reply = match open.data(header.as_bytes(), message).await {
+        let reply = match open.data(header.as_bytes(), &message).await {
             Ok(reply) => reply,
             Err(e) => {
                 if let Some(txn) = &self.txn {
@@ -149,6 +167,148 @@ impl Session {
             "upstream refused"
         };
         self.end_transaction(action, size, reply)
+    }
+
+    /// `Authentication-Results` for a passed message (RFC 8601).
+    fn authentication_results(&self) -> String {
+        format!(
+            "Authentication-Results: {}; none\r\n",
+            self.app.config.server.hostname
+        )
+    }
+
+    /// Who receives the SPAM alert: the login when it is an address, else
+    /// the envelope sender when its domain is ours; never anyone else.
+    fn originator(&self, txn: &Txn) -> Option<String> {
+        let view = self.view(None, None);
+        if let Some(login) = view.login.filter(|l| l.contains('@')) {
+            return Some(login.to_string());
+        }
+        let sender = &txn.sender;
+        (!sender.domain.is_empty() && self.app.config.relay.is_local_domain(&sender.domain))
+            .then(|| sender.to_string())
+    }
+
+    /// Bounce mode: the message is not relayed; the SPAM alert goes to the
+    /// originator through the upstream, and only once the upstream accepted
+    /// it does the client get 250. Without an originator we may write to
+    /// (or for auto-submitted mail) the message is rejected instead.
+    async fn bounce(&mut self, message: &[u8], parsed: &Parsed, size: usize) -> Reply {
+        let Some(txn) = self.txn.as_mut() else {
+            return reply::bad_sequence("need MAIL command");
+        };
+        if let Some(open) = txn.upstream.take() {
+            open.release();
+        }
+        let auto_submitted = parsed
+            .header_values("auto-submitted")
+            .any(|v| !v.trim().eq_ignore_ascii_case("no"));
+        let txn = self.txn.as_ref().expect("checked above");
+        let originator = self.originator(txn).filter(|_| !auto_submitted);
+        let Some(originator) = originator else {
+            let r = if decide(&txn.breakdown, &self.app.policy) == Action::Block {
+                blocked_reply(txn)
+            } else {
+                spam_reply(txn, &self.app.policy.threshold.to_string())
+            };
+            return self.end_transaction("spam (no alert recipient)", size, r);
+        };
+        let (send, merged) = self.alert_merge(txn, &originator).await;
+        if !send {
+            let r = reply::alert_merged(&originator, &txn.reference);
+            return self.end_transaction("spam (alert merged)", size, r);
+        }
+        let recipients: Vec<String> = txn.recipients.iter().map(ToString::to_string).collect();
+        let alert = Alert {
+            hostname: &self.app.config.server.hostname,
+            reference: &txn.reference,
+            originator: &originator,
+            recipients: &recipients,
+            original_headers: &message[..parsed.body_offset.min(message.len())],
+            message_id: parsed.message_id.as_deref(),
+            subject: parsed.subject.as_deref(),
+            breakdown: &txn.breakdown,
+            symbols: &self.app.symbols,
+            threshold: self.app.policy.threshold,
+            merged,
+            arrival: SystemTime::now(),
+        }
+        .message();
+        let reference = txn.reference.clone();
+        let r = match self.send_alert(&originator, &alert).await {
+            Ok(()) => reply::alert_sent(&originator, &reference),
+            Err(why) => {
+                tracing::warn!(%reference, %originator, error = %why, "SPAM alert not delivered");
+                reply::alert_failed()
+            }
+        };
+        self.end_transaction("spam (alert)", size, r)
+    }
+
+    /// Whether to send an alert now, and how many earlier ones it covers:
+    /// one alert per originator and symbol set per 10 minutes. A store
+    /// failure sends the alert (a duplicate is better than none).
+    async fn alert_merge(&self, txn: &Txn, originator: &str) -> (bool, u64) {
+        let mut names: Vec<&str> = txn
+            .breakdown
+            .symbols()
+            .iter()
+            .map(|s| s.hit.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let key = format!(
+            "alert:{}:{:016x}",
+            originator.to_ascii_lowercase(),
+            fnv1a(names.join(" ").as_bytes())
+        );
+        let suppressed = format!("{key}:merged");
+        let store = &self.app.store;
+        match store.incr(&key, 1, ALERT_WINDOW).await {
+            Ok(1) => {
+                let merged = match store.get(&suppressed).await {
+                    Ok(Some(v)) => String::from_utf8_lossy(&v).parse().unwrap_or(0),
+                    _ => 0,
+                };
+                if merged > 0 {
+                    let _ = store.delete(&suppressed).await;
+                }
+                (true, merged)
+            }
+            Ok(_) => {
+                let _ = store.incr(&suppressed, 1, ALERT_WINDOW * 6 * 24 * 7).await;
+                (false, 0)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "alert merging skipped");
+                (true, 0)
+            }
+        }
+    }
+
+    /// Injects the alert into the upstream as `MAIL FROM:<>`.
+    async fn send_alert(&self, originator: &str, alert: &[u8]) -> Result<(), String> {
+        let rcpt = parse_address(&format!("<{originator}>"), false)
+            .map_err(|_| format!("bad originator address {originator}"))?;
+        let (open, reply) = self
+            .app
+            .upstream
+            .begin(&Address::null(), &MailParams::default(), &rcpt)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(open) = open else {
+            return Err(format!("upstream refused: {reply}"));
+        };
+        if !reply.is_positive() {
+            open.release();
+            return Err(format!("upstream refused: {reply}"));
+        }
+        let r = open.data(b"", alert).await.map_err(|e| e.to_string())?;
+        if r.is_positive() {
+            Ok(())
+        } else {
+            Err(format!("upstream refused: {r}"))
+        }
     }
 
     fn trace_header(&self) -> String {
@@ -204,4 +364,102 @@ fn blocked_reply(txn: &Txn) -> Reply {
         (s.hit.name.as_str(), s.score.to_string())
     });
     reply::blocked(name, &score, &txn.reference)
+}
+
+/// Identical alerts are merged within this window.
+const ALERT_WINDOW: Duration = Duration::from_secs(600);
+
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `X-Spamd-Result` (rspamd's format), folded between symbols.
+fn spamd_result(txn: &Txn, threshold: &str) -> String {
+    let mut out = format!(
+        "X-Spamd-Result: default: False [{} / {threshold}]",
+        txn.breakdown.total()
+    );
+    for s in txn.breakdown.sorted() {
+        let options: Vec<String> = s
+            .hit
+            .options
+            .iter()
+            .map(|o| o.replace(['[', ']', '\r', '\n'], " "))
+            .collect();
+        out.push_str(&format!(
+            ";\r\n\t{}({})[{}]",
+            s.hit.name,
+            s.score,
+            options.join(", ")
+        ));
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// Headers only smtpgate may set: client-supplied copies are removed.
+fn is_our_header(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"x-spamd-result")
+        || name.eq_ignore_ascii_case(b"authentication-results")
+        || name.len() > 7 && name[..7].eq_ignore_ascii_case(b"x-spam-")
+}
+
+/// The message without the header fields (and their folded lines) whose
+/// name matches `drop`; borrowed when nothing is removed.
+pub fn strip_headers(message: &[u8], drop: impl Fn(&[u8]) -> bool) -> Cow<'_, [u8]> {
+    let mut pos = 0;
+    let mut out: Option<Vec<u8>> = None;
+    let mut dropping = false;
+    while pos < message.len() {
+        let end = message[pos..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(message.len(), |e| pos + e + 2);
+        let line = &message[pos..end];
+        if line == b"\r\n" {
+            break;
+        }
+        let continuation = line[0] == b' ' || line[0] == b'\t';
+        if !continuation {
+            dropping = line
+                .iter()
+                .position(|&b| b == b':')
+                .is_some_and(|colon| drop(&line[..colon]));
+        }
+        if dropping {
+            out.get_or_insert_with(|| message[..pos].to_vec());
+        } else if let Some(o) = out.as_mut() {
+            o.extend_from_slice(line);
+        }
+        pos = end;
+    }
+    match out {
+        Some(mut o) => {
+            o.extend_from_slice(&message[pos..]);
+            Cow::Owned(o)
+        }
+        None => Cow::Borrowed(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_only_our_headers_with_folds() {
+        let m = b"Subject: a\r\nX-Spam-Flag: YES\r\nAuthentication-Results: x;\r\n\tspf=pass\r\nTo: b\r\n\r\nX-Spam-Flag: body\r\n";
+        let out = strip_headers(m, is_our_header);
+        assert_eq!(
+            &out[..],
+            b"Subject: a\r\nTo: b\r\n\r\nX-Spam-Flag: body\r\n"
+        );
+        let clean = b"Subject: a\r\n\r\nbody\r\n";
+        assert!(matches!(
+            strip_headers(clean, is_our_header),
+            Cow::Borrowed(_)
+        ));
+    }
 }

@@ -7,6 +7,7 @@ use crate::score::Breakdown;
 use crate::smtp::command::{Address, MailParams};
 use crate::smtp::reply;
 use crate::smtp::session::{Flow, Session, Txn};
+use std::sync::Arc;
 use std::time::Instant;
 
 impl Session {
@@ -24,7 +25,7 @@ impl Session {
         {
             return self.reply_ok(reply::message_too_big());
         }
-        let mut breakdown = Breakdown::default();
+        let mut breakdown = Breakdown::with_caps(Arc::clone(&self.app.caps));
         for symbol in &self.helo_symbols {
             breakdown.push(symbol.clone());
         }

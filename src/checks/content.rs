@@ -1,0 +1,197 @@
+//! Content: the rules of rules/*.toml run over the parsed message in one
+//! pass per target, plus the findings that need code rather than a regex
+//! (HTML without text, image-only body, a From display name showing another
+//! address, link text showing another domain than its href, broken MIME).
+
+use super::{Check, CheckFuture, Phase, View};
+use crate::message::Parsed;
+use crate::rules::content::ContentRules;
+use crate::score::Hit;
+use std::sync::Arc;
+
+/// The content check.
+pub struct ContentCheck {
+    rules: Arc<ContentRules>,
+}
+
+impl ContentCheck {
+    /// Over compiled `rules`.
+    pub fn new(rules: Arc<ContentRules>) -> ContentCheck {
+        ContentCheck { rules }
+    }
+
+    /// Every finding for `parsed` (of `raw`).
+    pub fn scan(&self, parsed: &Parsed, raw: &[u8]) -> Vec<Hit> {
+        let mut hits = self.rules.scan(parsed, raw);
+        facts(parsed, &mut hits);
+        hits
+    }
+}
+
+/// Symbols emitted by code (the rest come from rules with a `type`).
+pub const SYMBOLS: &[&str] = &[
+    "MIME_HTML_ONLY",
+    "HTML_IMAGE_ONLY",
+    "SPOOF_DISPLAY_NAME",
+    "PHISHING",
+    "MIME_BAD",
+];
+
+impl Check for ContentCheck {
+    fn name(&self) -> &'static str {
+        "content"
+    }
+
+    fn phase(&self) -> Phase {
+        Phase::Data
+    }
+
+    fn symbols(&self) -> &'static [&'static str] {
+        SYMBOLS
+    }
+
+    fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
+        let hits = match (view.parsed, view.message) {
+            (Some(parsed), Some(raw)) => self.scan(parsed, raw),
+            _ => Vec::new(),
+        };
+        Box::pin(async move { Ok(hits) })
+    }
+}
+
+fn facts(p: &Parsed, hits: &mut Vec<Hit>) {
+    if p.html_part_count > 0 && p.text_part_count == 0 {
+        hits.push(Hit {
+            name: "MIME_HTML_ONLY".into(),
+            options: Vec::new(),
+        });
+    }
+    if p.image_count > 0 {
+        let visible: usize = p
+            .text_parts
+            .iter()
+            .chain(&p.html_text_parts)
+            .map(|t| t.chars().filter(|c| c.is_alphanumeric()).count())
+            .sum();
+        if visible < 30 {
+            hits.push(Hit::new(
+                "HTML_IMAGE_ONLY",
+                format!("{} image(s), {visible} characters of text", p.image_count),
+            ));
+        }
+    }
+    if let Some((Some(name), Some(address))) = &p.from {
+        if let Some(shown) = address_in(name) {
+            if !shown.eq_ignore_ascii_case(address) {
+                hits.push(Hit::new(
+                    "SPOOF_DISPLAY_NAME",
+                    format!("name shows {shown}, address is {address}"),
+                ));
+            }
+        }
+    }
+    for url in &p.urls {
+        let Some(text) = &url.link_text else { continue };
+        let Some(shown) = host_in_text(text) else {
+            continue;
+        };
+        if !same_site(&shown, &url.host) {
+            hits.push(Hit::new(
+                "PHISHING",
+                format!("link text shows {shown}, link goes to {}", url.host),
+            ));
+            break;
+        }
+    }
+    if !p.mime_problems.is_empty() {
+        hits.push(Hit::new("MIME_BAD", p.mime_problems.join("; ")));
+    }
+}
+
+/// An e-mail address written inside a display name.
+fn address_in(name: &str) -> Option<String> {
+    name.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '(' | ')' | '"' | '\'' | ','))
+        .find(|w| {
+            let mut parts = w.splitn(2, '@');
+            let (local, domain) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        .map(str::to_string)
+}
+
+/// A host name the link text shows (`www.bank.test`, `https://bank.test/x`,
+/// `bank.test`), if the text looks like a URL or a host at all.
+fn host_in_text(text: &str) -> Option<String> {
+    let t = text.trim();
+    if t.contains(char::is_whitespace) {
+        return None;
+    }
+    if let Some(host) = crate::message::url_host(t) {
+        return Some(host);
+    }
+    let host = t
+        .split(['/', '?', '#'])
+        .next()?
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    let looks_like_host = labels.len() >= 2
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+    looks_like_host.then_some(host)
+}
+
+/// The last two labels (a cheap stand-in for the registrable domain).
+fn site(host: &str) -> &str {
+    let mut dots = host.rmatch_indices('.');
+    dots.next();
+    match dots.next() {
+        Some((i, _)) => &host[i + 1..],
+        None => host,
+    }
+}
+
+fn same_site(a: &str, b: &str) -> bool {
+    site(a).eq_ignore_ascii_case(site(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(raw: &[u8]) -> Vec<String> {
+        let mut hits = Vec::new();
+        facts(&Parsed::parse(raw), &mut hits);
+        hits.into_iter().map(|h| h.name).collect()
+    }
+
+    #[test]
+    fn html_only_and_image_only() {
+        let raw = b"From: a@b.test\r\nContent-Type: text/html\r\n\r\n<html><body><img src=\"cid:x\"></body></html>\r\n";
+        assert_eq!(names(raw), ["MIME_HTML_ONLY", "HTML_IMAGE_ONLY"]);
+    }
+
+    #[test]
+    fn display_name_with_another_address() {
+        let raw = b"From: \"support@bank.test\" <x@evil.test>\r\n\r\nhello there\r\n";
+        assert_eq!(names(raw), ["SPOOF_DISPLAY_NAME"]);
+        let ok = b"From: \"x@evil.test\" <X@evil.test>\r\n\r\nhello there\r\n";
+        assert!(names(ok).is_empty());
+    }
+
+    #[test]
+    fn link_text_with_another_domain() {
+        let raw = b"Content-Type: text/html\r\n\r\n<a href=\"https://evil.test/\">https://www.bank.test</a> and <a href=\"https://www.shop.test/a\">shop.test</a> text text text text text\r\n";
+        let n = names(raw);
+        assert!(n.contains(&"PHISHING".to_string()), "{n:?}");
+        let ok = b"Content-Type: text/html\r\n\r\n<a href=\"https://mail.shop.test/a\">www.shop.test</a> <a href=\"https://x.test\">click here</a>\r\n";
+        assert!(!names(ok).contains(&"PHISHING".to_string()));
+    }
+}

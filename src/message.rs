@@ -1,0 +1,453 @@
+//! A received message parsed once (mail-parser) into what content rules
+//! look at: decoded headers, text (HTML converted to text), URLs with their
+//! link text, MIME parts, attachment names (also inside zip archives) and
+//! MIME problems. Parsing never fails: broken MIME is itself a finding.
+
+use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
+
+/// A URL found in the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// The URL as written.
+    pub url: String,
+    /// Its host, lowercase, without a trailing dot.
+    pub host: String,
+    /// For an HTML link, the visible text of the link.
+    pub link_text: Option<String>,
+}
+
+/// An attachment (or any non-text part with a file name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The file name, when one was given.
+    pub filename: Option<String>,
+    /// `type/subtype`, lowercase.
+    pub content_type: String,
+    /// File names listed inside a zip archive.
+    pub archived: Vec<String>,
+}
+
+/// The parsed message.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    /// Every header as (lowercase name, decoded value), in order.
+    pub headers: Vec<(String, String)>,
+    /// The decoded Subject.
+    pub subject: Option<String>,
+    /// The first From mailbox: (display name, address).
+    pub from: Option<(Option<String>, Option<String>)>,
+    /// The Message-ID, without angle brackets.
+    pub message_id: Option<String>,
+    /// All To and Cc addresses.
+    pub to: Vec<String>,
+    /// Decoded text/plain parts.
+    pub text_parts: Vec<String>,
+    /// text/html parts converted to text.
+    pub html_text_parts: Vec<String>,
+    /// Number of text/plain body parts.
+    pub text_part_count: usize,
+    /// Number of text/html body parts.
+    pub html_part_count: usize,
+    /// `<img` tags in HTML parts plus image parts.
+    pub image_count: usize,
+    /// URLs from text and HTML.
+    pub urls: Vec<Url>,
+    /// Every part's content type, lowercase.
+    pub content_types: Vec<String>,
+    /// Attachments.
+    pub attachments: Vec<Attachment>,
+    /// What is wrong with the MIME structure.
+    pub mime_problems: Vec<String>,
+    /// The whole message, in octets.
+    pub size: usize,
+    /// Offset of the body (after the header block) in the raw message.
+    pub body_offset: usize,
+}
+
+impl Parsed {
+    /// Parses `raw` (the message as received, CRLF line ends).
+    pub fn parse(raw: &[u8]) -> Parsed {
+        let mut parsed = Parsed {
+            size: raw.len(),
+            body_offset: body_offset(raw),
+            ..Parsed::default()
+        };
+        let Some(message) = MessageParser::default().parse(raw) else {
+            parsed.mime_problems.push("message cannot be parsed".into());
+            return parsed;
+        };
+        for header in message.headers() {
+            let name = header.name().to_ascii_lowercase();
+            let value = header_text(header.value()).unwrap_or_else(|| {
+                let start = header.offset_start() as usize;
+                let end = (header.offset_end() as usize).min(raw.len());
+                String::from_utf8_lossy(raw.get(start..end).unwrap_or_default())
+                    .trim()
+                    .to_string()
+            });
+            parsed.headers.push((name, value));
+        }
+        parsed.subject = message.subject().map(str::to_string);
+        parsed.message_id = message.message_id().map(str::to_string);
+        parsed.from = message.from().and_then(|a| a.first()).map(|a| {
+            (
+                a.name().map(str::to_string),
+                a.address().map(str::to_string),
+            )
+        });
+        for list in [message.to(), message.cc()].into_iter().flatten() {
+            parsed
+                .to
+                .extend(list.iter().filter_map(|a| a.address()).map(str::to_string));
+        }
+        for (i, part) in message.parts.iter().enumerate() {
+            let ctype = part.content_type().map_or_else(
+                || "text/plain".to_string(),
+                |c| match c.subtype() {
+                    Some(sub) => format!("{}/{}", c.ctype(), sub).to_ascii_lowercase(),
+                    None => c.ctype().to_ascii_lowercase(),
+                },
+            );
+            if ctype.starts_with("multipart/") {
+                let has_boundary = part
+                    .content_type()
+                    .is_some_and(|c| c.attribute("boundary").is_some_and(|b| !b.is_empty()));
+                if !has_boundary {
+                    parsed
+                        .mime_problems
+                        .push(format!("{ctype} without a boundary"));
+                } else if !matches!(part.body, PartType::Multipart(ref sub) if !sub.is_empty()) {
+                    parsed
+                        .mime_problems
+                        .push(format!("{ctype} with no parts (boundary not found)"));
+                }
+            }
+            if part.is_encoding_problem {
+                parsed
+                    .mime_problems
+                    .push(format!("part {i} ({ctype}): bad transfer encoding"));
+            }
+            parsed.content_types.push(ctype.clone());
+            let is_body =
+                message.text_body.contains(&(i as u32)) || message.html_body.contains(&(i as u32));
+            match &part.body {
+                PartType::Text(text) if is_body && !is_attachment(part) => {
+                    parsed.text_part_count += 1;
+                    urls_in_text(text, &mut parsed.urls);
+                    parsed.text_parts.push(text.to_string());
+                }
+                PartType::Html(html) if !is_attachment(part) => {
+                    parsed.html_part_count += 1;
+                    parsed.image_count += count_ci(html, "<img");
+                    links_in_html(html, &mut parsed.urls);
+                    parsed
+                        .html_text_parts
+                        .push(mail_parser::decoders::html::html_to_text(html));
+                }
+                PartType::Multipart(_) | PartType::Message(_) => {}
+                body => {
+                    if ctype.starts_with("image/") {
+                        parsed.image_count += 1;
+                    }
+                    let filename = part.attachment_name().map(str::to_string);
+                    if filename.is_some() || !ctype.starts_with("text/") {
+                        let archived = match body {
+                            PartType::Binary(data) | PartType::InlineBinary(data)
+                                if looks_like_zip(&ctype, filename.as_deref(), data) =>
+                            {
+                                zip_names(data)
+                            }
+                            _ => Vec::new(),
+                        };
+                        parsed.attachments.push(Attachment {
+                            filename,
+                            content_type: ctype,
+                            archived,
+                        });
+                    }
+                }
+            }
+        }
+        parsed
+    }
+
+    /// All values of header `name` (lowercase).
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True when header `name` (lowercase) is present.
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|(n, _)| n == name)
+    }
+}
+
+fn is_attachment(part: &mail_parser::MessagePart<'_>) -> bool {
+    part.content_disposition()
+        .is_some_and(|d| d.is_attachment())
+}
+
+/// A header value as text, when mail-parser decoded it to something textual.
+fn header_text(value: &HeaderValue<'_>) -> Option<String> {
+    match value {
+        HeaderValue::Text(t) => Some(t.to_string()),
+        HeaderValue::TextList(list) => Some(list.join(", ")),
+        HeaderValue::Address(addr) => Some(
+            addr.iter()
+                .map(|a| match (a.name(), a.address()) {
+                    (Some(n), Some(ad)) => format!("{n} <{ad}>"),
+                    (None, Some(ad)) => ad.to_string(),
+                    (Some(n), None) => n.to_string(),
+                    (None, None) => String::new(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        _ => None,
+    }
+}
+
+/// Where the body starts: after the first empty line.
+fn body_offset(raw: &[u8]) -> usize {
+    if raw.starts_with(b"\r\n") {
+        return 2;
+    }
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |p| p + 4)
+}
+
+fn count_ci(haystack: &str, needle: &str) -> usize {
+    let n = needle.as_bytes();
+    haystack
+        .as_bytes()
+        .windows(n.len())
+        .filter(|w| w.eq_ignore_ascii_case(n))
+        .count()
+}
+
+/// The host of a URL (`scheme://host...` or `www.host...`), lowercase.
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = match url.find("://") {
+        Some(i) => &url[i + 3..],
+        None if url.len() > 4 && url[..4].eq_ignore_ascii_case("www.") => url,
+        None => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let host = if host_port.starts_with('[') {
+        host_port.split(']').next()?.trim_start_matches('[')
+    } else {
+        host_port.split(':').next()?
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+fn is_url_char(c: char) -> bool {
+    !c.is_whitespace()
+        && !matches!(
+            c,
+            '<' | '>' | '"' | '\'' | '`' | '{' | '}' | '|' | '\\' | '^'
+        )
+}
+
+/// URLs in plain text: `http://`, `https://` and `www.` forms.
+fn urls_in_text(text: &str, out: &mut Vec<Url>) {
+    let lower = text.to_ascii_lowercase();
+    let mut i = 0;
+    while i < lower.len() {
+        let next = ["http://", "https://", "www."]
+            .iter()
+            .filter_map(|p| lower[i..].find(p).map(|at| i + at))
+            .min();
+        let Some(start) = next else { break };
+        // "www." inside a longer word (e.g. "awww.") is not a URL start.
+        let boundary = start == 0 || !lower.as_bytes()[start - 1].is_ascii_alphanumeric();
+        let end = text[start..]
+            .find(|c: char| !is_url_char(c))
+            .map_or(text.len(), |e| start + e);
+        let url = text[start..end].trim_end_matches(['.', ',', ';', ':', ')', ']', '!', '?']);
+        if boundary {
+            if let Some(host) = url_host(url) {
+                out.push(Url {
+                    url: url.to_string(),
+                    host,
+                    link_text: None,
+                });
+            }
+        }
+        i = end.max(start + 1);
+    }
+}
+
+/// `<a href="...">text</a>` links in HTML, with their visible text.
+fn links_in_html(html: &str, out: &mut Vec<Url>) {
+    let lower = html.to_ascii_lowercase();
+    let mut i = 0;
+    while let Some(at) = lower[i..].find("<a") {
+        let tag_start = i + at;
+        i = tag_start + 2;
+        if !lower[i..].starts_with(|c: char| c.is_ascii_whitespace()) {
+            continue;
+        }
+        let Some(tag_end) = lower[i..].find('>').map(|e| i + e) else {
+            break;
+        };
+        let tag = &html[i..tag_end];
+        let Some(href) = attribute(tag, "href") else {
+            continue;
+        };
+        let close = lower[tag_end..]
+            .find("</a")
+            .map_or(html.len(), |e| tag_end + e);
+        let inner = strip_tags(&html[tag_end + 1..close.max(tag_end + 1)]);
+        let text = inner.split_whitespace().collect::<Vec<_>>().join(" ");
+        if let Some(host) = url_host(&href) {
+            out.push(Url {
+                url: href,
+                host,
+                link_text: (!text.is_empty()).then_some(text),
+            });
+        }
+        i = tag_end;
+    }
+}
+
+/// The value of attribute `name` in the inside of a tag.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(name) {
+        let pos = from + at;
+        from = pos + name.len();
+        let before_ok = pos == 0 || lower.as_bytes()[pos - 1].is_ascii_whitespace();
+        let rest = tag[from..].trim_start();
+        if !before_ok || !rest.starts_with('=') {
+            continue;
+        }
+        let value = rest[1..].trim_start();
+        let v = match value.chars().next() {
+            Some(q @ ('"' | '\'')) => value[1..].split(q).next().unwrap_or(""),
+            _ => value
+                .split(|c: char| c.is_whitespace())
+                .next()
+                .unwrap_or(""),
+        };
+        return Some(decode_entities(v.trim()));
+    }
+    None
+}
+
+fn decode_entities(s: &str) -> String {
+    s.replace("&amp;", "&")
+        .replace("&#x2F;", "/")
+        .replace("&#47;", "/")
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    decode_entities(&out)
+}
+
+fn looks_like_zip(ctype: &str, filename: Option<&str>, data: &[u8]) -> bool {
+    data.starts_with(b"PK\x03\x04")
+        || ctype.contains("zip")
+        || filename.is_some_and(|f| f.to_ascii_lowercase().ends_with(".zip"))
+}
+
+/// File names from a zip archive's central directory (cheap: no
+/// decompression); at most 1,000 names.
+pub fn zip_names(data: &[u8]) -> Vec<String> {
+    const CENTRAL: &[u8] = b"PK\x01\x02";
+    let mut names = Vec::new();
+    let mut i = 0;
+    while names.len() < 1000 {
+        let Some(at) = data[i..].windows(4).position(|w| w == CENTRAL) else {
+            break;
+        };
+        let h = i + at;
+        if h + 46 > data.len() {
+            break;
+        }
+        let len = u16::from_le_bytes([data[h + 28], data[h + 29]]) as usize;
+        let Some(name) = data.get(h + 46..h + 46 + len) else {
+            break;
+        };
+        names.push(String::from_utf8_lossy(name).to_string());
+        i = h + 46 + len;
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_html_urls_with_link_text() {
+        let raw = b"From: \"Bank\" <a@example.test>\r\nSubject: =?UTF-8?B?SGVsbG8=?=\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee https://www.example.test/x, and www.other.test.\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>Hi <a class=x href=\"https://evil.test/login\">www.bank.test</a><img src=a.png></p>\r\n--b--\r\n";
+        let p = Parsed::parse(raw);
+        assert_eq!(p.subject.as_deref(), Some("Hello"));
+        assert_eq!(
+            p.from,
+            Some((Some("Bank".into()), Some("a@example.test".into())))
+        );
+        assert_eq!(
+            (p.text_part_count, p.html_part_count, p.image_count),
+            (1, 1, 1)
+        );
+        let hosts: Vec<&str> = p.urls.iter().map(|u| u.host.as_str()).collect();
+        assert_eq!(hosts, ["www.example.test", "www.other.test", "evil.test"]);
+        assert_eq!(p.urls[2].link_text.as_deref(), Some("www.bank.test"));
+        assert!(p.mime_problems.is_empty(), "{:?}", p.mime_problems);
+        assert!(p.html_text_parts[0].contains("Hi"));
+    }
+
+    #[test]
+    fn attachments_and_zip_names() {
+        // A minimal zip central directory entry naming "run.exe".
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.extend_from_slice(&[0u8; 26]);
+        zip.extend_from_slice(b"PK\x01\x02");
+        let mut central = [0u8; 42];
+        central[24] = 7; // file name length at offset 28 from the signature
+        zip.extend_from_slice(&central);
+        zip.extend_from_slice(b"run.exe");
+        assert_eq!(zip_names(&zip), ["run.exe"]);
+    }
+
+    #[test]
+    fn multipart_without_boundary_is_a_problem() {
+        let p = Parsed::parse(b"Subject: x\r\nContent-Type: multipart/mixed\r\n\r\nbody\r\n");
+        assert!(
+            p.mime_problems
+                .iter()
+                .any(|m| m.contains("without a boundary")),
+            "{:?}",
+            p.mime_problems
+        );
+    }
+
+    #[test]
+    fn url_hosts() {
+        assert_eq!(
+            url_host("https://User@Example.TEST:8080/p?q").as_deref(),
+            Some("example.test")
+        );
+        assert_eq!(url_host("www.x.test/a").as_deref(), Some("www.x.test"));
+        assert_eq!(url_host("mailto:a@b"), None);
+    }
+}

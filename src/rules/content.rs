@@ -1,0 +1,597 @@
+//! Content rules compiled for one pass per target: every regex of a target
+//! in one `RegexSet`, literal word lists in one Aho-Corasick automaton,
+//! URL domains in a hash set. Plus boolean composites over symbol names.
+
+use crate::message::Parsed;
+use crate::score::{Breakdown, Hit, ScoredSymbol, SymbolTable};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::RegexSet;
+use std::collections::{HashMap, HashSet};
+
+/// What a content rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// A header's decoded value (`header`, with `regex` or `exists`).
+    Header,
+    /// Decoded text parts, HTML converted to text (`regex` or `words`).
+    Body,
+    /// The raw body after the header block (`regex`).
+    Rawbody,
+    /// URLs (`regex` on the URL, or `domains`).
+    Uri,
+    /// Part content types (`regex`) or attachment file names (`filename`).
+    Mime,
+    /// Message size (`min` / `max` octets).
+    Size,
+    /// A boolean expression over other symbols (`expression`).
+    Composite,
+}
+
+/// One rule as written, before compiling (the symbol's match keys).
+#[derive(Debug, Clone, Default)]
+pub struct RuleSpec {
+    /// The symbol it emits.
+    pub symbol: String,
+    /// What it looks at.
+    pub kind: Option<RuleKind>,
+    /// For header rules.
+    pub header: Option<String>,
+    /// A regular expression.
+    pub regex: Option<String>,
+    /// Literal words (case-insensitive).
+    pub words: Vec<String>,
+    /// For header rules: present (true) or absent (false).
+    pub exists: Option<bool>,
+    /// For uri rules: hosts (and their subdomains).
+    pub domains: Vec<String>,
+    /// For mime rules: a regex on attachment file names.
+    pub filename: Option<String>,
+    /// For size rules: at least this many octets.
+    pub min: Option<usize>,
+    /// For size rules: at most this many octets.
+    pub max: Option<usize>,
+    /// For composites.
+    pub expression: Option<String>,
+}
+
+/// A regex set and the symbol of each pattern.
+#[derive(Debug, Clone)]
+struct Set {
+    set: RegexSet,
+    symbols: Vec<usize>,
+}
+
+impl Set {
+    fn build(patterns: Vec<(String, usize)>) -> Result<Option<Set>, String> {
+        if patterns.is_empty() {
+            return Ok(None);
+        }
+        let set = RegexSet::new(patterns.iter().map(|(p, _)| p)).map_err(|e| e.to_string())?;
+        Ok(Some(Set {
+            set,
+            symbols: patterns.into_iter().map(|(_, s)| s).collect(),
+        }))
+    }
+
+    fn matches(&self, text: &str, mut found: impl FnMut(usize)) {
+        for i in self.set.matches(text).iter() {
+            found(self.symbols[i]);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct BytesSet {
+    set: regex::bytes::RegexSet,
+    symbols: Vec<usize>,
+}
+
+/// The compiled content rules.
+#[derive(Debug, Clone, Default)]
+pub struct ContentRules {
+    names: Vec<String>,
+    headers: Vec<(String, Set)>,
+    header_exists: Vec<(String, bool, usize)>,
+    body: Option<Set>,
+    body_words: Option<(AhoCorasick, Vec<usize>)>,
+    rawbody: Option<BytesSet>,
+    uri: Option<Set>,
+    uri_domains: HashMap<String, Vec<usize>>,
+    mime: Option<Set>,
+    filename: Option<Set>,
+    size: Vec<(Option<usize>, Option<usize>, usize)>,
+}
+
+/// A compile error: which symbol, which key, what is wrong.
+#[derive(Debug)]
+pub struct RuleError {
+    /// The symbol.
+    pub symbol: String,
+    /// The key at fault.
+    pub key: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err(symbol: &str, key: &'static str, message: impl Into<String>) -> RuleError {
+    RuleError {
+        symbol: symbol.to_string(),
+        key,
+        message: message.into(),
+    }
+}
+
+impl ContentRules {
+    /// Compiles the non-composite rules.
+    pub fn compile(specs: &[RuleSpec]) -> Result<ContentRules, RuleError> {
+        let mut rules = ContentRules::default();
+        let mut headers: Vec<(String, Vec<(String, usize)>)> = Vec::new();
+        let mut body = Vec::new();
+        let mut words: Vec<(String, usize)> = Vec::new();
+        let mut raw = Vec::new();
+        let mut uri = Vec::new();
+        let mut mime = Vec::new();
+        let mut filename = Vec::new();
+        for spec in specs {
+            let Some(kind) = spec.kind else { continue };
+            if kind == RuleKind::Composite {
+                continue;
+            }
+            let idx = rules.names.len();
+            rules.names.push(spec.symbol.clone());
+            let s = &spec.symbol;
+            if let Some(re) = &spec.regex {
+                regex::Regex::new(re)
+                    .map_err(|e| err(s, "regex", format!("invalid regex: {e}")))?;
+            }
+            if let Some(re) = &spec.filename {
+                regex::Regex::new(re)
+                    .map_err(|e| err(s, "filename", format!("invalid regex: {e}")))?;
+            }
+            match kind {
+                RuleKind::Header => {
+                    let name = spec
+                        .header
+                        .as_ref()
+                        .ok_or_else(|| err(s, "type", "a header rule needs `header`"))?
+                        .to_ascii_lowercase();
+                    match (&spec.regex, spec.exists) {
+                        (Some(re), None) => match headers.iter_mut().find(|(h, _)| *h == name) {
+                            Some((_, v)) => v.push((re.clone(), idx)),
+                            None => headers.push((name, vec![(re.clone(), idx)])),
+                        },
+                        (None, Some(exists)) => rules.header_exists.push((name, exists, idx)),
+                        _ => {
+                            return Err(err(
+                                s,
+                                "type",
+                                "a header rule needs exactly one of `regex` or `exists`",
+                            ))
+                        }
+                    }
+                }
+                RuleKind::Body => {
+                    if spec.regex.is_none() && spec.words.is_empty() {
+                        return Err(err(s, "type", "a body rule needs `regex` or `words`"));
+                    }
+                    if let Some(re) = &spec.regex {
+                        body.push((re.clone(), idx));
+                    }
+                    words.extend(spec.words.iter().map(|w| (w.clone(), idx)));
+                }
+                RuleKind::Rawbody => {
+                    let re = spec
+                        .regex
+                        .as_ref()
+                        .ok_or_else(|| err(s, "type", "a rawbody rule needs `regex`"))?;
+                    raw.push((re.clone(), idx));
+                }
+                RuleKind::Uri => {
+                    if spec.regex.is_none() && spec.domains.is_empty() {
+                        return Err(err(s, "type", "a uri rule needs `regex` or `domains`"));
+                    }
+                    if let Some(re) = &spec.regex {
+                        uri.push((re.clone(), idx));
+                    }
+                    for d in &spec.domains {
+                        let d = d.trim_end_matches('.').to_ascii_lowercase();
+                        rules.uri_domains.entry(d).or_default().push(idx);
+                    }
+                }
+                RuleKind::Mime => {
+                    match (&spec.regex, &spec.filename) {
+                        (Some(re), None) => mime.push((re.clone(), idx)),
+                        (None, Some(re)) => filename.push((re.clone(), idx)),
+                        _ => return Err(err(
+                            s,
+                            "type",
+                            "a mime rule needs exactly one of `regex` (content type) or `filename`",
+                        )),
+                    }
+                }
+                RuleKind::Size => {
+                    if spec.min.is_none() && spec.max.is_none() {
+                        return Err(err(s, "type", "a size rule needs `min` or `max`"));
+                    }
+                    rules.size.push((spec.min, spec.max, idx));
+                }
+                RuleKind::Composite => unreachable!("skipped above"),
+            }
+        }
+        let set_err = |key| move |m: String| err("", key, m);
+        for (name, patterns) in headers {
+            if let Some(set) = Set::build(patterns).map_err(set_err("regex"))? {
+                rules.headers.push((name, set));
+            }
+        }
+        rules.body = Set::build(body).map_err(set_err("regex"))?;
+        rules.uri = Set::build(uri).map_err(set_err("regex"))?;
+        rules.mime = Set::build(mime).map_err(set_err("regex"))?;
+        rules.filename = Set::build(filename).map_err(set_err("filename"))?;
+        if !raw.is_empty() {
+            let set = regex::bytes::RegexSet::new(raw.iter().map(|(p, _)| p))
+                .map_err(|e| err("", "regex", e.to_string()))?;
+            rules.rawbody = Some(BytesSet {
+                set,
+                symbols: raw.into_iter().map(|(_, s)| s).collect(),
+            });
+        }
+        if !words.is_empty() {
+            let ac = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(words.iter().map(|(w, _)| w))
+                .map_err(|e| err("", "words", e.to_string()))?;
+            rules.body_words = Some((ac, words.into_iter().map(|(_, s)| s).collect()));
+        }
+        Ok(rules)
+    }
+
+    /// Number of compiled rules.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when there is no content rule.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The symbols of every content rule.
+    pub fn symbols(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
+    /// Runs every rule over `msg`; one hit per symbol, with what matched.
+    pub fn scan(&self, msg: &Parsed, raw: &[u8]) -> Vec<Hit> {
+        let mut found: Vec<Option<String>> = vec![None; self.names.len()];
+        let mut mark = |idx: usize, what: &str| {
+            if found[idx].is_none() {
+                found[idx] = Some(shorten(what));
+            }
+        };
+        for (name, set) in &self.headers {
+            for value in msg.header_values(name) {
+                set.matches(value, |i| mark(i, value));
+            }
+        }
+        for (name, exists, idx) in &self.header_exists {
+            if msg.has_header(name) == *exists {
+                mark(*idx, "");
+            }
+        }
+        let texts = msg.text_parts.iter().chain(&msg.html_text_parts);
+        for text in texts {
+            if let Some(set) = &self.body {
+                set.matches(text, |i| mark(i, ""));
+            }
+            if let Some((ac, symbols)) = &self.body_words {
+                for m in ac.find_iter(text.as_str()) {
+                    mark(symbols[m.pattern().as_usize()], &text[m.range()]);
+                }
+            }
+        }
+        if let Some(raw_set) = &self.rawbody {
+            let body = raw.get(msg.body_offset..).unwrap_or_default();
+            for i in raw_set.set.matches(body).iter() {
+                mark(raw_set.symbols[i], "");
+            }
+        }
+        for url in &msg.urls {
+            if let Some(set) = &self.uri {
+                set.matches(&url.url, |i| mark(i, &url.url));
+            }
+            if !self.uri_domains.is_empty() {
+                let mut host = url.host.as_str();
+                loop {
+                    if let Some(idxs) = self.uri_domains.get(host) {
+                        for &i in idxs {
+                            mark(i, &url.host);
+                        }
+                    }
+                    match host.find('.') {
+                        Some(dot) => host = &host[dot + 1..],
+                        None => break,
+                    }
+                }
+            }
+        }
+        if let Some(set) = &self.mime {
+            for ct in &msg.content_types {
+                set.matches(ct, |i| mark(i, ct));
+            }
+        }
+        if let Some(set) = &self.filename {
+            for a in &msg.attachments {
+                for name in a.filename.iter().chain(&a.archived) {
+                    set.matches(name, |i| mark(i, name));
+                }
+            }
+        }
+        for (min, max, idx) in &self.size {
+            if min.is_none_or(|m| msg.size >= m) && max.is_none_or(|m| msg.size <= m) {
+                mark(*idx, &msg.size.to_string());
+            }
+        }
+        found
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                f.map(|what| Hit {
+                    name: self.names[i].clone(),
+                    options: if what.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![what]
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+/// At most 60 characters of what matched, for the breakdown.
+fn shorten(s: &str) -> String {
+    let s = s.trim();
+    if s.chars().count() <= 60 {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(57).collect();
+    out.push_str("...");
+    out
+}
+
+/// A boolean expression over symbol names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// The symbol is present.
+    Symbol(String),
+    /// Negation.
+    Not(Box<Expr>),
+    /// Both.
+    And(Box<Expr>, Box<Expr>),
+    /// Either.
+    Or(Box<Expr>, Box<Expr>),
+}
+
+impl Expr {
+    /// Parses `A & !(B | C)`.
+    pub fn parse(text: &str) -> Result<Expr, String> {
+        let tokens = tokenize(text)?;
+        let mut pos = 0;
+        let expr = parse_or(&tokens, &mut pos)?;
+        if pos != tokens.len() {
+            return Err(format!("unexpected `{}` in expression", tokens[pos]));
+        }
+        Ok(expr)
+    }
+
+    /// True when the expression holds for `present`.
+    pub fn eval(&self, present: &HashSet<&str>) -> bool {
+        match self {
+            Expr::Symbol(s) => present.contains(s.as_str()),
+            Expr::Not(e) => !e.eval(present),
+            Expr::And(a, b) => a.eval(present) && b.eval(present),
+            Expr::Or(a, b) => a.eval(present) || b.eval(present),
+        }
+    }
+
+    /// Every symbol named, and whether it appears un-negated.
+    pub fn atoms(&self, positive: bool, out: &mut Vec<(String, bool)>) {
+        match self {
+            Expr::Symbol(s) => out.push((s.clone(), positive)),
+            Expr::Not(e) => e.atoms(!positive, out),
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                a.atoms(positive, out);
+                b.atoms(positive, out);
+            }
+        }
+    }
+}
+
+fn tokenize(text: &str) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if "&|!()".contains(c) {
+            tokens.push(c.to_string());
+            chars.next();
+        } else if c.is_ascii_alphanumeric() || c == '_' {
+            let mut ident = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    ident.push(c);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            tokens.push(ident);
+        } else {
+            return Err(format!("unexpected character `{c}` in expression (expected symbol names, &, |, !, parentheses)"));
+        }
+    }
+    Ok(tokens)
+}
+
+fn parse_or(t: &[String], pos: &mut usize) -> Result<Expr, String> {
+    let mut left = parse_and(t, pos)?;
+    while t.get(*pos).is_some_and(|s| s == "|") {
+        *pos += 1;
+        left = Expr::Or(Box::new(left), Box::new(parse_and(t, pos)?));
+    }
+    Ok(left)
+}
+
+fn parse_and(t: &[String], pos: &mut usize) -> Result<Expr, String> {
+    let mut left = parse_unary(t, pos)?;
+    while t.get(*pos).is_some_and(|s| s == "&") {
+        *pos += 1;
+        left = Expr::And(Box::new(left), Box::new(parse_unary(t, pos)?));
+    }
+    Ok(left)
+}
+
+fn parse_unary(t: &[String], pos: &mut usize) -> Result<Expr, String> {
+    let tok = t.get(*pos).ok_or("expression ends too early")?;
+    *pos += 1;
+    match tok.as_str() {
+        "!" => Ok(Expr::Not(Box::new(parse_unary(t, pos)?))),
+        "(" => {
+            let e = parse_or(t, pos)?;
+            if t.get(*pos).is_none_or(|s| s != ")") {
+                return Err("missing `)` in expression".into());
+            }
+            *pos += 1;
+            Ok(e)
+        }
+        "&" | "|" | ")" => Err(format!("unexpected `{tok}` in expression")),
+        name => Ok(Expr::Symbol(name.to_string())),
+    }
+}
+
+/// The composites, applied in file order after all checks ran.
+#[derive(Debug, Clone, Default)]
+pub struct Composites {
+    rules: Vec<(String, Expr)>,
+}
+
+impl Composites {
+    /// Adds a composite.
+    pub fn push(&mut self, symbol: String, expr: Expr) {
+        self.rules.push((symbol, expr));
+    }
+
+    /// Every composite's symbol and expression.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Expr)> {
+        self.rules.iter().map(|(s, e)| (s.as_str(), e))
+    }
+
+    /// Number of composites.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Evaluates every composite over the symbols in `breakdown`; a composite
+    /// that holds is added, and the symbols it names positively are removed
+    /// (rspamd's default), except ones that force an action.
+    pub fn apply(&self, breakdown: &mut Breakdown, table: &SymbolTable) {
+        for (symbol, expr) in &self.rules {
+            let present: HashSet<&str> = breakdown
+                .symbols()
+                .iter()
+                .map(|s| s.hit.name.as_str())
+                .collect();
+            if present.contains(symbol.as_str()) || !expr.eval(&present) {
+                continue;
+            }
+            let mut atoms = Vec::new();
+            expr.atoms(true, &mut atoms);
+            let consumed: Vec<String> = atoms
+                .into_iter()
+                .filter(|(name, positive)| *positive && present.contains(name.as_str()))
+                .map(|(name, _)| name)
+                .collect();
+            breakdown.retain(|s| s.action.is_some() || !consumed.contains(&s.hit.name));
+            breakdown.push(ScoredSymbol::weigh(
+                table,
+                Hit {
+                    name: symbol.clone(),
+                    options: consumed,
+                },
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(symbol: &str, kind: RuleKind) -> RuleSpec {
+        RuleSpec {
+            symbol: symbol.into(),
+            kind: Some(kind),
+            ..RuleSpec::default()
+        }
+    }
+
+    #[test]
+    fn expressions_parse_and_evaluate() {
+        let e = Expr::parse("A & !(B | C)").unwrap();
+        let set = |v: &[&'static str]| v.iter().copied().collect::<HashSet<&str>>();
+        assert!(e.eval(&set(&["A"])));
+        assert!(!e.eval(&set(&["A", "C"])));
+        assert!(!e.eval(&set(&["B"])));
+        assert!(Expr::parse("A &").is_err());
+        assert!(Expr::parse("A $ B").is_err());
+        assert!(Expr::parse("(A | B").is_err());
+    }
+
+    #[test]
+    fn one_pass_scan_over_targets() {
+        let mut caps = spec("SUBJ_ALL_CAPS", RuleKind::Header);
+        caps.header = Some("Subject".into());
+        caps.regex = Some("^[^a-z]*[A-Z]{3,}[^a-z]*$".into());
+        let mut no_date = spec("MISSING_DATE", RuleKind::Header);
+        no_date.header = Some("Date".into());
+        no_date.exists = Some(false);
+        let mut short = spec("URL_SHORTENER", RuleKind::Uri);
+        short.domains = vec!["bit.ly".into()];
+        let mut exe = spec("EXE", RuleKind::Mime);
+        exe.filename = Some(r"(?i)\.exe$".into());
+        let mut word = spec("VIAGRA", RuleKind::Body);
+        word.words = vec!["viagra".into()];
+        let mut big = spec("BIG", RuleKind::Size);
+        big.min = Some(1_000_000);
+        let rules = ContentRules::compile(&[caps, no_date, short, exe, word, big]).unwrap();
+        let raw =
+            b"Subject: BUY NOW\r\nFrom: a@b.test\r\n\r\nCheap VIAGRA at https://x.bit.ly/abc\r\n";
+        let p = Parsed::parse(raw);
+        let mut names: Vec<String> = rules.scan(&p, raw).into_iter().map(|h| h.name).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["MISSING_DATE", "SUBJ_ALL_CAPS", "URL_SHORTENER", "VIAGRA"]
+        );
+    }
+
+    #[test]
+    fn bad_rules_name_the_key() {
+        let mut bad = spec("X", RuleKind::Header);
+        bad.header = Some("Subject".into());
+        bad.regex = Some("(".into());
+        let e = ContentRules::compile(&[bad]).unwrap_err();
+        assert_eq!((e.symbol.as_str(), e.key), ("X", "regex"));
+        let e = ContentRules::compile(&[spec("Y", RuleKind::Size)]).unwrap_err();
+        assert_eq!((e.symbol.as_str(), e.key), ("Y", "type"));
+    }
+}

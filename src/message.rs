@@ -138,11 +138,8 @@ impl Parsed {
                 }
                 PartType::Html(html) if !is_attachment(part) => {
                     parsed.html_part_count += 1;
-                    parsed.image_count += count_ci(html, "<img");
-                    links_in_html(html, &mut parsed.urls);
-                    parsed
-                        .html_text_parts
-                        .push(mail_parser::decoders::html::html_to_text(html));
+                    parsed.image_count += scan_html(html, &mut parsed.urls);
+                    parsed.html_text_parts.push(html_to_text(html));
                 }
                 PartType::Multipart(_) | PartType::Message(_) => {}
                 body => {
@@ -220,15 +217,6 @@ fn body_offset(raw: &[u8]) -> usize {
         .map_or(raw.len(), |p| p + 4)
 }
 
-fn count_ci(haystack: &str, needle: &str) -> usize {
-    let n = needle.as_bytes();
-    haystack
-        .as_bytes()
-        .windows(n.len())
-        .filter(|w| w.eq_ignore_ascii_case(n))
-        .count()
-}
-
 /// The host of a URL (`scheme://host...` or `www.host...`), lowercase.
 pub fn url_host(url: &str) -> Option<String> {
     let rest = match url.find("://") {
@@ -255,55 +243,77 @@ fn is_url_char(c: char) -> bool {
         )
 }
 
-/// URLs in plain text: `http://`, `https://` and `www.` forms.
+/// One automaton for URL starts, built once.
+fn url_starts() -> &'static aho_corasick::AhoCorasick {
+    static AC: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
+    AC.get_or_init(|| {
+        aho_corasick::AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .build(["http://", "https://", "www."])
+            .expect("literal patterns")
+    })
+}
+
+/// URLs in plain text: `http://`, `https://` and `www.` forms, one pass.
 fn urls_in_text(text: &str, out: &mut Vec<Url>) {
-    let lower = text.to_ascii_lowercase();
-    let mut i = 0;
-    while i < lower.len() {
-        let next = ["http://", "https://", "www."]
-            .iter()
-            .filter_map(|p| lower[i..].find(p).map(|at| i + at))
-            .min();
-        let Some(start) = next else { break };
+    let bytes = text.as_bytes();
+    let mut next_free = 0;
+    for m in url_starts().find_iter(text) {
+        let start = m.start();
+        if start < next_free {
+            continue;
+        }
         // "www." inside a longer word (e.g. "awww.") is not a URL start.
-        let boundary = start == 0 || !lower.as_bytes()[start - 1].is_ascii_alphanumeric();
+        if start > 0 && bytes[start - 1].is_ascii_alphanumeric() {
+            continue;
+        }
         let end = text[start..]
             .find(|c: char| !is_url_char(c))
             .map_or(text.len(), |e| start + e);
+        next_free = end;
         let url = text[start..end].trim_end_matches(['.', ',', ';', ':', ')', ']', '!', '?']);
-        if boundary {
-            if let Some(host) = url_host(url) {
-                out.push(Url {
-                    url: url.to_string(),
-                    host,
-                    link_text: None,
-                });
-            }
+        if let Some(host) = url_host(url) {
+            out.push(Url {
+                url: url.to_string(),
+                host,
+                link_text: None,
+            });
         }
-        i = end.max(start + 1);
     }
 }
 
-/// `<a href="...">text</a>` links in HTML, with their visible text.
-fn links_in_html(html: &str, out: &mut Vec<Url>) {
-    let lower = html.to_ascii_lowercase();
-    let mut i = 0;
-    while let Some(at) = lower[i..].find("<a") {
-        let tag_start = i + at;
-        i = tag_start + 2;
-        if !lower[i..].starts_with(|c: char| c.is_ascii_whitespace()) {
+/// One pass over the tags of an HTML part: `<a href>` links with their
+/// visible text, and the number of `<img>` tags.
+fn scan_html(html: &str, out: &mut Vec<Url>) -> usize {
+    let bytes = html.as_bytes();
+    let mut images = 0;
+    let mut skip_to = 0;
+    for (at, _) in html.match_indices('<') {
+        if at < skip_to {
             continue;
         }
-        let Some(tag_end) = lower[i..].find('>').map(|e| i + e) else {
+        let rest = &bytes[at + 1..];
+        let is = |name: &[u8]| {
+            rest.len() > name.len()
+                && rest[..name.len()].eq_ignore_ascii_case(name)
+                && (rest[name.len()].is_ascii_whitespace()
+                    || rest[name.len()] == b'>'
+                    || rest[name.len()] == b'/')
+        };
+        if is(b"img") {
+            images += 1;
+            continue;
+        }
+        if !is(b"a") {
+            continue;
+        }
+        let Some(tag_end) = html[at..].find('>').map(|e| at + e) else {
             break;
         };
-        let tag = &html[i..tag_end];
-        let Some(href) = attribute(tag, "href") else {
+        let Some(href) = attribute(&html[at + 2..tag_end], "href") else {
             continue;
         };
-        let close = lower[tag_end..]
-            .find("</a")
-            .map_or(html.len(), |e| tag_end + e);
+        let close = find_ci(&bytes[tag_end..], b"</a").map_or(html.len(), |e| tag_end + e);
         let inner = strip_tags(&html[tag_end + 1..close.max(tag_end + 1)]);
         let text = inner.split_whitespace().collect::<Vec<_>>().join(" ");
         if let Some(host) = url_host(&href) {
@@ -313,8 +323,28 @@ fn links_in_html(html: &str, out: &mut Vec<Url>) {
                 link_text: (!text.is_empty()).then_some(text),
             });
         }
-        i = tag_end;
+        skip_to = tag_end;
     }
+    images
+}
+
+/// Position of `needle` (ASCII, any case) in `haystack`.
+fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = needle[0];
+    let mut i = 0;
+    while i + needle.len() <= haystack.len() {
+        let p = haystack[i..]
+            .iter()
+            .position(|b| b.eq_ignore_ascii_case(&first))?;
+        let at = i + p;
+        if haystack.len() >= at + needle.len()
+            && haystack[at..at + needle.len()].eq_ignore_ascii_case(needle)
+        {
+            return Some(at);
+        }
+        i = at + 1;
+    }
+    None
 }
 
 /// The value of attribute `name` in the inside of a tag.
@@ -340,6 +370,89 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
         return Some(decode_entities(v.trim()));
     }
     None
+}
+
+/// The visible text of an HTML part: tags dropped (each becomes a space),
+/// `<style>`/`<script>`/`<head>` contents skipped, common entities decoded.
+pub fn html_to_text(html: &str) -> String {
+    let bytes = html.as_bytes();
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut i = 0;
+    let mut last_space = true;
+    while i < bytes.len() {
+        let Some(p) = bytes[i..].iter().position(|&b| b == b'<' || b == b'&') else {
+            out.push_str(&html[i..]);
+            break;
+        };
+        out.push_str(&html[i..i + p]);
+        if p > 0 {
+            last_space = bytes[i + p - 1].is_ascii_whitespace();
+        }
+        i += p;
+        if bytes[i] == b'&' {
+            let end = bytes[i..].iter().take(10).position(|&b| b == b';');
+            let decoded = end.and_then(|e| entity(&html[i + 1..i + e]));
+            match (end, decoded) {
+                (Some(e), Some(c)) => {
+                    out.push(c);
+                    i += e + 1;
+                }
+                _ => {
+                    out.push('&');
+                    i += 1;
+                }
+            }
+            last_space = false;
+            continue;
+        }
+        let rest = &bytes[i + 1..];
+        let skip_block = [&b"style"[..], b"script", b"head"].into_iter().find(|n| {
+            rest.len() > n.len()
+                && rest[..n.len()].eq_ignore_ascii_case(n)
+                && !rest[n.len()].is_ascii_alphanumeric()
+        });
+        let end = match skip_block {
+            Some(name) => {
+                let mut close = b"</".to_vec();
+                close.extend_from_slice(name);
+                find_ci(&bytes[i..], &close).and_then(|c| {
+                    bytes[i + c..]
+                        .iter()
+                        .position(|&b| b == b'>')
+                        .map(|g| i + c + g + 1)
+                })
+            }
+            None => bytes[i..]
+                .iter()
+                .position(|&b| b == b'>')
+                .map(|g| i + g + 1),
+        };
+        i = end.unwrap_or(bytes.len());
+        if !last_space {
+            out.push(' ');
+            last_space = true;
+        }
+    }
+    out
+}
+
+fn entity(name: &str) -> Option<char> {
+    match name {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        "nbsp" => Some(' '),
+        _ => {
+            let num = name.strip_prefix('#')?;
+            let code = match num.strip_prefix(['x', 'X']) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => num.parse().ok()?,
+            };
+            char::from_u32(code)
+        }
+    }
 }
 
 fn decode_entities(s: &str) -> String {
@@ -438,6 +551,15 @@ mod tests {
                 .any(|m| m.contains("without a boundary")),
             "{:?}",
             p.mime_problems
+        );
+    }
+
+    #[test]
+    fn html_text_skips_tags_styles_and_decodes_entities() {
+        let t = html_to_text("<html><head><style>p{x:y}</style></head><body><p>Fish&amp;chips</p><p>caf&#233; &lt;3 &bogus; a<br>b</p></body></html>");
+        assert_eq!(
+            t.split_whitespace().collect::<Vec<_>>().join(" "),
+            "Fish&chips café <3 &bogus; a b"
         );
     }
 

@@ -1,0 +1,46 @@
+//! The symbol contract (DESIGN §2): every symbol the code can emit has a
+//! rule entry, and every rule entry is emitted by something — a check, a
+//! content rule or a composite.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+#[test]
+fn every_emitted_symbol_has_a_rule_and_every_rule_is_emitted() {
+    let text = std::fs::read_to_string(common::root().join("config/gateway.example.toml")).unwrap();
+    let text = text.replace(
+        "rules_dir = \"rules\"",
+        &format!("rules_dir = \"{}\"", common::root().join("rules").display()),
+    );
+    let app = common::build_app(&text);
+    let mut emitted: BTreeSet<String> = BTreeSet::new();
+    for check in &app.checks {
+        for s in check.symbols() {
+            assert!(
+                app.symbols.get(s).is_some(),
+                "check {} emits {s}, which has no entry in rules/",
+                check.name()
+            );
+            emitted.insert(s.to_string());
+        }
+    }
+    emitted.extend(app.content.symbols().map(str::to_string));
+    emitted.extend(app.composites.iter().map(|(s, _)| s.to_string()));
+    let defined: BTreeSet<String> = app.symbols.names().map(str::to_string).collect();
+    let orphans: Vec<&String> = defined.difference(&emitted).collect();
+    assert!(
+        orphans.is_empty(),
+        "rules/ defines symbols nothing emits: {orphans:?}"
+    );
+    for name in &defined {
+        let def = app.symbols.get(name).unwrap();
+        assert!(!def.description.is_empty(), "{name} has no description");
+        if def.score.0 > 0 || def.action.is_some() {
+            assert!(
+                !def.fix.is_empty(),
+                "{name} can stop mail but has no fix hint for the sender"
+            );
+        }
+    }
+}

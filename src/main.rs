@@ -7,6 +7,7 @@ use smtpgate::app::App;
 use smtpgate::bounce::breakdown_text;
 use smtpgate::checks::Phase;
 use smtpgate::config::SpamAction;
+use smtpgate::notify::notify;
 use smtpgate::pipeline::{self, to_crlf, Envelope, Verdict};
 use smtpgate::server::{Handle, Server};
 use smtpgate::smtp::command::parse_address;
@@ -38,6 +39,14 @@ enum Command {
     },
     /// Run the checks on one message and print the breakdown and the action.
     Check(CheckArgs),
+    /// Show why a message was stopped, from the reference in its alert or 5xx.
+    Why {
+        /// Configuration file (default: $SMTPGATE_CONFIG, else config/gateway.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The reference, e.g. K3F9Q2ZP.
+        reference: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -86,6 +95,49 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config_path(config)),
         Command::Serve { config } => serve(config_path(config)),
         Command::Check(args) => check(args),
+        Command::Why { config, reference } => why(&config_path(config), &reference),
+    }
+}
+
+fn why(path: &Path, reference: &str) -> ExitCode {
+    let app = match App::load(path, None) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if app.store.backend() == "memory" {
+        eprintln!(
+            "{}: store.backend is \"memory\": verdicts live inside the running gateway only; \
+             use store.backend = \"redis\" to look them up from the command line",
+            path.display()
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(smtpgate::verdict::load(app.store.as_ref(), reference)) {
+        Ok(Some(text)) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!("no verdict for reference {reference} (kept 7 days)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -285,10 +337,20 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
         tracing::info!(%addr, "listening");
     }
     let handle = server.handle();
+    let addrs: Vec<String> = server
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let addrs = addrs.join(", ");
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let running = tokio::spawn(server.run());
+    notify(&format!(
+        "READY=1\nSTATUS=accepting mail on {addrs}\nMAINPID={}",
+        std::process::id()
+    ));
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -297,6 +359,7 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down: no new connections, letting sessions finish");
+    notify("STOPPING=1\nSTATUS=draining sessions");
     handle.shutdown();
     running.await.context("server task")?;
     Ok(())
@@ -305,7 +368,14 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
 /// SIGHUP: validate and build the new configuration first; keep the running
 /// one on any error.
 fn reload(handle: &Handle, path: &Path) {
-    match handle.reload_from(path) {
+    notify("RELOADING=1\nSTATUS=reloading configuration");
+    let result = handle.reload_from(path);
+    let status = match &result {
+        Ok(()) => "configuration reloaded".to_string(),
+        Err(e) => format!("reload failed, running configuration kept: {e}"),
+    };
+    notify(&format!("READY=1\nSTATUS={status}"));
+    match result {
         Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
         Err(e) => tracing::error!(error = %e, "reload failed, keeping the running configuration"),
     }

@@ -251,3 +251,56 @@ async fn swaks_delivers_with_and_without_starttls() {
         assert_eq!(text.contains("with ESMTPS id"), tls, "{text}");
     }
 }
+
+#[tokio::test]
+async fn sd_notify_ready_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let sink = Sink::start(SinkConfig::default()).await;
+    let addr = free_port();
+    let text = common::config_text(sink.addr, "", "").replace("127.0.0.1:0", &addr.to_string());
+    let config = temp_file(&format!("notify-{}.toml", addr.port()), &text);
+    let socket_path = config.with_extension("sock");
+    let _ = std::fs::remove_file(&socket_path);
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let child = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut gw = Running { child, addr };
+    let recv = |socket: &UnixDatagram| {
+        let mut buf = [0u8; 1024];
+        let n = socket.recv(&mut buf).expect("a notification within 10s");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    let ready = recv(&socket);
+    assert!(ready.starts_with("READY=1\n"), "{ready}");
+    assert!(
+        ready.contains(&format!("STATUS=accepting mail on {addr}")),
+        "{ready}"
+    );
+    assert!(
+        ready.contains(&format!("MAINPID={}", gw.child.id())),
+        "{ready}"
+    );
+    // Listeners are bound when READY=1 arrives.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    gw.signal("-HUP");
+    assert!(recv(&socket).starts_with("RELOADING=1\n"));
+    let after = recv(&socket);
+    assert!(
+        after.starts_with("READY=1\nSTATUS=configuration reloaded"),
+        "{after}"
+    );
+    gw.signal("-TERM");
+    assert!(recv(&socket).starts_with("STOPPING=1\n"));
+    let exit = tokio::task::spawn_blocking(move || gw.wait_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(exit, Some(0));
+}

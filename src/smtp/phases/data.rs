@@ -3,7 +3,7 @@
 //! upstream's 250.
 
 use crate::action::{decide, Action};
-use crate::bounce::Alert;
+use crate::bounce::{breakdown_text, Alert};
 use crate::checks::Phase;
 use crate::config::SpamAction;
 use crate::message::Parsed;
@@ -338,8 +338,27 @@ impl Session {
                 open.release();
             }
             self.log_transaction(&txn, action, size, Some(&reply));
+            if action.starts_with("spam") || action == "blocked" {
+                self.save_verdict(&txn, action, &reply);
+            }
         }
         reply
+    }
+
+    /// Keeps a stopped message's breakdown for `smtpgate why`.
+    fn save_verdict(&self, txn: &Txn, action: &str, reply: &Reply) {
+        let rcpts: Vec<String> = txn.recipients.iter().map(ToString::to_string).collect();
+        let text = format!(
+            "Reference: {}\nDate: {}\nClient: {} ({})\nFrom: <{}>\nTo: {}\nAction: {action}\nReply: {reply}\n\n{}",
+            txn.reference,
+            crate::smtp::received::rfc5322_date(SystemTime::now()),
+            self.peer.ip(),
+            self.helo.as_deref().unwrap_or(""),
+            txn.sender,
+            rcpts.join(", "),
+            breakdown_text(&txn.breakdown, &self.app.symbols, self.app.policy.threshold),
+        );
+        crate::verdict::save(self.app.store.clone(), txn.reference.clone(), text);
     }
 }
 

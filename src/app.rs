@@ -84,7 +84,7 @@ impl App {
         }
         let store = match previous {
             Some(p) if p.config.store == config.store => Arc::clone(&p.store),
-            _ => build_store(&config)?,
+            _ => Arc::new(crate::store::Metered(build_store(&config)?)),
         };
         let deps = Deps {
             store: Arc::clone(&store),

@@ -140,6 +140,8 @@ pub struct Config {
     /// `[store]`: where shared state lives.
     #[serde(default)]
     pub store: StoreConfig,
+    /// `[metrics]`: the Prometheus exporter (off when absent).
+    pub metrics: Option<MetricsConfig>,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: Source,
@@ -358,6 +360,14 @@ fn default_dns_timeout() -> Span {
 }
 fn default_dns_attempts() -> usize {
     2
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where `/metrics` is served (keep it on loopback or a management network).
+    pub listen: SocketAddr,
 }
 
 /// Which `Store` backend holds shared state.

@@ -9,6 +9,7 @@ pub mod bounce;
 pub mod checks;
 pub mod config;
 pub mod message;
+pub mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod reference;

@@ -332,6 +332,10 @@ fn serve(path: PathBuf) -> ExitCode {
 }
 
 async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
+    if let Some(m) = &app.config.metrics {
+        smtpgate::metrics::install(m.listen).map_err(anyhow::Error::msg)?;
+        tracing::info!(addr = %m.listen, "metrics on /metrics");
+    }
     let server = Server::bind(app).await.context("binding listeners")?;
     for addr in server.local_addrs() {
         tracing::info!(%addr, "listening");
@@ -370,6 +374,7 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
 fn reload(handle: &Handle, path: &Path) {
     notify("RELOADING=1\nSTATUS=reloading configuration");
     let result = handle.reload_from(path);
+    smtpgate::metrics::reload(result.is_ok());
     let status = match &result {
         Ok(()) => "configuration reloaded".to_string(),
         Err(e) => format!("reload failed, running configuration kept: {e}"),

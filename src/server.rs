@@ -140,6 +140,7 @@ async fn accept_loop(listener: TcpListener, handle: Handle, connections: Arc<Sem
         };
         let _ = tcp.set_nodelay(true);
         let app = handle.app();
+        crate::metrics::session_started();
         match Arc::clone(&connections).try_acquire_owned() {
             Ok(permit) => {
                 let session =
@@ -147,10 +148,13 @@ async fn accept_loop(listener: TcpListener, handle: Handle, connections: Arc<Sem
                 tokio::spawn(async move {
                     session.run().await;
                     drop(permit);
+                    crate::metrics::session_ended();
                 });
             }
             Err(_) => {
                 tracing::warn!(client = %peer, "too many connections");
+                crate::metrics::session_refused();
+                crate::metrics::session_ended();
                 tokio::spawn(refuse(tcp, app));
             }
         }

@@ -231,6 +231,7 @@ impl Upstream {
 
     fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().ok()?;
+        crate::metrics::upstream_idle(idle.len().saturating_sub(1));
         while let Some(conn) = idle.pop() {
             if conn.idle_since.elapsed() < self.config.max_idle.0 {
                 return Some(conn);
@@ -245,6 +246,7 @@ impl Upstream {
             if idle.len() < self.config.pool_size {
                 idle.push(conn);
             }
+            crate::metrics::upstream_idle(idle.len());
         }
     }
 
@@ -254,6 +256,18 @@ impl Upstream {
     /// the transaction, if MAIL was accepted, and the reply for the client's
     /// RCPT: the RCPT reply, or MAIL's refusal.
     pub async fn begin(
+        self: &Arc<Self>,
+        sender: &Address,
+        params: &MailParams,
+        recipient: &Address,
+    ) -> Result<(Option<Transaction>, Reply), UpstreamError> {
+        let started = Instant::now();
+        let result = self.begin_inner(sender, params, recipient).await;
+        crate::metrics::upstream("begin", started.elapsed(), result.is_err());
+        result
+    }
+
+    async fn begin_inner(
         self: &Arc<Self>,
         sender: &Address,
         params: &MailParams,
@@ -398,7 +412,14 @@ impl Transaction {
 
     /// Sends the message (`header` prepended to `message`) and returns the
     /// MTA's final reply. The connection goes back to the pool afterwards.
-    pub async fn data(mut self, header: &[u8], message: &[u8]) -> Result<Reply, UpstreamError> {
+    pub async fn data(self, header: &[u8], message: &[u8]) -> Result<Reply, UpstreamError> {
+        let started = Instant::now();
+        let result = self.data_inner(header, message).await;
+        crate::metrics::upstream("data", started.elapsed(), result.is_err());
+        result
+    }
+
+    async fn data_inner(mut self, header: &[u8], message: &[u8]) -> Result<Reply, UpstreamError> {
         let config = self.upstream.config.clone();
         let conn = self.conn()?;
         let result = async {

@@ -304,3 +304,108 @@ async fn sd_notify_ready_reloading_and_stopping() {
         .unwrap();
     assert_eq!(exit, Some(0));
 }
+
+/// GET `path` over plain HTTP/1.0 on loopback.
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("metrics listener");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// The value of the sample line starting with `series ` in a scrape.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_sessions_transactions_symbols_and_latency() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    let metrics = free_port();
+    let extra = format!("[metrics]\nlisten = \"{metrics}\"\n[scores]\nSUBJ_ALL_CAPS = 5.0\n");
+    let gw = spawn_gateway(&common::config_text(sink.addr, "", &extra)).await;
+    let message = |subject: &str| {
+        format!("From: <a@example.test>\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{subject}@example.test>\r\n\r\nHello.\r\n.\r\n")
+    };
+    for subject in ["hello", "again"] {
+        let r = common::client::send_message(
+            gw.addr,
+            "a@example.test",
+            &["b@example.net"],
+            message(subject).as_bytes(),
+        )
+        .await;
+        assert_eq!(r.code, 250, "{r:?}");
+    }
+    let r = common::client::send_message(
+        gw.addr,
+        "a@example.test",
+        &["b@example.net"],
+        message("BUY NOW").as_bytes(),
+    )
+    .await;
+    assert_eq!(r.code, 550, "{r:?}");
+    gw.signal("-HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let scrape = http_get(metrics, "/metrics").await;
+    assert!(
+        scrape.starts_with("HTTP/1.") && scrape.contains(" 200 "),
+        "{scrape}"
+    );
+    let expect = [
+        // Three sessions plus spawn_gateway's readiness probe.
+        ("smtpgate_sessions_total", 4.0),
+        // The spam verdict kept for `smtpgate why`.
+        ("smtpgate_store_seconds_count{op=\"set\"}", 1.0),
+        ("smtpgate_sessions_active", 0.0),
+        ("smtpgate_transactions_total{action=\"delivered\"}", 2.0),
+        ("smtpgate_transactions_total{action=\"spam\"}", 1.0),
+        ("smtpgate_symbol_hits_total{symbol=\"SUBJ_ALL_CAPS\"}", 1.0),
+        ("smtpgate_replies_total{class=\"5xx\"}", 1.0),
+        ("smtpgate_phase_seconds_count{phase=\"data\"}", 3.0),
+        ("smtpgate_phase_seconds_count{phase=\"rcpt\"}", 3.0),
+        ("smtpgate_upstream_seconds_count{op=\"data\"}", 2.0),
+        ("smtpgate_upstream_seconds_count{op=\"begin\"}", 3.0),
+        ("smtpgate_upstream_idle_connections", 1.0),
+        ("smtpgate_config_reloads_total{result=\"ok\"}", 1.0),
+    ];
+    for (series, value) in expect {
+        assert_eq!(
+            sample(&scrape, series),
+            Some(value),
+            "{series} in\n{scrape}"
+        );
+    }
+    // 2xx: greeting, EHLO, MAIL, RCPT, 250 after DATA, QUIT for each of three
+    // sessions (the spam one has a 5xx instead of the DATA 250), plus the
+    // probe's greeting; 3xx: one 354 each.
+    assert_eq!(
+        sample(&scrape, "smtpgate_replies_total{class=\"2xx\"}"),
+        Some(18.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(&scrape, "smtpgate_replies_total{class=\"3xx\"}"),
+        Some(3.0),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("smtpgate_phase_seconds_bucket{phase=\"data\",le=\"0.001\"}"),
+        "histogram buckets: {scrape}"
+    );
+}

@@ -144,6 +144,7 @@ impl Session {
 
     /// Queues a reply for the next flush.
     pub fn queue(&mut self, reply: &Reply) {
+        crate::metrics::reply(reply.code);
         reply.write_to(&mut self.out);
     }
 
@@ -265,12 +266,14 @@ impl Session {
         phase: Phase,
         view: &View<'_>,
     ) -> Result<Vec<ScoredSymbol>, CheckError> {
+        let started = Instant::now();
         let mut found = Vec::new();
         for check in self.app.checks.iter().filter(|c| c.phase() == phase) {
             for hit in check.check(view).await? {
                 found.push(ScoredSymbol::weigh(&self.app.symbols, hit));
             }
         }
+        crate::metrics::phase(phase, started.elapsed());
         Ok(found)
     }
 
@@ -296,6 +299,10 @@ impl Session {
             .map(|s| format!("{}({})", s.hit.name, s.score))
             .collect();
         let rcpts: Vec<String> = txn.recipients.iter().map(ToString::to_string).collect();
+        crate::metrics::transaction(
+            action,
+            txn.breakdown.symbols().iter().map(|s| s.hit.name.as_str()),
+        );
         tracing::info!(
             target: "smtpgate::transaction",
             reference = %txn.reference,

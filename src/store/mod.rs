@@ -6,6 +6,9 @@
 
 pub mod memory;
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -40,4 +43,40 @@ pub trait Store: Send + Sync {
 
     /// Keys (without prefix) starting with `prefix`, at most `limit`.
     fn keys<'a>(&'a self, prefix: &'a str, limit: usize) -> StoreFuture<'a, Vec<String>>;
+}
+
+/// A store that records each operation's latency and failures in metrics.
+pub struct Metered(pub Arc<dyn Store>);
+
+async fn timed<T>(op: &'static str, fut: StoreFuture<'_, T>) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let result = fut.await;
+    crate::metrics::store(op, started.elapsed(), result.is_err());
+    result
+}
+
+impl Store for Metered {
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(timed("get", self.0.get(key)))
+    }
+
+    fn set<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(timed("set", self.0.set(key, value, ttl)))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(timed("delete", self.0.delete(key)))
+    }
+
+    fn incr<'a>(&'a self, key: &'a str, by: i64, ttl: Duration) -> StoreFuture<'a, i64> {
+        Box::pin(timed("incr", self.0.incr(key, by, ttl)))
+    }
+
+    fn keys<'a>(&'a self, prefix: &'a str, limit: usize) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(timed("keys", self.0.keys(prefix, limit)))
+    }
 }

@@ -3,6 +3,7 @@
 //! App and swaps it in; sessions keep the one they started with.
 
 use crate::action::Policy;
+use crate::auth::Authenticator;
 use crate::checks::{self, Check};
 use crate::config::{Config, ConfigError};
 use crate::rules;
@@ -32,6 +33,8 @@ pub struct App {
     pub upstream: Arc<Upstream>,
     /// Shared state (kept across reloads while `[store]` is unchanged).
     pub store: Arc<dyn Store>,
+    /// SPF/DKIM/DMARC, Authentication-Results and DKIM signing.
+    pub auth: Arc<Authenticator>,
 }
 
 /// What checks are built with: the shared dependencies behind traits.
@@ -39,6 +42,8 @@ pub struct App {
 pub struct Deps {
     /// Shared state.
     pub store: Arc<dyn Store>,
+    /// SPF/DKIM/DMARC (resolver from `[dns]`, keys from `[dkim]`).
+    pub auth: Arc<Authenticator>,
 }
 
 impl App {
@@ -64,8 +69,10 @@ impl App {
             Some(p) if p.config.store == config.store => Arc::clone(&p.store),
             _ => build_store(&config)?,
         };
+        let auth = Arc::new(Authenticator::new(&config)?);
         let deps = Deps {
             store: Arc::clone(&store),
+            auth: Arc::clone(&auth),
         };
         let checks = checks::build(&config, &deps)?;
         let tls = config
@@ -97,6 +104,7 @@ impl App {
             tls,
             upstream,
             store,
+            auth,
         })
     }
 }

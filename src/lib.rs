@@ -5,6 +5,7 @@
 
 pub mod action;
 pub mod app;
+pub mod auth;
 pub mod checks;
 pub mod config;
 pub mod reference;

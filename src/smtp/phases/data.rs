@@ -130,7 +130,14 @@ impl Session {
 
     /// Relays the message upstream with our Received header.
     async fn deliver(&mut self, message: &[u8], size: usize) -> Reply {
-        let header = self.trace_header();
+        let mut header = self.trace_header();
+        // Authentication (src/auth.rs): Authentication-Results and our DKIM
+        // signature, next to the Received header.
+        if let Some(txn) = &self.txn {
+            let hostname = &self.app.config.server.hostname;
+            header.extend(crate::auth::authentication_results(hostname, &txn.breakdown));
+        }
+        header.extend(self.app.auth.sign(message));
         let Some(open) = self.txn.as_mut().and_then(|t| t.upstream.take()) else {
             return self.end_transaction("tempfail", size, reply::upstream_lost());
         };

@@ -122,7 +122,8 @@ pub enum DkimOutcome {
     PermError,
     /// A DNS failure.
     TempError,
-    /// Verified but not acceptable (expired, and the like).
+    /// The body hash does not match (the body changed after signing);
+    /// mail-auth reports it as neutral, before looking up the key.
     Neutral,
 }
 

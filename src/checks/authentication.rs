@@ -138,9 +138,10 @@ fn dkim_hits(e: &Evaluation) -> Vec<Hit> {
     for v in &e.dkim {
         let name = match v.outcome {
             DkimOutcome::Pass => "R_DKIM_ALLOW",
-            DkimOutcome::Fail => "R_DKIM_REJECT",
+            // mail-auth reports a changed body as neutral; rspamd rejects it.
+            DkimOutcome::Fail | DkimOutcome::Neutral => "R_DKIM_REJECT",
             DkimOutcome::TempError => "R_DKIM_TEMPFAIL",
-            DkimOutcome::PermError | DkimOutcome::Neutral => "R_DKIM_PERMFAIL",
+            DkimOutcome::PermError => "R_DKIM_PERMFAIL",
         };
         let signature = format!("{}:{}", v.domain, v.selector);
         match hits.iter_mut().find(|h| h.name == name) {

@@ -255,6 +255,21 @@ impl Authenticator {
             .is_some_and(|s| s.key_for(domain).is_some())
     }
 
+    /// SPF for one IP: the MAIL FROM identity, or the HELO identity for the
+    /// null sender (`sender` empty), as RFC 7208 §2.4 asks.
+    pub async fn spf(&self, ip: IpAddr, helo: &str, sender: &str) -> SpfOutcome {
+        SpfOutcome::from_result(self.check_spf(ip, helo, sender).await.result())
+    }
+
+    async fn check_spf(&self, ip: IpAddr, helo: &str, sender: &str) -> SpfOutput {
+        let params = if sender.is_empty() {
+            SpfParameters::verify_ehlo(ip, helo, &self.hostname)
+        } else {
+            SpfParameters::verify_mail_from(ip, helo, &self.hostname, sender)
+        };
+        self.resolver.verify_spf(self.caches.params(params)).await
+    }
+
     /// SPF, DKIM and DMARC as the recipients will see them.
     pub async fn evaluate(&self, env: Envelope<'_>) -> Evaluation {
         let spf_ips = if self.egress_ips.is_empty() {
@@ -266,12 +281,7 @@ impl Authenticator {
         let mut worst: Option<SpfOutput> = None;
         let mut ips = Vec::with_capacity(spf_ips.len());
         for ip in spf_ips {
-            let params = if helo_identity {
-                SpfParameters::verify_ehlo(ip, env.helo, &self.hostname)
-            } else {
-                SpfParameters::verify_mail_from(ip, env.helo, &self.hostname, env.sender)
-            };
-            let output = self.resolver.verify_spf(self.caches.params(params)).await;
+            let output = self.check_spf(ip, env.helo, env.sender).await;
             let outcome = SpfOutcome::from_result(output.result());
             ips.push((ip, outcome));
             if worst

@@ -6,6 +6,7 @@
 //! ```text
 //! example.test            TXT  "v=spf1 ip4:192.0.2.1 -all"
 //! long.example.test       TXT  "first string" "second string"
+//! empty.example.test      TXT                ; a TXT record with no strings
 //! mail.example.test       A    192.0.2.1
 //! mail.example.test       AAAA 2001:db8::1
 //! example.test            MX   10 mail.example.test
@@ -157,7 +158,8 @@ fn parse_entry(kind: &str, data: &str) -> Option<Entry> {
     })
 }
 
-/// `"a" "b\"c"` → [a, b"c]; `\\` and `\"` are the escapes.
+/// `"a" "b\"c"` → [a, b"c]; `\\`, `\"` and `\DDD` (a decimal byte, as in
+/// zone files) are the escapes.
 fn parse_strings(data: &str) -> Option<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     let mut chars = data.chars().peekable();
@@ -170,21 +172,27 @@ fn parse_strings(data: &str) -> Option<Vec<Vec<u8>>> {
             Some('"') => {}
             Some(_) => return None,
         }
-        let mut s = String::new();
+        let mut s = Vec::new();
         loop {
             match chars.next()? {
                 '"' => break,
-                '\\' => s.push(chars.next()?),
-                c => s.push(c),
+                '\\' => {
+                    let c = chars.next()?;
+                    if c.is_ascii_digit() {
+                        let digits = [c, chars.next()?, chars.next()?];
+                        let text: String = digits.iter().collect();
+                        s.push(text.parse::<u8>().ok()?);
+                    } else {
+                        s.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                    }
+                }
+                c => s.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
             }
         }
-        out.push(s.into_bytes());
+        out.push(s);
     }
-    if out.is_empty() {
-        None
-    } else {
-        Some(out)
-    }
+    // No strings at all is a valid (empty) TXT record.
+    Some(out)
 }
 
 /// How the whole server behaves.

@@ -23,7 +23,7 @@
 
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, PTR, TXT};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, PTR, SOA, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -248,6 +248,19 @@ impl Handler {
     }
 }
 
+/// An SOA for the top-level domain of `name`, TTL and minimum [`TTL`].
+fn negative_soa(name: &Name) -> Record {
+    let ascii = name.to_ascii();
+    let tld = ascii.trim_end_matches('.').rsplit('.').next().unwrap_or("test");
+    let apex = Name::from_str_relaxed(format!("{tld}.")).unwrap_or_else(|_| Name::root());
+    let host = |label: &str| Name::from_str_relaxed(format!("{label}.{tld}.")).unwrap_or_else(|_| Name::root());
+    Record::from_rdata(
+        apex,
+        TTL,
+        RData::SOA(SOA::new(host("ns"), host("hostmaster"), 1, 3600, 600, 86400, TTL)),
+    )
+}
+
 fn records_of(name: &Name, entries: &[Entry], qtype: RecordType) -> Vec<Record> {
     entries
         .iter()
@@ -299,10 +312,18 @@ impl RequestHandler for Handler {
             return silent;
         };
         metadata.response_code = code;
+        // Negative answers carry an SOA, as real servers' do, so resolvers
+        // cache them (RFC 2308).
+        let soa = match (code, records.is_empty(), question) {
+            (ResponseCode::NXDomain | ResponseCode::NoError, true, Some(q)) => {
+                Some(negative_soa(q.original().name()))
+            }
+            _ => None,
+        };
         let response = MessageResponseBuilder::new(&request.queries, None).build(
             metadata,
             records.iter(),
-            None.iter(),
+            soa.iter(),
             None.iter(),
             None.iter(),
         );

@@ -87,7 +87,8 @@ fn main() {
         .into_bytes();
         let signer = authenticator(&dns, Some("keys-rsa"));
         let signed = [signer.sign(&plain).expect("sign").as_bytes(), &plain].concat();
-        let pyorg = std::fs::read(root().join("tests/fixtures/dkim/pyorg-signed.eml")).expect("fixture");
+        let pyorg =
+            std::fs::read(root().join("tests/fixtures/dkim/pyorg-signed.eml")).expect("fixture");
         let customer = Address {
             local: "user".into(),
             domain: "customer.test".into(),
@@ -97,11 +98,36 @@ fn main() {
             domain: "pyorg.test".into(),
         };
         let cases: Vec<(&str, Arc<Authenticator>, &Address, &[u8])> = vec![
-            ("unsigned, p=reject fails (12 KB)", authenticator(&dns, None), &customer, &plain),
-            ("RSA-2048 signature verified (12 KB)", authenticator(&dns, None), &customer, &signed),
-            ("python3-dkim signature verified", authenticator(&dns, None), &news, &pyorg),
-            ("we sign (RSA-2048) + verify (12 KB)", authenticator(&dns, Some("keys-rsa")), &customer, &plain),
-            ("we sign (Ed25519) + verify (12 KB)", authenticator(&dns, Some("keys-ed")), &customer, &plain),
+            (
+                "unsigned, p=reject fails (12 KB)",
+                authenticator(&dns, None),
+                &customer,
+                &plain,
+            ),
+            (
+                "RSA-2048 signature verified (12 KB)",
+                authenticator(&dns, None),
+                &customer,
+                &signed,
+            ),
+            (
+                "python3-dkim signature verified",
+                authenticator(&dns, None),
+                &news,
+                &pyorg,
+            ),
+            (
+                "we sign (RSA-2048) + verify (12 KB)",
+                authenticator(&dns, Some("keys-rsa")),
+                &customer,
+                &plain,
+            ),
+            (
+                "we sign (Ed25519) + verify (12 KB)",
+                authenticator(&dns, Some("keys-ed")),
+                &customer,
+                &plain,
+            ),
         ];
         println!("SPF+DKIM+DMARC per message, warm caches, one task:");
         for (name, auth, sender, message) in cases {

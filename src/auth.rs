@@ -16,9 +16,7 @@ use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{DkimSigner, Done};
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::dmarc::Policy;
-use mail_auth::hickory_resolver::config::{
-    NameServerConfig, ResolverConfig, ResolverOpts,
-};
+use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
     AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, Parameters, RecordSet,
@@ -347,8 +345,7 @@ impl Authenticator {
             })
             .collect();
 
-        let dmarc_params =
-            DmarcParameters::new(&parsed, &dkim_outputs, &spf_domain, &spf_output);
+        let dmarc_params = DmarcParameters::new(&parsed, &dkim_outputs, &spf_domain, &spf_output);
         let dmarc_output = self
             .resolver
             .verify_dmarc(self.caches.params(dmarc_params))
@@ -464,7 +461,10 @@ pub fn authentication_results(hostname: &str, breakdown: &Breakdown) -> Option<S
     parts.extend(spf);
     parts.extend(dkim);
     parts.extend(dmarc);
-    Some(format!("Authentication-Results: {}\r\n", parts.join(";\r\n\t")))
+    Some(format!(
+        "Authentication-Results: {}\r\n",
+        parts.join(";\r\n\t")
+    ))
 }
 
 /// The resolver of `[dns]`: its nameservers (UDP and TCP) with its timeout
@@ -476,9 +476,10 @@ fn build_resolver(config: &Config) -> Result<MessageAuthenticator, ConfigError> 
         match mail_auth::hickory_resolver::system_conf::read_system_conf() {
             Ok(system) => system,
             // Without `[outbound]` nothing resolves: no reason to refuse.
-            Err(_) if config.outbound.is_none() => {
-                (ResolverConfig::from_name_servers(Vec::new()), ResolverOpts::default())
-            }
+            Err(_) if config.outbound.is_none() => (
+                ResolverConfig::from_name_servers(Vec::new()),
+                ResolverOpts::default(),
+            ),
             Err(e) => {
                 return Err(error(format!(
                     "dns: cannot read the system resolver configuration: {e}"
@@ -555,11 +556,14 @@ impl Signer {
                     path.display()
                 )));
             };
-            let pem = std::fs::read(&path)
-                .map_err(|e| error(format!("dkim.keys_dir: cannot read {}: {e}", path.display())))?;
-            let key = DkimKey::from_pem(&pem, domain, selector, headers).map_err(|why| {
-                error(format!("dkim.keys_dir: {}: {why}", path.display()))
+            let pem = std::fs::read(&path).map_err(|e| {
+                error(format!(
+                    "dkim.keys_dir: cannot read {}: {e}",
+                    path.display()
+                ))
             })?;
+            let key = DkimKey::from_pem(&pem, domain, selector, headers)
+                .map_err(|why| error(format!("dkim.keys_dir: {}: {why}", path.display())))?;
             keys.push(key);
         }
         if keys.is_empty() {
@@ -625,10 +629,7 @@ impl DkimKey {
             PrivateKeyDer::Pkcs8(pkcs8) => {
                 match Ed25519Key::from_pkcs8_maybe_unchecked_der(pkcs8.secret_pkcs8_der()) {
                     Ok(key) => {
-                        let record = format!(
-                            "v=DKIM1; k=ed25519; p={}",
-                            base64(&key.public_key())
-                        );
+                        let record = format!("v=DKIM1; k=ed25519; p={}", base64(&key.public_key()));
                         let signer = DkimSigner::from_key(key)
                             .domain(domain.clone())
                             .selector(selector)
@@ -656,10 +657,7 @@ fn rsa_signer(
     headers: &[String],
 ) -> Result<(KeySigner, String), String> {
     let key = RsaKey::<Sha256>::from_key_der(der).map_err(|e| format!("bad RSA key: {e}"))?;
-    let record = format!(
-        "v=DKIM1; k=rsa; p={}",
-        base64(&rsa_spki(&key.public_key()))
-    );
+    let record = format!("v=DKIM1; k=rsa; p={}", base64(&rsa_spki(&key.public_key())));
     let signer = DkimSigner::from_key(key)
         .domain(domain.to_string())
         .selector(selector)
@@ -702,7 +700,11 @@ fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -798,6 +800,28 @@ impl Caches {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authentication_results_from_symbols() {
+        use crate::score::{Hit, SymbolTable};
+        let table = SymbolTable::default();
+        let mut b = Breakdown::default();
+        let mut spf = Hit::new("R_SPF_ALLOW", "example.test");
+        spf.options.push("mailfrom".into());
+        b.add(&table, spf);
+        let mut dkim = Hit::new("R_DKIM_ALLOW", "example.test:s1");
+        dkim.options.push("other.test:s2".into());
+        dkim.options.push("fix: not a signature".into());
+        b.add(&table, dkim);
+        b.add(&table, Hit::new("DMARC_POLICY_ALLOW", "example.test"));
+        assert_eq!(
+            authentication_results("gw.example.test", &b).as_deref(),
+            Some(
+                "Authentication-Results: gw.example.test;\r\n\tspf=pass smtp.mailfrom=example.test;\r\n\tdkim=pass header.d=example.test header.s=s1;\r\n\tdkim=pass header.d=other.test header.s=s2;\r\n\tdmarc=pass header.from=example.test\r\n"
+            )
+        );
+        assert_eq!(authentication_results("gw", &Breakdown::default()), None);
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

@@ -186,7 +186,11 @@ async fn spf_results_for_the_egress_ip() {
     for (domain, symbol, options, dmarc) in cases {
         let sender = format!("user@{domain}");
         let hits = check(&auth, "client.example.test", &sender, &message(&sender)).await;
-        assert_eq!(names(&hits), [symbol, "R_DKIM_NA", dmarc], "{domain}: {hits:?}");
+        assert_eq!(
+            names(&hits),
+            [symbol, "R_DKIM_NA", dmarc],
+            "{domain}: {hits:?}"
+        );
         assert_eq!(hit(&hits, symbol).options, options, "{domain}");
     }
 }
@@ -195,7 +199,13 @@ async fn spf_results_for_the_egress_ip() {
 async fn spf_servfail_is_a_dns_failure() {
     let dns = dns().await;
     let auth = authenticator(&dns, &[EGRESS], None);
-    let hits = check(&auth, "h.test", "user@dnsfail.test", &message("user@dnsfail.test")).await;
+    let hits = check(
+        &auth,
+        "h.test",
+        "user@dnsfail.test",
+        &message("user@dnsfail.test"),
+    )
+    .await;
     assert_eq!(hits[0].name, "R_SPF_DNSFAIL", "{hits:?}");
     assert_eq!(hits[0].options[2], "ip4:203.0.113.10=temperror");
 }
@@ -243,7 +253,11 @@ async fn dmarc_policies() {
     let auth = authenticator(&dns, &[EGRESS], None);
     for (domain, symbol, policy) in [
         ("mailru.test", "DMARC_POLICY_REJECT", Some("p=reject")),
-        ("quarantine.test", "DMARC_POLICY_QUARANTINE", Some("p=quarantine")),
+        (
+            "quarantine.test",
+            "DMARC_POLICY_QUARANTINE",
+            Some("p=quarantine"),
+        ),
         ("pnone.test", "DMARC_POLICY_SOFTFAIL", Some("p=none")),
         ("pass.test", "DMARC_POLICY_ALLOW", None),
         ("na.test", "DMARC_NA", None),
@@ -264,8 +278,17 @@ async fn seed_case_mailru_from_through_our_egress_is_rejected_with_a_fix() {
     let auth = authenticator(&dns, &[EGRESS], None);
     // The customer's envelope is its own domain; the From is the mailbox
     // provider's, whose SPF does not list our egress.
-    let hits = check(&auth, "web1.customer.test", "user@customer.test", &message("ivan@mailru.test")).await;
-    assert_eq!(names(&hits), ["R_SPF_FAIL", "R_DKIM_NA", "DMARC_POLICY_REJECT"]);
+    let hits = check(
+        &auth,
+        "web1.customer.test",
+        "user@customer.test",
+        &message("ivan@mailru.test"),
+    )
+    .await;
+    assert_eq!(
+        names(&hits),
+        ["R_SPF_FAIL", "R_DKIM_NA", "DMARC_POLICY_REJECT"]
+    );
     assert_eq!(
         hit(&hits, "DMARC_POLICY_REJECT").options,
         s(&[
@@ -276,16 +299,34 @@ async fn seed_case_mailru_from_through_our_egress_is_rejected_with_a_fix() {
     );
     // From its own domain, p=reject, egress not in its SPF: the hint names
     // the exact SPF change.
-    let hits = check(&auth, "web1.customer.test", "user@customer.test", &message("user@customer.test")).await;
-    assert_eq!(names(&hits), ["R_SPF_FAIL", "R_DKIM_NA", "DMARC_POLICY_REJECT"]);
+    let hits = check(
+        &auth,
+        "web1.customer.test",
+        "user@customer.test",
+        &message("user@customer.test"),
+    )
+    .await;
+    assert_eq!(
+        names(&hits),
+        ["R_SPF_FAIL", "R_DKIM_NA", "DMARC_POLICY_REJECT"]
+    );
     assert_eq!(
         hit(&hits, "DMARC_POLICY_REJECT").options[2],
         "fix: add ip4:203.0.113.10 to the SPF record of customer.test, or sign with DKIM for customer.test"
     );
     // With smtpgate signing for customer.test the prediction passes.
     let signing = authenticator(&dns, &[EGRESS], Some(&keys("keys-rsa")));
-    let hits = check(&signing, "web1.customer.test", "user@customer.test", &message("user@customer.test")).await;
-    assert_eq!(names(&hits), ["R_SPF_FAIL", "R_DKIM_ALLOW", "DMARC_POLICY_ALLOW"]);
+    let hits = check(
+        &signing,
+        "web1.customer.test",
+        "user@customer.test",
+        &message("user@customer.test"),
+    )
+    .await;
+    assert_eq!(
+        names(&hits),
+        ["R_SPF_FAIL", "R_DKIM_ALLOW", "DMARC_POLICY_ALLOW"]
+    );
     assert_eq!(hit(&hits, "R_DKIM_ALLOW").options, s(&["customer.test:s1"]));
 }
 
@@ -293,8 +334,17 @@ async fn seed_case_mailru_from_through_our_egress_is_rejected_with_a_fix() {
 async fn unpublished_selector_hint_gives_the_record() {
     let dns = dns().await;
     let auth = authenticator(&dns, &[EGRESS], Some(&keys("keys-unpublished")));
-    let hits = check(&auth, "h.test", "user@unpub.test", &message("user@unpub.test")).await;
-    assert_eq!(names(&hits), ["R_SPF_FAIL", "R_DKIM_PERMFAIL", "DMARC_POLICY_REJECT"]);
+    let hits = check(
+        &auth,
+        "h.test",
+        "user@unpub.test",
+        &message("user@unpub.test"),
+    )
+    .await;
+    assert_eq!(
+        names(&hits),
+        ["R_SPF_FAIL", "R_DKIM_PERMFAIL", "DMARC_POLICY_REJECT"]
+    );
     let dkim = hit(&hits, "R_DKIM_PERMFAIL");
     assert_eq!(dkim.options[0], "unpub.test:s2");
     assert!(
@@ -305,8 +355,9 @@ async fn unpublished_selector_hint_gives_the_record() {
     );
     let dmarc = &hit(&hits, "DMARC_POLICY_REJECT").options[2];
     assert!(
-        dmarc.starts_with("fix: publish selector s2 at s2._domainkey.unpub.test: TXT \"v=DKIM1; k=rsa; p=")
-            && dmarc.ends_with("\" (smtpgate signs for unpub.test)"),
+        dmarc.starts_with(
+            "fix: publish selector s2 at s2._domainkey.unpub.test: TXT \"v=DKIM1; k=rsa; p="
+        ) && dmarc.ends_with("\" (smtpgate signs for unpub.test)"),
         "{dmarc}"
     );
 }
@@ -324,10 +375,17 @@ fn signed_by_gateway(dns: &DnsServer, dir: &str, message: &[u8]) -> Vec<u8> {
 async fn dkim_signed_with_mail_auth_rsa_and_ed25519_verify() {
     let dns = dns().await;
     let verifier = authenticator(&dns, &[EGRESS], None);
-    for (dir, signature) in [("keys-rsa", "customer.test:s1"), ("keys-ed", "customer.test:ed1")] {
+    for (dir, signature) in [
+        ("keys-rsa", "customer.test:s1"),
+        ("keys-ed", "customer.test:ed1"),
+    ] {
         let signed = signed_by_gateway(&dns, dir, &message("user@customer.test"));
         let hits = check(&verifier, "h.test", "user@customer.test", &signed).await;
-        assert_eq!(names(&hits), ["R_SPF_FAIL", "R_DKIM_ALLOW", "DMARC_POLICY_ALLOW"], "{dir}");
+        assert_eq!(
+            names(&hits),
+            ["R_SPF_FAIL", "R_DKIM_ALLOW", "DMARC_POLICY_ALLOW"],
+            "{dir}"
+        );
         assert_eq!(hit(&hits, "R_DKIM_ALLOW").options, s(&[signature]));
     }
 }
@@ -336,19 +394,29 @@ async fn dkim_signed_with_mail_auth_rsa_and_ed25519_verify() {
 async fn dkim_signed_by_python3_dkim_verifies_and_a_changed_body_fails() {
     let dns = dns().await;
     let verifier = authenticator(&dns, &[EGRESS], None);
-    let fixture = std::fs::read(root().join("tests/fixtures/dkim/pyorg-signed.eml")).expect("fixture");
+    let fixture =
+        std::fs::read(root().join("tests/fixtures/dkim/pyorg-signed.eml")).expect("fixture");
     let hits = check(&verifier, "h.test", "news@pyorg.test", &fixture).await;
-    assert_eq!(names(&hits), ["R_SPF_FAIL", "R_DKIM_ALLOW", "DMARC_POLICY_ALLOW"]);
+    assert_eq!(
+        names(&hits),
+        ["R_SPF_FAIL", "R_DKIM_ALLOW", "DMARC_POLICY_ALLOW"]
+    );
     assert_eq!(hit(&hits, "R_DKIM_ALLOW").options, s(&["pyorg.test:py"]));
 
     let text = String::from_utf8(fixture).expect("ascii");
     let changed = text.replace("signed by dkimpy", "signed by someone else");
     assert_ne!(changed, text);
     let hits = check(&verifier, "h.test", "news@pyorg.test", changed.as_bytes()).await;
-    assert_eq!(names(&hits), ["R_SPF_FAIL", "R_DKIM_REJECT", "DMARC_POLICY_REJECT"]);
+    assert_eq!(
+        names(&hits),
+        ["R_SPF_FAIL", "R_DKIM_REJECT", "DMARC_POLICY_REJECT"]
+    );
     let reject = hit(&hits, "R_DKIM_REJECT");
     assert_eq!(reject.options[0], "pyorg.test:py");
-    assert!(reject.options[1].starts_with("fix: signature d=pyorg.test s=py does not verify ("), "{reject:?}");
+    assert!(
+        reject.options[1].starts_with("fix: signature d=pyorg.test s=py does not verify ("),
+        "{reject:?}"
+    );
 }
 
 #[tokio::test]
@@ -357,7 +425,10 @@ async fn dkim_unknown_selector_is_permfail_and_key_servfail_is_tempfail() {
     let verifier = authenticator(&dns, &[EGRESS], None);
     let signed = signed_by_gateway(&dns, "keys-unpublished", &message("user@unpub.test"));
     let hits = check(&verifier, "h.test", "user@unpub.test", &signed).await;
-    assert_eq!(names(&hits), ["R_SPF_FAIL", "R_DKIM_PERMFAIL", "DMARC_POLICY_REJECT"]);
+    assert_eq!(
+        names(&hits),
+        ["R_SPF_FAIL", "R_DKIM_PERMFAIL", "DMARC_POLICY_REJECT"]
+    );
     assert_eq!(hit(&hits, "R_DKIM_PERMFAIL").options[0], "unpub.test:s2");
 
     // The customer.test key under selector "tk", whose lookup SERVFAILs.
@@ -384,14 +455,23 @@ async fn silent_dns_server_gives_tempfail_symbols() {
     let signed = signed_by_gateway(&dns, "keys-rsa", &message("user@customer.test"));
     dns.set_mode(Mode::Silent);
     let hits = check(&auth, "h.test", "user@customer.test", &signed).await;
-    assert_eq!(names(&hits), ["R_SPF_DNSFAIL", "R_DKIM_TEMPFAIL", "DMARC_DNSFAIL"], "{hits:?}");
+    assert_eq!(
+        names(&hits),
+        ["R_SPF_DNSFAIL", "R_DKIM_TEMPFAIL", "DMARC_DNSFAIL"],
+        "{hits:?}"
+    );
 }
 
 // ---- end to end through the gateway --------------------------------------
 
 async fn gateway(dns: &DnsServer, dkim: Option<&Path>) -> (common::sink::Sink, common::Gateway) {
     let sink = common::sink::Sink::start(SinkConfig::default()).await;
-    let gw = start(&config_text(sink.addr, "", &auth_sections(dns, &[EGRESS], dkim))).await;
+    let gw = start(&config_text(
+        sink.addr,
+        "",
+        &auth_sections(dns, &[EGRESS], dkim),
+    ))
+    .await;
     (sink, gw)
 }
 
@@ -403,8 +483,18 @@ fn wire(message: &[u8]) -> Vec<u8> {
 async fn seed_case_end_to_end_is_spam_and_signing_makes_it_pass() {
     let dns = dns().await;
     let (sink, gw) = gateway(&dns, None).await;
-    let reply = send_message(gw.addr, "user@customer.test", &["rcpt@example.net"], &wire(&message("ivan@mailru.test"))).await;
-    assert_eq!((reply.code, reply.enhanced().as_deref()), (550, Some("5.7.1")), "{reply:?}");
+    let reply = send_message(
+        gw.addr,
+        "user@customer.test",
+        &["rcpt@example.net"],
+        &wire(&message("ivan@mailru.test")),
+    )
+    .await;
+    assert_eq!(
+        (reply.code, reply.enhanced().as_deref()),
+        (550, Some("5.7.1")),
+        "{reply:?}"
+    );
     assert!(
         reply.text().starts_with(
             "5.7.1 SPAM alert: score 6.00 (must be lower 2.00): DMARC_POLICY_REJECT(5.00) R_SPF_FAIL(1.00) R_DKIM_NA(0.00) ref="
@@ -418,14 +508,27 @@ async fn seed_case_end_to_end_is_spam_and_signing_makes_it_pass() {
     let keys_dir = keys("keys-rsa");
     let (sink, gw) = gateway(&dns, Some(&keys_dir)).await;
     let original = message("user@customer.test");
-    let reply = send_message(gw.addr, "user@customer.test", &["rcpt@example.net"], &wire(&original)).await;
-    assert_eq!((reply.code, reply.enhanced().as_deref()), (250, Some("2.0.0")), "{reply:?}");
+    let reply = send_message(
+        gw.addr,
+        "user@customer.test",
+        &["rcpt@example.net"],
+        &wire(&original),
+    )
+    .await;
+    assert_eq!(
+        (reply.code, reply.enhanced().as_deref()),
+        (250, Some("2.0.0")),
+        "{reply:?}"
+    );
     let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
     let after_received = strip_received(&msgs[0].data);
     let text = String::from_utf8_lossy(after_received).to_string();
     let expected_ar = "Authentication-Results: gw.example.test;\r\n\tspf=fail smtp.mailfrom=customer.test;\r\n\tdkim=pass header.d=customer.test header.s=s1;\r\n\tdmarc=pass header.from=customer.test\r\nDKIM-Signature: ";
     assert!(text.starts_with(expected_ar), "{text}");
-    assert!(after_received.ends_with(&original), "message unchanged after our headers");
+    assert!(
+        after_received.ends_with(&original),
+        "message unchanged after our headers"
+    );
 
     // The other implementation (python3-dkim) verifies our signature, with
     // the key from the fixture zone.
@@ -470,8 +573,18 @@ fn dir_file(name: &str, data: &[u8]) -> PathBuf {
 async fn spf_temperror_is_451_4_4_3_never_5xx() {
     let dns = dns().await;
     let (sink, gw) = gateway(&dns, None).await;
-    let reply = send_message(gw.addr, "user@timeout.test", &["rcpt@example.net"], &wire(&message("user@timeout.test"))).await;
-    assert_eq!((reply.code, reply.enhanced().as_deref()), (451, Some("4.4.3")), "{reply:?}");
+    let reply = send_message(
+        gw.addr,
+        "user@timeout.test",
+        &["rcpt@example.net"],
+        &wire(&message("user@timeout.test")),
+    )
+    .await;
+    assert_eq!(
+        (reply.code, reply.enhanced().as_deref()),
+        (451, Some("4.4.3")),
+        "{reply:?}"
+    );
     assert_eq!(
         reply.text(),
         "4.4.3 Temporary DNS failure checking timeout.test, try again later (R_SPF_DNSFAIL)"
@@ -485,7 +598,13 @@ async fn without_outbound_section_nothing_is_added() {
     let sink = common::sink::Sink::start(SinkConfig::default()).await;
     let gw = start(&config_text(sink.addr, "", &dns.dns_section())).await;
     let original = message("user@customer.test");
-    let reply = send_message(gw.addr, "user@customer.test", &["rcpt@example.net"], &wire(&original)).await;
+    let reply = send_message(
+        gw.addr,
+        "user@customer.test",
+        &["rcpt@example.net"],
+        &wire(&original),
+    )
+    .await;
     assert_eq!(reply.code, 250, "{reply:?}");
     let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
     assert_eq!(strip_received(&msgs[0].data), original.as_slice());

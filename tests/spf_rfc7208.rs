@@ -72,10 +72,16 @@ async fn rfc7208_test_suite_pass_rate() {
         }
     }
     let rate = passed as f64 / total as f64;
-    println!("RFC 7208 test suite: {passed}/{total} passed ({:.1}%)", rate * 100.0);
+    println!(
+        "RFC 7208 test suite: {passed}/{total} passed ({:.1}%)",
+        rate * 100.0
+    );
     for f in &failures {
         println!("  FAIL {f}");
     }
     assert_eq!(total, 203);
-    assert!(rate >= MINIMUM_PASS_RATE, "pass rate {rate:.3} < {MINIMUM_PASS_RATE}");
+    assert!(
+        rate >= MINIMUM_PASS_RATE,
+        "pass rate {rate:.3} < {MINIMUM_PASS_RATE}"
+    );
 }

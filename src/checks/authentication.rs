@@ -102,16 +102,24 @@ fn spf_hit(e: &Evaluation) -> Hit {
         SpfOutcome::PermError => "R_SPF_PERMFAIL",
     };
     let mut hit = Hit::new(name, spf.domain.clone());
-    hit.options
-        .push(if spf.helo_identity { "helo" } else { "mailfrom" }.to_string());
-    hit.options
-        .extend(spf.ips.iter().map(|(ip, o)| format!("{}={}", mechanism(*ip), o.keyword())));
+    hit.options.push(
+        if spf.helo_identity {
+            "helo"
+        } else {
+            "mailfrom"
+        }
+        .to_string(),
+    );
+    hit.options.extend(
+        spf.ips
+            .iter()
+            .map(|(ip, o)| format!("{}={}", mechanism(*ip), o.keyword())),
+    );
     let missing = spf.unauthorised_mechanisms().join(" ");
     let fix = match spf.outcome {
-        SpfOutcome::Fail | SpfOutcome::SoftFail | SpfOutcome::Neutral => Some(format!(
-            "add {missing} to the SPF record of {}",
-            spf.domain
-        )),
+        SpfOutcome::Fail | SpfOutcome::SoftFail | SpfOutcome::Neutral => {
+            Some(format!("add {missing} to the SPF record of {}", spf.domain))
+        }
         SpfOutcome::None if !spf.domain.is_empty() => Some(format!(
             "publish a TXT record at {}: \"v=spf1 {missing} -all\"",
             spf.domain
@@ -151,7 +159,10 @@ fn dkim_hits(e: &Evaluation) -> Vec<Hit> {
         if v.outcome == DkimOutcome::Pass {
             continue;
         }
-        let hit = hits.iter_mut().find(|h| h.name == name).expect("just pushed");
+        let hit = hits
+            .iter_mut()
+            .find(|h| h.name == name)
+            .expect("just pushed");
         let fix = match (&e.signing_key, v.ours) {
             (Some((d, s, record)), true) => format!(
                 "publish selector {s} at {s}._domainkey.{d}: TXT \"{record}\""
@@ -227,4 +238,28 @@ fn dmarc_fix(e: &Evaluation) -> String {
 fn aligned(a: &str, b: &str) -> bool {
     let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
     a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_symbol_has_a_rule() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let table = crate::rules::load_dir(&dir).expect("rules");
+        for name in SYMBOLS {
+            assert!(table.get(name).is_some(), "{name} has no rule");
+        }
+        let reject = table.get("DMARC_POLICY_REJECT").expect("rule");
+        assert!(reject.score >= crate::score::Score(200), "spam on its own");
+    }
+
+    #[test]
+    fn alignment_is_relaxed() {
+        assert!(aligned("example.test", "example.test"));
+        assert!(aligned("bounces.example.test", "Example.test"));
+        assert!(!aligned("example.test", "other.test"));
+        assert!(!aligned("badexample.test", "example.test"));
+    }
 }

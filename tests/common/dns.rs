@@ -251,13 +251,27 @@ impl Handler {
 /// An SOA for the top-level domain of `name`, TTL and minimum [`TTL`].
 fn negative_soa(name: &Name) -> Record {
     let ascii = name.to_ascii();
-    let tld = ascii.trim_end_matches('.').rsplit('.').next().unwrap_or("test");
+    let tld = ascii
+        .trim_end_matches('.')
+        .rsplit('.')
+        .next()
+        .unwrap_or("test");
     let apex = Name::from_str_relaxed(format!("{tld}.")).unwrap_or_else(|_| Name::root());
-    let host = |label: &str| Name::from_str_relaxed(format!("{label}.{tld}.")).unwrap_or_else(|_| Name::root());
+    let host = |label: &str| {
+        Name::from_str_relaxed(format!("{label}.{tld}.")).unwrap_or_else(|_| Name::root())
+    };
     Record::from_rdata(
         apex,
         TTL,
-        RData::SOA(SOA::new(host("ns"), host("hostmaster"), 1, 3600, 600, 86400, TTL)),
+        RData::SOA(SOA::new(
+            host("ns"),
+            host("hostmaster"),
+            1,
+            3600,
+            600,
+            86400,
+            TTL,
+        )),
     )
 }
 
@@ -266,9 +280,9 @@ fn records_of(name: &Name, entries: &[Entry], qtype: RecordType) -> Vec<Record> 
         .iter()
         .filter_map(|entry| {
             let rdata = match (entry, qtype) {
-                (Entry::Txt(strings), RecordType::TXT) => RData::TXT(TXT::from_bytes(
-                    strings.iter().map(Vec::as_slice).collect(),
-                )),
+                (Entry::Txt(strings), RecordType::TXT) => {
+                    RData::TXT(TXT::from_bytes(strings.iter().map(Vec::as_slice).collect()))
+                }
                 (Entry::A(ip), RecordType::A) => RData::A(A(*ip)),
                 (Entry::Aaaa(ip), RecordType::AAAA) => RData::AAAA(AAAA(*ip)),
                 (Entry::Mx(pref, host), RecordType::MX) => {
@@ -327,7 +341,10 @@ impl RequestHandler for Handler {
             None.iter(),
             None.iter(),
         );
-        response_handle.send_response(response).await.unwrap_or(silent)
+        response_handle
+            .send_response(response)
+            .await
+            .unwrap_or(silent)
     }
 }
 

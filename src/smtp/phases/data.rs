@@ -135,7 +135,10 @@ impl Session {
         // signature, next to the Received header.
         if let Some(txn) = &self.txn {
             let hostname = &self.app.config.server.hostname;
-            header.extend(crate::auth::authentication_results(hostname, &txn.breakdown));
+            header.extend(crate::auth::authentication_results(
+                hostname,
+                &txn.breakdown,
+            ));
         }
         header.extend(self.app.auth.sign(message));
         let Some(open) = self.txn.as_mut().and_then(|t| t.upstream.take()) else {

@@ -24,7 +24,7 @@ use mail_auth::{
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -467,6 +467,62 @@ pub fn authentication_results(hostname: &str, breakdown: &Breakdown) -> Option<S
     ))
 }
 
+/// `message` without the Authentication-Results fields that claim to come
+/// from `hostname` (RFC 8601 §5: a client must not pass its own results
+/// off as ours). Other fields, and the body, are untouched.
+pub fn without_our_results<'a>(hostname: &str, message: &'a [u8]) -> Cow<'a, [u8]> {
+    let header_end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(message.len(), |p| p + 2);
+    let mut forged = Vec::new();
+    let mut start = 0;
+    while start < header_end {
+        // A field runs until a line that does not start with SP or HTAB.
+        let mut end = start;
+        loop {
+            end = message[end..header_end]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .map_or(header_end, |p| end + p + 2);
+            if end >= header_end || !matches!(message[end], b' ' | b'\t') {
+                break;
+            }
+        }
+        if claims_to_be_ours(hostname, &message[start..end]) {
+            forged.push(start..end);
+        }
+        start = end;
+    }
+    if forged.is_empty() {
+        return Cow::Borrowed(message);
+    }
+    let mut out = Vec::with_capacity(message.len());
+    let mut from = 0;
+    for range in forged {
+        out.extend_from_slice(&message[from..range.start]);
+        from = range.end;
+    }
+    out.extend_from_slice(&message[from..]);
+    Cow::Owned(out)
+}
+
+fn claims_to_be_ours(hostname: &str, field: &[u8]) -> bool {
+    let Some(colon) = field.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    if !field[..colon].eq_ignore_ascii_case(b"Authentication-Results") {
+        return false;
+    }
+    let value = String::from_utf8_lossy(&field[colon + 1..]);
+    let authserv_id = value
+        .split(';')
+        .next()
+        .and_then(|id| id.split_whitespace().next())
+        .unwrap_or("");
+    authserv_id.eq_ignore_ascii_case(hostname)
+}
+
 /// The resolver of `[dns]`: its nameservers (UDP and TCP) with its timeout
 /// and attempts, or the system configuration when none are listed.
 fn build_resolver(config: &Config) -> Result<MessageAuthenticator, ConfigError> {
@@ -821,6 +877,21 @@ mod tests {
             )
         );
         assert_eq!(authentication_results("gw", &Breakdown::default()), None);
+    }
+
+    #[test]
+    fn only_results_claiming_our_authserv_id_are_removed() {
+        let message = b"Authentication-Results: GW.example.test;\r\n\tdkim=pass header.d=mail.ru\r\nSubject: x\r\nAuthentication-Results: mx.other.test; spf=pass\r\nauthentication-results: gw.example.test 1; none\r\n\r\nAuthentication-Results: gw.example.test; in the body\r\n";
+        let out = without_our_results("gw.example.test", message);
+        assert_eq!(
+            out.as_ref(),
+            b"Subject: x\r\nAuthentication-Results: mx.other.test; spf=pass\r\n\r\nAuthentication-Results: gw.example.test; in the body\r\n"
+        );
+        let clean = b"Subject: x\r\n\r\nbody\r\n";
+        assert!(matches!(
+            without_our_results("gw.example.test", clean),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -507,12 +507,18 @@ async fn seed_case_end_to_end_is_spam_and_signing_makes_it_pass() {
     // our Authentication-Results and DKIM-Signature after Received.
     let keys_dir = keys("keys-rsa");
     let (sink, gw) = gateway(&dns, Some(&keys_dir)).await;
+    // A forged Authentication-Results claiming our authserv-id is dropped.
     let original = message("user@customer.test");
+    let forged = [
+        b"Authentication-Results: gw.example.test; dmarc=pass header.from=customer.test\r\n".as_slice(),
+        &original,
+    ]
+    .concat();
     let reply = send_message(
         gw.addr,
         "user@customer.test",
         &["rcpt@example.net"],
-        &wire(&original),
+        &wire(&forged),
     )
     .await;
     assert_eq!(
@@ -529,6 +535,7 @@ async fn seed_case_end_to_end_is_spam_and_signing_makes_it_pass() {
         after_received.ends_with(&original),
         "message unchanged after our headers"
     );
+    assert_eq!(text.matches("Authentication-Results:").count(), 1, "{text}");
 
     // The other implementation (python3-dkim) verifies our signature, with
     // the key from the fixture zone.

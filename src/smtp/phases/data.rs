@@ -131,8 +131,9 @@ impl Session {
     /// Relays the message upstream with our Received header.
     async fn deliver(&mut self, message: &[u8], size: usize) -> Reply {
         let mut header = self.trace_header();
-        // Authentication (src/auth.rs): Authentication-Results and our DKIM
-        // signature, next to the Received header.
+        // Authentication (src/auth.rs): drop forged Authentication-Results,
+        // add ours and our DKIM signature next to the Received header.
+        let message = &*crate::auth::without_our_results(&self.app.config.server.hostname, message);
         if let Some(txn) = &self.txn {
             let hostname = &self.app.config.server.hostname;
             header.extend(crate::auth::authentication_results(

@@ -28,7 +28,7 @@ use std::borrow::{Borrow, Cow};
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// An SPF result (RFC 7208 §2.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -221,7 +221,12 @@ pub struct Authenticator {
     egress_ips: Vec<IpAddr>,
     hostname: String,
     signer: Option<Signer>,
+    budget: Duration,
 }
+
+/// DNS round trips one evaluation may wait for in the worst case before it
+/// is cut short: SPF's includes, each DKIM key and the DMARC tree walk.
+const BUDGET_LOOKUPS: u32 = 8;
 
 impl Authenticator {
     /// Builds the resolver from `[dns]` (the system configuration when no
@@ -243,7 +248,14 @@ impl Authenticator {
                 .unwrap_or_default(),
             hostname: config.server.hostname.clone(),
             signer,
+            budget: config.dns.timeout.0 * (config.dns.attempts.max(1) as u32) * BUDGET_LOOKUPS,
         })
+    }
+
+    /// The longest one evaluation may take: `[dns]` timeout × attempts ×
+    /// 8 lookups. Past it the check fails and the message is tempfailed.
+    pub fn budget(&self) -> Duration {
+        self.budget
     }
 
     /// True when a `[dkim]` key would sign mail From `domain`.

@@ -462,6 +462,48 @@ async fn silent_dns_server_gives_tempfail_symbols() {
     );
 }
 
+#[tokio::test]
+async fn evaluation_past_its_budget_is_a_check_error() {
+    let dns = dns().await;
+    let auth = authenticator(&dns, &[EGRESS], None);
+    // 500ms x 1 attempt x 8 lookups.
+    assert_eq!(auth.budget(), Duration::from_secs(4));
+    // Ten signatures with a valid body hash under different selectors:
+    // each key lookup waits for the silent server.
+    let signed = signed_by_gateway(&dns, "keys-rsa", &message("user@customer.test"));
+    let text = String::from_utf8(signed).expect("ascii");
+    let (signature, rest) = text.split_at(text.find("\r\nFrom: ").expect("end of signature") + 2);
+    let mut many = String::new();
+    for i in 0..10 {
+        many.push_str(&signature.replace("s=s1;", &format!("s=x{i};")));
+    }
+    many.push_str(rest);
+    assert!(many.contains("s=x9;"), "{many}");
+    dns.set_mode(Mode::Silent);
+    let sender = address("user@customer.test");
+    let view = View {
+        client_ip: "127.0.0.1".parse::<IpAddr>().expect("ip"),
+        helo: "h.test",
+        tls: false,
+        login: None,
+        trusted: true,
+        sender: Some(&sender),
+        recipient: None,
+        recipients: &[],
+        message: Some(many.as_bytes()),
+    };
+    let started = std::time::Instant::now();
+    let error = AuthenticationCheck::new(Arc::clone(&auth))
+        .check(&view)
+        .await
+        .expect_err("over budget");
+    assert_eq!(
+        error.to_string(),
+        "authentication: SPF/DKIM/DMARC took longer than 4s"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
 // ---- end to end through the gateway --------------------------------------
 
 async fn gateway(dns: &DnsServer, dkim: Option<&Path>) -> (common::sink::Sink, common::Gateway) {
@@ -510,7 +552,8 @@ async fn seed_case_end_to_end_is_spam_and_signing_makes_it_pass() {
     // A forged Authentication-Results claiming our authserv-id is dropped.
     let original = message("user@customer.test");
     let forged = [
-        b"Authentication-Results: gw.example.test; dmarc=pass header.from=customer.test\r\n".as_slice(),
+        b"Authentication-Results: gw.example.test; dmarc=pass header.from=customer.test\r\n"
+            .as_slice(),
         &original,
     ]
     .concat();

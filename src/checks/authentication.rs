@@ -6,7 +6,7 @@
 //! DKIM `["d:s", ...]` (then a fix); DMARC `[from domain, policy, fix]`.
 //! The fix option always starts with "fix: ".
 
-use super::{Check, CheckFuture, Phase, View};
+use super::{Check, CheckError, CheckFuture, Phase, View};
 use crate::auth::{
     mechanism, Authenticator, DkimOutcome, DmarcOutcome, DmarcPolicy, Envelope, Evaluation,
     SpfOutcome,
@@ -67,16 +67,22 @@ impl Check for AuthenticationCheck {
                 return Ok(Vec::new());
             };
             let sender = view.sender.map(|s| s.to_string()).unwrap_or_default();
-            let evaluation = self
-                .auth
-                .evaluate(Envelope {
-                    client_ip: view.client_ip,
-                    helo: view.helo,
-                    sender: &sender,
-                    message,
-                })
-                .await;
-            Ok(hits(&evaluation))
+            let evaluation = self.auth.evaluate(Envelope {
+                client_ip: view.client_ip,
+                helo: view.helo,
+                sender: &sender,
+                message,
+            });
+            // Many slow lookups (a message with dozens of signatures) must
+            // not hold the client forever: past the budget, tempfail.
+            let budget = self.auth.budget();
+            match tokio::time::timeout(budget, evaluation).await {
+                Ok(evaluation) => Ok(hits(&evaluation)),
+                Err(_) => Err(CheckError {
+                    check: "authentication",
+                    reason: format!("SPF/DKIM/DMARC took longer than {budget:?}"),
+                }),
+            }
         })
     }
 }

@@ -3,6 +3,7 @@
 //! App and swaps it in; sessions keep the one they started with.
 
 use crate::action::Policy;
+use crate::auth::Authenticator;
 use crate::checks::{self, Check};
 use crate::config::{Config, ConfigError};
 use crate::rules::{self, content::Composites, content::ContentRules, Rules};
@@ -39,6 +40,8 @@ pub struct App {
     pub upstream: Arc<Upstream>,
     /// Shared state (kept across reloads while `[store]` is unchanged).
     pub store: Arc<dyn Store>,
+    /// SPF/DKIM/DMARC, Authentication-Results and DKIM signing.
+    pub auth: Arc<Authenticator>,
 }
 
 /// What checks are built with: the shared dependencies behind traits.
@@ -48,6 +51,8 @@ pub struct Deps {
     pub store: Arc<dyn Store>,
     /// The compiled content rules.
     pub content: Arc<ContentRules>,
+    /// SPF/DKIM/DMARC (resolver from `[dns]`, keys from `[dkim]`).
+    pub auth: Arc<Authenticator>,
 }
 
 impl App {
@@ -86,9 +91,11 @@ impl App {
             Some(p) if p.config.store == config.store => Arc::clone(&p.store),
             _ => Arc::new(crate::store::Metered(build_store(&config)?)),
         };
+        let auth = Arc::new(Authenticator::new(&config)?);
         let deps = Deps {
             store: Arc::clone(&store),
             content: Arc::clone(&content),
+            auth: Arc::clone(&auth),
         };
         let checks = checks::build(&config, &deps)?;
         let tls = config
@@ -123,6 +130,7 @@ impl App {
             tls,
             upstream,
             store,
+            auth,
         })
     }
 }

@@ -142,6 +142,11 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[metrics]`: the Prometheus exporter (off when absent).
     pub metrics: Option<MetricsConfig>,
+    /// `[outbound]`: SPF/DKIM/DMARC prediction for the egress path; the
+    /// authentication checks run only when this section is present.
+    pub outbound: Option<OutboundConfig>,
+    /// `[dkim]`: DKIM signing of customer domains, when present.
+    pub dkim: Option<DkimConfig>,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: Source,
@@ -368,6 +373,49 @@ fn default_dns_attempts() -> usize {
 pub struct MetricsConfig {
     /// Where `/metrics` is served (keep it on loopback or a management network).
     pub listen: SocketAddr,
+}
+
+/// `[outbound]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// The upstream MTA's public IPs: SPF and DMARC are predicted for these
+    /// (the client IP when empty).
+    #[serde(default)]
+    pub egress_ips: Vec<std::net::IpAddr>,
+}
+
+/// `[dkim]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    /// Directory of private keys, one PEM file per domain and selector named
+    /// `<selector>._domainkey.<domain>.pem` (RSA or Ed25519, PKCS#1 or PKCS#8).
+    pub keys_dir: PathBuf,
+    /// Header fields the signature covers (those present in the message).
+    #[serde(default = "default_dkim_headers")]
+    pub headers: Vec<String>,
+}
+
+fn default_dkim_headers() -> Vec<String> {
+    [
+        "From",
+        "To",
+        "Cc",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "Reply-To",
+        "In-Reply-To",
+        "References",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Which `Store` backend holds shared state.

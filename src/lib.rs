@@ -5,6 +5,7 @@
 
 pub mod action;
 pub mod app;
+pub mod auth;
 pub mod bounce;
 pub mod checks;
 pub mod config;

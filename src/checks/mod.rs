@@ -2,6 +2,7 @@
 //! transaction in one [`Phase`] and returns symbols. It never replies, never
 //! reads config files and never knows scores (DESIGN §2).
 
+pub mod authentication;
 pub mod content;
 pub mod helo;
 pub mod recipient;
@@ -80,15 +81,22 @@ pub trait Check: Send + Sync {
 }
 
 /// The checks of this configuration, in the order they run.
-pub fn build(_config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, ConfigError> {
-    Ok(vec![
+pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, ConfigError> {
+    let mut checks: Vec<Box<dyn Check>> = vec![
         Box::new(helo::HeloSyntaxCheck),
         Box::new(sender::NonFqdnSenderCheck),
         Box::new(recipient::NonFqdnRecipientCheck),
         Box::new(content::ContentCheck::new(std::sync::Arc::clone(
             &deps.content,
         ))),
-    ])
+    ];
+    // SPF/DKIM/DMARC need DNS: on only with an `[outbound]` section.
+    if config.outbound.is_some() {
+        checks.push(Box::new(authentication::AuthenticationCheck::new(
+            std::sync::Arc::clone(&deps.auth),
+        )));
+    }
+    Ok(checks)
 }
 
 /// True when `domain` is a fully-qualified domain name: at least two

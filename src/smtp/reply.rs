@@ -344,6 +344,12 @@ pub fn for_symbol(symbol: &str, subject: &str, temporary: bool) -> Reply {
         ),
         "reject_unauth_destination" => (554, "5.7.1", format!("<{subject}>: Relay access denied")),
         "RATELIMIT" => (450, "4.7.1", format!("<{subject}>: rate limit exceeded")),
+        // RFC 7208 §8.6: temperror → 451 4.4.3; DKIM and DMARC alike.
+        "R_SPF_DNSFAIL" | "R_DKIM_TEMPFAIL" | "DMARC_DNSFAIL" => (
+            451,
+            "4.4.3",
+            format!("Temporary DNS failure checking {subject}, try again later"),
+        ),
         _ => (550, "5.7.1", format!("<{subject}>: rejected by policy")),
     };
     let mut reply = Reply::new(code, enhanced, format!("{text} ({symbol})"));

@@ -144,11 +144,20 @@ impl Session {
     /// client-supplied copies of them removed.
     async fn deliver(&mut self, message: &[u8], size: usize) -> Reply {
         let mut header = self.trace_header();
+        let message = strip_headers(message, is_our_header);
+        // Authentication (src/auth.rs): drop Authentication-Results that
+        // claim our authserv-id, add ours, then our DKIM signature.
+        let message =
+            &*crate::auth::without_our_results(&self.app.config.server.hostname, &message);
         if let Some(txn) = &self.txn {
-            header.push_str(&self.authentication_results());
+            let hostname = &self.app.config.server.hostname;
+            match crate::auth::authentication_results(hostname, &txn.breakdown) {
+                Some(results) => header.push_str(&results),
+                None => header.push_str(&format!("Authentication-Results: {hostname}; none\r\n")),
+            }
             header.push_str(&spamd_result(txn, &self.app.policy.threshold.to_string()));
         }
-        let message = strip_headers(message, is_our_header);
+        header.extend(self.app.auth.sign(message));
         let Some(open) = self.txn.as_mut().and_then(|t| t.upstream.take()) else {
             return self.end_transaction("tempfail", size, reply::upstream_lost());
         };
@@ -167,14 +176,6 @@ impl Session {
             "upstream refused"
         };
         self.end_transaction(action, size, reply)
-    }
-
-    /// `Authentication-Results` for a passed message (RFC 8601).
-    fn authentication_results(&self) -> String {
-        format!(
-            "Authentication-Results: {}; none\r\n",
-            self.app.config.server.hostname
-        )
     }
 
     /// Who receives the SPAM alert: the login when it is an address, else
@@ -418,10 +419,11 @@ fn spamd_result(txn: &Txn, threshold: &str) -> String {
     out
 }
 
-/// Headers only smtpgate may set: client-supplied copies are removed.
+/// Spam verdict headers only smtpgate may set: client-supplied copies are
+/// removed (Authentication-Results claiming our authserv-id go too, in
+/// `auth::without_our_results`).
 fn is_our_header(name: &[u8]) -> bool {
     name.eq_ignore_ascii_case(b"x-spamd-result")
-        || name.eq_ignore_ascii_case(b"authentication-results")
         || name.len() > 7 && name[..7].eq_ignore_ascii_case(b"x-spam-")
 }
 
@@ -469,7 +471,7 @@ mod tests {
 
     #[test]
     fn strips_only_our_headers_with_folds() {
-        let m = b"Subject: a\r\nX-Spam-Flag: YES\r\nAuthentication-Results: x;\r\n\tspf=pass\r\nTo: b\r\n\r\nX-Spam-Flag: body\r\n";
+        let m = b"Subject: a\r\nX-Spam-Flag: YES\r\nX-Spamd-Result: x;\r\n\tSYM(1.00)\r\nTo: b\r\n\r\nX-Spam-Flag: body\r\n";
         let out = strip_headers(m, is_our_header);
         assert_eq!(
             &out[..],

@@ -57,6 +57,7 @@ async fn run(
         recipient: None,
         recipients: &[],
         message: Some(message),
+        parsed: None,
     };
     let warm = check.check(&view).await.expect("check");
     let symbols = warm.iter().map(|h| h.name.clone()).collect();

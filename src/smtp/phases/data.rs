@@ -161,7 +161,7 @@ impl Session {
         let Some(open) = self.txn.as_mut().and_then(|t| t.upstream.take()) else {
             return self.end_transaction("tempfail", size, reply::upstream_lost());
         };
-        let reply = match open.data(header.as_bytes(), &message).await {
+        let reply = match open.data(header.as_bytes(), message).await {
             Ok(reply) => reply,
             Err(e) => {
                 if let Some(txn) = &self.txn {

@@ -140,6 +140,12 @@ pub struct Config {
     /// `[store]`: where shared state lives.
     #[serde(default)]
     pub store: StoreConfig,
+    /// `[greylist]`: greylisting, when present (and enabled).
+    #[serde(default)]
+    pub greylist: Option<crate::checks::greylist::GreylistConfig>,
+    /// `[ratelimit]`: sending quotas per identity, when present.
+    #[serde(default)]
+    pub ratelimit: Option<crate::checks::ratelimit::RateLimitConfig>,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: Source,

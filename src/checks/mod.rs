@@ -2,7 +2,9 @@
 //! transaction in one [`Phase`] and returns symbols. It never replies, never
 //! reads config files and never knows scores (DESIGN §2).
 
+pub mod greylist;
 pub mod helo;
+pub mod ratelimit;
 pub mod recipient;
 pub mod sender;
 
@@ -61,6 +63,14 @@ pub struct CheckError {
     pub reason: String,
 }
 
+impl CheckError {
+    /// True when the shared store failed: the store logs that once per
+    /// outage, so callers need not log it per command.
+    pub fn is_store_outage(&self) -> bool {
+        self.reason.starts_with("store: ")
+    }
+}
+
 /// The future a check returns.
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Hit>, CheckError>> + Send + 'a>>;
 
@@ -77,12 +87,20 @@ pub trait Check: Send + Sync {
 }
 
 /// The checks of this configuration, in the order they run.
-pub fn build(_config: &Config, _deps: &Deps) -> Result<Vec<Box<dyn Check>>, ConfigError> {
-    Ok(vec![
+pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, ConfigError> {
+    let mut checks: Vec<Box<dyn Check>> = vec![
         Box::new(helo::HeloSyntaxCheck),
         Box::new(sender::NonFqdnSenderCheck),
         Box::new(recipient::NonFqdnRecipientCheck),
-    ])
+    ];
+    // Quotas before greylisting: a refused recipient records no triplet.
+    if let Some(c) = ratelimit::RateLimitCheck::from_config(config, deps.store.clone()) {
+        checks.push(Box::new(c));
+    }
+    if let Some(c) = greylist::GreylistCheck::from_config(config, deps.store.clone())? {
+        checks.push(Box::new(c));
+    }
+    Ok(checks)
 }
 
 /// True when `domain` is a fully-qualified domain name: at least two

@@ -344,6 +344,11 @@ pub fn for_symbol(symbol: &str, subject: &str, temporary: bool) -> Reply {
         ),
         "reject_unauth_destination" => (554, "5.7.1", format!("<{subject}>: Relay access denied")),
         "RATELIMIT" => (450, "4.7.1", format!("<{subject}>: rate limit exceeded")),
+        "GREYLIST" => (
+            450,
+            "4.2.0",
+            format!("Greylisted, try again in {subject} seconds"),
+        ),
         _ => (550, "5.7.1", format!("<{subject}>: rejected by policy")),
     };
     let mut reply = Reply::new(code, enhanced, format!("{text} ({symbol})"));

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod redis;
 pub mod sink;
 
 use smtpgate::app::App;

@@ -105,10 +105,11 @@ impl Default for GreylistConfig {
 }
 
 /// Seconds of Unix time that follow tokio's clock: wall time at start plus
-/// tokio time since, so tests with paused time move it, and nodes agree.
+/// tokio time since, so tests with paused time move it, and nodes agree
+/// (to the precision of their wall clocks).
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
-    epoch: u64,
+    epoch: Duration,
     start: tokio::time::Instant,
 }
 
@@ -117,7 +118,7 @@ impl Clock {
     pub fn new() -> Clock {
         let epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+            .unwrap_or_default();
         Clock {
             epoch,
             start: tokio::time::Instant::now(),
@@ -126,7 +127,7 @@ impl Clock {
 
     /// Now, in whole seconds.
     pub fn now(&self) -> u64 {
-        self.epoch + self.start.elapsed().as_secs()
+        (self.epoch + self.start.elapsed()).as_secs()
     }
 }
 

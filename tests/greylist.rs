@@ -287,6 +287,14 @@ async fn redis_outage_tempfails_within_the_timeout_and_the_gateway_recovers() {
         redis_section(&server, "tempfail")
     );
     let gw = gateway(&sink, &extra).await;
+    let logs = LogBuffer::default();
+    let _logging = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish(),
+    );
     let (r, _) = attempt(gw.addr, "a@example.test", "b@example.net").await;
     assert_greylisted(&r, 300);
 
@@ -317,6 +325,39 @@ async fn redis_outage_tempfails_within_the_timeout_and_the_gateway_recovers() {
     // The restarted Redis is empty: a fresh triplet again.
     assert_greylisted(&recovered, 300);
     assert!(attempts <= 3, "recovered after {attempts} attempts");
+    // One line when the outage starts, one when it ends; none per message.
+    let text = logs.text();
+    assert_eq!(text.matches("store: Redis failed").count(), 1, "{text}");
+    assert_eq!(text.matches("store: Redis is reachable again").count(), 1, "{text}");
+    assert_eq!(text.matches("RCPT check failed").count(), 0, "{text}");
+}
+
+/// Log output captured in memory (the runtime is single-threaded, so a
+/// thread-local default subscriber sees the gateway's tasks too).
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
 }
 
 #[tokio::test]

@@ -218,6 +218,24 @@ fn greylist_config_errors_name_the_key() {
     assert!(err.contains("greylist.ipv4_prefix: expected a prefix length from 0 to 32"), "{err}");
 }
 
+#[test]
+fn a_bad_redis_url_is_a_config_error_at_its_line() {
+    let text = config_text(
+        "127.0.0.1:1".parse().unwrap(),
+        "",
+        "[store]\nbackend = \"redis\"\nredis_url = \"http://127.0.0.1:6379\"\n",
+    );
+    let config =
+        smtpgate::config::Config::from_text(std::path::Path::new("gw.toml"), &text).unwrap();
+    let err = smtpgate::app::App::build(config, None).err().unwrap().to_string();
+    let line = text.lines().position(|l| l.starts_with("redis_url")).unwrap() + 1;
+    let expected = format!(
+        "gw.toml:{line}:1: store.redis_url: invalid Redis URL `http://127.0.0.1:6379`: "
+    );
+    assert!(err.starts_with(&expected), "{err}");
+    assert!(err.ends_with("expected redis://host:port/db or redis+unix:///path"), "{err}");
+}
+
 fn redis_section(server: &RedisServer, on_error: &str) -> String {
     format!(
         "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"gw-test:\"\ntimeout = \"500ms\"\non_error = \"{on_error}\"\n",

@@ -38,7 +38,11 @@ impl Drop for RedisChild {
 }
 
 fn start_redis() -> Option<RedisChild> {
-    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
@@ -143,7 +147,12 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         run("memory/1 task", check_on(Arc::new(MemoryStore::new())), 1).await;
-        run("memory/64 tasks", check_on(Arc::new(MemoryStore::new())), CONCURRENCY).await;
+        run(
+            "memory/64 tasks",
+            check_on(Arc::new(MemoryStore::new())),
+            CONCURRENCY,
+        )
+        .await;
         let Some(redis) = start_redis() else {
             println!("greylist/redis: skipped (redis-server not installed or did not start)");
             return;

@@ -110,9 +110,11 @@ fn build_store(config: &Config) -> Result<Arc<dyn Store>, ConfigError> {
             crate::store::redis::RedisStore::new(&s.redis_url, &s.key_prefix, s.timeout.0)
                 .map(|r| Arc::new(r) as Arc<dyn Store>)
                 .map_err(|e| {
-                    config
-                        .source
-                        .error_at_key("store", "redis_url", format!("store.redis_url: {e}"))
+                    config.source.error_at_key(
+                        "store",
+                        "redis_url",
+                        format!("store.redis_url: {e}"),
+                    )
                 })
         }
     }

@@ -112,7 +112,11 @@ async fn greylisting_timeline_follows_postgrey() {
     advance(1).await;
     let (r, data) = attempt(gw.addr, from, rcpt).await;
     assert_delivered(&r, &data);
-    assert_eq!(sink.messages().len(), 1, "only the passed attempt reached the MTA");
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "only the passed attempt reached the MTA"
+    );
 
     // Passes 2 to 4 of this network; a new triplet is still greylisted.
     for _ in 2..=4 {
@@ -137,7 +141,12 @@ async fn greylisting_timeline_follows_postgrey() {
 
 #[tokio::test(start_paused = true)]
 async fn a_retry_after_the_retry_window_starts_over() {
-    let (_sink, gw) = start_pair(SinkConfig::default(), "", "[greylist]\ndelay = \"1m\"\nretry_window = \"1h\"\n").await;
+    let (_sink, gw) = start_pair(
+        SinkConfig::default(),
+        "",
+        "[greylist]\ndelay = \"1m\"\nretry_window = \"1h\"\n",
+    )
+    .await;
     let (r, _) = attempt(gw.addr, "a@example.test", "b@example.net").await;
     assert_greylisted(&r, 60);
     advance(3_601).await;
@@ -183,11 +192,21 @@ async fn whitelists_and_mynetworks_skip_greylisting() {
     let (r, _) = attempt(gw.addr, "a@example.test", "b@example.net").await;
     assert_greylisted(&r, 300);
 
-    let (_sink, gw) = start_pair(SinkConfig::default(), "", "[greylist]\nskip_mynetworks = true\n").await;
+    let (_sink, gw) = start_pair(
+        SinkConfig::default(),
+        "",
+        "[greylist]\nskip_mynetworks = true\n",
+    )
+    .await;
     let (r, data) = attempt(gw.addr, "a@example.test", "b@example.net").await;
     assert_delivered(&r, &data);
 
-    let (_sink, gw) = start_pair(SinkConfig::default(), "", "[greylist]\nwhitelist_networks = [\"127.0.0.0/30\"]\n").await;
+    let (_sink, gw) = start_pair(
+        SinkConfig::default(),
+        "",
+        "[greylist]\nwhitelist_networks = [\"127.0.0.0/30\"]\n",
+    )
+    .await;
     let (r, data) = attempt(gw.addr, "a@example.test", "b@example.net").await;
     assert_delivered(&r, &data);
 
@@ -205,17 +224,34 @@ fn greylist_config_errors_name_the_key() {
     );
     let config =
         smtpgate::config::Config::from_text(std::path::Path::new("gw.toml"), &text).unwrap();
-    let err = smtpgate::app::App::build(config, None).err().unwrap().to_string();
-    let line = text.lines().position(|l| l.starts_with("retry_window")).unwrap() + 1;
+    let err = smtpgate::app::App::build(config, None)
+        .err()
+        .unwrap()
+        .to_string();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("retry_window"))
+        .unwrap()
+        + 1;
     assert_eq!(
         err,
         format!("gw.toml:{line}:1: greylist.retry_window: expected a duration at least as long as greylist.delay, e.g. \"2d\"")
     );
-    let text = config_text("127.0.0.1:1".parse().unwrap(), "", "[greylist]\nipv4_prefix = 33\n");
+    let text = config_text(
+        "127.0.0.1:1".parse().unwrap(),
+        "",
+        "[greylist]\nipv4_prefix = 33\n",
+    );
     let config =
         smtpgate::config::Config::from_text(std::path::Path::new("gw.toml"), &text).unwrap();
-    let err = smtpgate::app::App::build(config, None).err().unwrap().to_string();
-    assert!(err.contains("greylist.ipv4_prefix: expected a prefix length from 0 to 32"), "{err}");
+    let err = smtpgate::app::App::build(config, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("greylist.ipv4_prefix: expected a prefix length from 0 to 32"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -227,13 +263,22 @@ fn a_bad_redis_url_is_a_config_error_at_its_line() {
     );
     let config =
         smtpgate::config::Config::from_text(std::path::Path::new("gw.toml"), &text).unwrap();
-    let err = smtpgate::app::App::build(config, None).err().unwrap().to_string();
-    let line = text.lines().position(|l| l.starts_with("redis_url")).unwrap() + 1;
-    let expected = format!(
-        "gw.toml:{line}:1: store.redis_url: invalid Redis URL `http://127.0.0.1:6379`: "
-    );
+    let err = smtpgate::app::App::build(config, None)
+        .err()
+        .unwrap()
+        .to_string();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("redis_url"))
+        .unwrap()
+        + 1;
+    let expected =
+        format!("gw.toml:{line}:1: store.redis_url: invalid Redis URL `http://127.0.0.1:6379`: ");
     assert!(err.starts_with(&expected), "{err}");
-    assert!(err.ends_with("expected redis://host:port/db or redis+unix:///path"), "{err}");
+    assert!(
+        err.ends_with("expected redis://host:port/db or redis+unix:///path"),
+        "{err}"
+    );
 }
 
 fn redis_section(server: &RedisServer, on_error: &str) -> String {
@@ -251,7 +296,10 @@ async fn gateway(sink: &Sink, extra: &str) -> Gateway {
 async fn two_gateways_sharing_redis_share_greylisting() {
     let server = RedisServer::start();
     let sink = Sink::start(SinkConfig::default()).await;
-    let extra = format!("{}[greylist]\ndelay = \"3s\"\n", redis_section(&server, "tempfail"));
+    let extra = format!(
+        "{}[greylist]\ndelay = \"3s\"\n",
+        redis_section(&server, "tempfail")
+    );
     let gw1 = gateway(&sink, &extra).await;
     let gw2 = gateway(&sink, &extra).await;
     let (r, _) = attempt(gw1.addr, "a@example.test", "b@example.net").await;
@@ -281,7 +329,10 @@ async fn two_gateways_sharing_redis_share_greylisting() {
 async fn two_gateways_sharing_redis_share_rate_limits() {
     let server = RedisServer::start();
     let sink = Sink::start(SinkConfig::default()).await;
-    let extra = format!("{}[ratelimit]\nmessages_per_day = 3\n", redis_section(&server, "tempfail"));
+    let extra = format!(
+        "{}[ratelimit]\nmessages_per_day = 3\n",
+        redis_section(&server, "tempfail")
+    );
     let gw1 = gateway(&sink, &extra).await;
     let gw2 = gateway(&sink, &extra).await;
     for gw in [&gw1, &gw2, &gw1] {
@@ -325,7 +376,10 @@ async fn redis_outage_tempfails_within_the_timeout_and_the_gateway_recovers() {
         assert!(data.is_none());
         assert!(took < Duration::from_millis(1_500), "took {took:?}");
     }
-    assert!(sink.messages().is_empty(), "nothing passed while Redis was down");
+    assert!(
+        sink.messages().is_empty(),
+        "nothing passed while Redis was down"
+    );
 
     server.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -337,7 +391,10 @@ async fn redis_outage_tempfails_within_the_timeout_and_the_gateway_recovers() {
             break r;
         }
         assert_store_tempfail(&r);
-        assert!(Instant::now() < deadline, "no recovery after {attempts} attempts");
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after {attempts} attempts"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     // The restarted Redis is empty: a fresh triplet again.
@@ -346,7 +403,11 @@ async fn redis_outage_tempfails_within_the_timeout_and_the_gateway_recovers() {
     // One line when the outage starts, one when it ends; none per message.
     let text = logs.text();
     assert_eq!(text.matches("store: Redis failed").count(), 1, "{text}");
-    assert_eq!(text.matches("store: Redis is reachable again").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("store: Redis is reachable again").count(),
+        1,
+        "{text}"
+    );
     assert_eq!(text.matches("RCPT check failed").count(), 0, "{text}");
 }
 
@@ -410,7 +471,13 @@ async fn the_message_over_the_daily_quota_gets_450_and_other_identities_do_not()
     assert_rate_limited(&r[0], "127.0.0.1");
     assert!(data.is_none());
     // Another identity has its own quota.
-    let (r, data) = attempt_from(gw.addr, [127, 0, 0, 2].into(), "a@example.test", &["b@example.net"]).await;
+    let (r, data) = attempt_from(
+        gw.addr,
+        [127, 0, 0, 2].into(),
+        "a@example.test",
+        &["b@example.net"],
+    )
+    .await;
     assert_delivered(&r[0], &data);
     // An override.
     let three: IpAddr = [127, 0, 0, 3].into();
@@ -437,12 +504,29 @@ async fn refused_messages_do_not_use_the_quota() {
 
 #[tokio::test]
 async fn recipients_per_hour_counts_recipients_of_delivered_messages() {
-    let (_sink, gw) = start_pair(SinkConfig::default(), "", "[ratelimit]\nrecipients_per_hour = 3\n").await;
+    let (_sink, gw) = start_pair(
+        SinkConfig::default(),
+        "",
+        "[ratelimit]\nrecipients_per_hour = 3\n",
+    )
+    .await;
     let one: IpAddr = [127, 0, 0, 1].into();
-    let (r, data) = attempt_from(gw.addr, one, "a@example.test", &["b@example.net", "c@example.net"]).await;
+    let (r, data) = attempt_from(
+        gw.addr,
+        one,
+        "a@example.test",
+        &["b@example.net", "c@example.net"],
+    )
+    .await;
     assert_eq!((r[0].code, r[1].code), (250, 250));
     assert_eq!(data.map(|d| d.code), Some(250));
-    let (r, data) = attempt_from(gw.addr, one, "a@example.test", &["d@example.net", "e@example.net"]).await;
+    let (r, data) = attempt_from(
+        gw.addr,
+        one,
+        "a@example.test",
+        &["d@example.net", "e@example.net"],
+    )
+    .await;
     assert_eq!(r[0].code, 250, "{:?}", r[0]);
     assert_rate_limited(&r[1], "127.0.0.1");
     assert_eq!(data.map(|d| d.code), Some(250));
@@ -458,10 +542,22 @@ async fn the_default_quota_is_500_messages_a_day() {
     c.expect("EHLO client.example.test", 250).await;
     for i in 0..500 {
         // One pipelined batch per message.
-        c.send(format!("MAIL FROM:<a@example.test>\r\nRCPT TO:<b{i}@example.net>\r\nDATA\r\n").as_bytes())
-            .await;
-        let replies = [c.read_reply().await, c.read_reply().await, c.read_reply().await];
-        assert_eq!(replies.map(|r| r.code), [250, 250, 354], "message {}", i + 1);
+        c.send(
+            format!("MAIL FROM:<a@example.test>\r\nRCPT TO:<b{i}@example.net>\r\nDATA\r\n")
+                .as_bytes(),
+        )
+        .await;
+        let replies = [
+            c.read_reply().await,
+            c.read_reply().await,
+            c.read_reply().await,
+        ];
+        assert_eq!(
+            replies.map(|r| r.code),
+            [250, 250, 354],
+            "message {}",
+            i + 1
+        );
         c.send(MESSAGE).await;
         assert_eq!(c.read_reply().await.code, 250, "message {}", i + 1);
     }

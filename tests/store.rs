@@ -16,8 +16,13 @@ fn redis_store(server: &RedisServer, prefix: &str) -> RedisStore {
 
 async fn values_are_set_read_and_deleted(s: &dyn Store) {
     assert_eq!(s.get("v:missing").await.unwrap(), None);
-    s.set("v:a", b"one\x00\xff", Duration::from_secs(60)).await.unwrap();
-    assert_eq!(s.get("v:a").await.unwrap().as_deref(), Some(&b"one\x00\xff"[..]));
+    s.set("v:a", b"one\x00\xff", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get("v:a").await.unwrap().as_deref(),
+        Some(&b"one\x00\xff"[..])
+    );
     s.set("v:a", b"two", Duration::from_secs(60)).await.unwrap();
     assert_eq!(s.get("v:a").await.unwrap().as_deref(), Some(&b"two"[..]));
     assert!(s.delete("v:a").await.unwrap());
@@ -26,7 +31,9 @@ async fn values_are_set_read_and_deleted(s: &dyn Store) {
 }
 
 async fn values_expire(s: &dyn Store) {
-    s.set("e:a", b"x", Duration::from_millis(150)).await.unwrap();
+    s.set("e:a", b"x", Duration::from_millis(150))
+        .await
+        .unwrap();
     assert_eq!(s.get("e:a").await.unwrap().as_deref(), Some(&b"x"[..]));
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(s.get("e:a").await.unwrap(), None);
@@ -42,7 +49,9 @@ async fn counters_keep_a_fixed_window(s: &dyn Store) {
     assert_eq!(s.incr("c:a", 1, ttl).await.unwrap(), 5);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(s.incr("c:a", 1, ttl).await.unwrap(), 1, "window restarted");
-    s.set("c:text", b"abc", Duration::from_secs(60)).await.unwrap();
+    s.set("c:text", b"abc", Duration::from_secs(60))
+        .await
+        .unwrap();
     let err = s.incr("c:text", 1, ttl).await.unwrap_err();
     assert!(err.to_string().starts_with("store: "), "{err}");
 }
@@ -51,9 +60,16 @@ async fn keys_are_listed_by_prefix(s: &dyn Store) {
     for k in ["k:bad:b", "k:bad:a", "k:bad:c", "k:other", "k:ba*d"] {
         s.set(k, b"", Duration::from_secs(60)).await.unwrap();
     }
-    assert_eq!(s.keys("k:bad:", 10).await.unwrap(), ["k:bad:a", "k:bad:b", "k:bad:c"]);
+    assert_eq!(
+        s.keys("k:bad:", 10).await.unwrap(),
+        ["k:bad:a", "k:bad:b", "k:bad:c"]
+    );
     assert_eq!(s.keys("k:bad:", 2).await.unwrap().len(), 2);
-    assert_eq!(s.keys("k:ba*", 10).await.unwrap(), ["k:ba*d"], "glob characters are literal");
+    assert_eq!(
+        s.keys("k:ba*", 10).await.unwrap(),
+        ["k:ba*d"],
+        "glob characters are literal"
+    );
     assert!(s.keys("k:none", 10).await.unwrap().is_empty());
 }
 
@@ -73,30 +89,63 @@ async fn greylisting_follows_postgrey(s: &dyn Store) {
     let net = "g:{192.0.2.0/24}:passes";
     let t1 = "g:{192.0.2.0/24}:t:a@example.test/b@example.net";
     let t = 1_700_000_000;
-    assert_eq!(s.greylist(&request(t1, net, t)).await.unwrap(), GreylistOutcome::Wait(300));
-    assert_eq!(s.greylist(&request(t1, net, t + 60)).await.unwrap(), GreylistOutcome::Wait(240));
-    assert_eq!(s.greylist(&request(t1, net, t + 299)).await.unwrap(), GreylistOutcome::Wait(1));
-    assert_eq!(s.greylist(&request(t1, net, t + 300)).await.unwrap(), GreylistOutcome::Passed(1));
-    assert_eq!(s.greylist(&request(t1, net, t + 400)).await.unwrap(), GreylistOutcome::Passed(2));
+    assert_eq!(
+        s.greylist(&request(t1, net, t)).await.unwrap(),
+        GreylistOutcome::Wait(300)
+    );
+    assert_eq!(
+        s.greylist(&request(t1, net, t + 60)).await.unwrap(),
+        GreylistOutcome::Wait(240)
+    );
+    assert_eq!(
+        s.greylist(&request(t1, net, t + 299)).await.unwrap(),
+        GreylistOutcome::Wait(1)
+    );
+    assert_eq!(
+        s.greylist(&request(t1, net, t + 300)).await.unwrap(),
+        GreylistOutcome::Passed(1)
+    );
+    assert_eq!(
+        s.greylist(&request(t1, net, t + 400)).await.unwrap(),
+        GreylistOutcome::Passed(2)
+    );
 
     // A triplet whose retry comes after the retry window starts over.
     let t2 = "g:{192.0.2.0/24}:t:a@example.test/late@example.net";
-    assert_eq!(s.greylist(&request(t2, net, t)).await.unwrap(), GreylistOutcome::Wait(300));
+    assert_eq!(
+        s.greylist(&request(t2, net, t)).await.unwrap(),
+        GreylistOutcome::Wait(300)
+    );
     let late = t + 172_801;
-    assert_eq!(s.greylist(&request(t2, net, late)).await.unwrap(), GreylistOutcome::Wait(300));
-    assert_eq!(s.greylist(&request(t2, net, late + 300)).await.unwrap(), GreylistOutcome::Passed(3));
+    assert_eq!(
+        s.greylist(&request(t2, net, late)).await.unwrap(),
+        GreylistOutcome::Wait(300)
+    );
+    assert_eq!(
+        s.greylist(&request(t2, net, late + 300)).await.unwrap(),
+        GreylistOutcome::Passed(3)
+    );
 
     // Three passes: the network is whitelisted, a new triplet passes at once.
     let t3 = "g:{192.0.2.0/24}:t:a@example.test/new@example.net";
-    assert_eq!(s.greylist(&request(t3, net, late + 301)).await.unwrap(), GreylistOutcome::Whitelisted);
+    assert_eq!(
+        s.greylist(&request(t3, net, late + 301)).await.unwrap(),
+        GreylistOutcome::Whitelisted
+    );
     // Another network is not.
     let other = "g:{198.51.100.0/24}:passes";
     let t4 = "g:{198.51.100.0/24}:t:a@example.test/new@example.net";
-    assert_eq!(s.greylist(&request(t4, other, t)).await.unwrap(), GreylistOutcome::Wait(300));
+    assert_eq!(
+        s.greylist(&request(t4, other, t)).await.unwrap(),
+        GreylistOutcome::Wait(300)
+    );
     // Never auto-whitelisted when the threshold is 0.
     let mut never = request(t3, net, late + 302);
     never.auto_whitelist_after = 0;
-    assert_eq!(s.greylist(&never).await.unwrap(), GreylistOutcome::Wait(300));
+    assert_eq!(
+        s.greylist(&never).await.unwrap(),
+        GreylistOutcome::Wait(300)
+    );
 }
 
 async fn greylist_entries_expire(s: &dyn Store) {
@@ -111,7 +160,11 @@ async fn greylist_entries_expire(s: &dyn Store) {
     assert_eq!(s.greylist(&r).await.unwrap(), GreylistOutcome::Passed(1));
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     r.now = 1_003;
-    assert_eq!(s.greylist(&r).await.unwrap(), GreylistOutcome::Wait(1), "forgotten after max_age");
+    assert_eq!(
+        s.greylist(&r).await.unwrap(),
+        GreylistOutcome::Wait(1),
+        "forgotten after max_age"
+    );
     assert_eq!(s.get(net).await.unwrap(), None, "pass count forgotten too");
 }
 
@@ -167,7 +220,11 @@ async fn redis_down_fails_fast_and_recovers() {
         let started = Instant::now();
         let err = s.get("k").await.unwrap_err();
         assert!(err.to_string().starts_with("store: redis GET: "), "{err}");
-        assert!(started.elapsed() < Duration::from_millis(1_500), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(1_500),
+            "{:?}",
+            started.elapsed()
+        );
     }
     assert!(s.is_down());
     server.restart();

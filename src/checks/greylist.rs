@@ -164,16 +164,25 @@ impl GreylistCheck {
             return invalid("delay", "expected at least \"1s\", e.g. \"5m\"");
         }
         if g.retry_window.0 < g.delay.0 {
-            return invalid("retry_window", "expected a duration at least as long as greylist.delay, e.g. \"2d\"");
+            return invalid(
+                "retry_window",
+                "expected a duration at least as long as greylist.delay, e.g. \"2d\"",
+            );
         }
         if g.max_age.0 < Duration::from_secs(1) {
             return invalid("max_age", "expected at least \"1s\", e.g. \"35d\"");
         }
         if g.ipv4_prefix > 32 {
-            return invalid("ipv4_prefix", "expected a prefix length from 0 to 32, e.g. 24");
+            return invalid(
+                "ipv4_prefix",
+                "expected a prefix length from 0 to 32, e.g. 24",
+            );
         }
         if g.ipv6_prefix > 128 {
-            return invalid("ipv6_prefix", "expected a prefix length from 0 to 128, e.g. 64");
+            return invalid(
+                "ipv6_prefix",
+                "expected a prefix length from 0 to 128, e.g. 64",
+            );
         }
         let mut g = g.clone();
         for d in &mut g.whitelist_sender_domains {
@@ -207,14 +216,16 @@ impl GreylistCheck {
         if c.skip_mynetworks && view.trusted {
             return true;
         }
-        if c.whitelist_networks.iter().any(|n| n.contains(&view.client_ip)) {
+        if c.whitelist_networks
+            .iter()
+            .any(|n| n.contains(&view.client_ip))
+        {
             return true;
         }
         if let Some(sender) = view.sender {
             let domain = sender.domain.trim_end_matches('.');
             if !domain.is_empty()
-                && c
-                    .whitelist_sender_domains
+                && c.whitelist_sender_domains
                     .iter()
                     .any(|d| domain_matches(domain, d))
             {
@@ -223,9 +234,13 @@ impl GreylistCheck {
         }
         let rcpt = recipient.to_string().to_ascii_lowercase();
         let rcpt_domain = recipient.domain.trim_end_matches('.');
-        c.whitelist_recipients
-            .iter()
-            .any(|w| if w.contains('@') { *w == rcpt } else { domain_matches(rcpt_domain, w) })
+        c.whitelist_recipients.iter().any(|w| {
+            if w.contains('@') {
+                *w == rcpt
+            } else {
+                domain_matches(rcpt_domain, w)
+            }
+        })
     }
 
     async fn decide(&self, view: &View<'_>, recipient: &Address) -> Result<Vec<Hit>, CheckError> {
@@ -356,7 +371,10 @@ mod tests {
 
     #[test]
     fn senders_are_normalised_like_postgrey() {
-        assert_eq!(normalise_sender(&addr("Info", "example.test")), "info@example.test");
+        assert_eq!(
+            normalise_sender(&addr("Info", "example.test")),
+            "info@example.test"
+        );
         assert_eq!(
             normalise_sender(&addr("bounce-123-456", "lists.example.test")),
             "bounce-#-#@lists.example.test"

@@ -152,7 +152,12 @@ impl Check for RateLimitCheck {
 /// Counts a message the upstream accepted against `identity`'s quotas.
 /// A store failure is only logged (by the store, once per outage): the
 /// message is already delivered.
-pub async fn record_delivery(config: &Config, store: &dyn Store, identity: &str, recipients: usize) {
+pub async fn record_delivery(
+    config: &Config,
+    store: &dyn Store,
+    identity: &str,
+    recipients: usize,
+) {
     let Some(r) = config.ratelimit.as_ref() else {
         return;
     };

@@ -182,7 +182,11 @@ mod tests {
         tokio::time::advance(Duration::from_secs(50)).await;
         assert_eq!(s.incr("c", 2, Duration::from_secs(60)).await.unwrap(), 3);
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert_eq!(s.incr("c", 1, Duration::from_secs(60)).await.unwrap(), 1, "window restarted");
+        assert_eq!(
+            s.incr("c", 1, Duration::from_secs(60)).await.unwrap(),
+            1,
+            "window restarted"
+        );
         s.set("t", b"x", Duration::from_secs(60)).await.unwrap();
         assert!(s.incr("t", 1, Duration::from_secs(60)).await.is_err());
     }

@@ -110,7 +110,11 @@ impl RedisStore {
     }
 
     /// Runs one operation within the timeout and keeps the outage state.
-    async fn run<T, F>(&self, op: &str, work: impl FnOnce(ConnectionManager) -> F) -> Result<T, StoreError>
+    async fn run<T, F>(
+        &self,
+        op: &str,
+        work: impl FnOnce(ConnectionManager) -> F,
+    ) -> Result<T, StoreError>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
@@ -310,7 +314,10 @@ mod tests {
         let err = RedisStore::new("http://127.0.0.1", "p:", Duration::from_secs(1))
             .err()
             .unwrap();
-        assert!(err.starts_with("invalid Redis URL `http://127.0.0.1`"), "{err}");
+        assert!(
+            err.starts_with("invalid Redis URL `http://127.0.0.1`"),
+            "{err}"
+        );
         assert_eq!(redact("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
         assert_eq!(redact("redis://h:1"), "redis://h:1");
     }

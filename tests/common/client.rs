@@ -66,7 +66,9 @@ impl Client {
     /// another client IP).
     pub async fn connect_from(addr: SocketAddr, local: std::net::IpAddr) -> Client {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.bind(SocketAddr::new(local, 0)).expect("bind local address");
+        socket
+            .bind(SocketAddr::new(local, 0))
+            .expect("bind local address");
         let stream = socket.connect(addr).await.expect("connect");
         stream.set_nodelay(true).unwrap();
         Client {

@@ -440,6 +440,45 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
 }
 
 #[tokio::test]
+async fn a_redis_that_does_not_answer_tempfails_within_the_timeout() {
+    let server = RedisServer::start();
+    let sink = Sink::start(SinkConfig::default()).await;
+    let extra = format!("{}[greylist]\n", redis_section(&server, "tempfail"));
+    let gw = gateway(&sink, &extra).await;
+    let (r, _) = attempt(gw.addr, "a@example.test", "b@example.net").await;
+    assert_greylisted(&r, 300);
+    server.freeze();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let (r, _) = attempt(gw.addr, "a@example.test", "b@example.net").await;
+        let took = started.elapsed();
+        assert_store_tempfail(&r);
+        assert!(
+            took >= Duration::from_millis(450),
+            "waited for the timeout: {took:?}"
+        );
+        assert!(took < Duration::from_millis(1_500), "took {took:?}");
+    }
+    server.thaw();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (r, _) = attempt(gw.addr, "a@example.test", "b@example.net").await;
+        if r.code == 450 {
+            // The triplet survived: Redis was only slow.
+            assert_eq!(r.enhanced().as_deref(), Some("4.2.0"), "{r:?}");
+            assert!(
+                r.text().starts_with("4.2.0 Greylisted, try again in 29"),
+                "{r:?}"
+            );
+            break;
+        }
+        assert_store_tempfail(&r);
+        assert!(Instant::now() < deadline, "no recovery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn redis_outage_with_on_error_accept_skips_the_checks() {
     let mut server = RedisServer::start();
     let sink = Sink::start(SinkConfig::default()).await;

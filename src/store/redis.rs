@@ -261,7 +261,12 @@ impl Store for RedisStore {
                         .arg(SCAN_BATCH)
                         .query_async(&mut c)
                         .await?;
-                    found.extend(batch.into_iter().map(|k| k[strip..].to_string()));
+                    found.extend(
+                        batch
+                            .iter()
+                            .filter_map(|k| k.get(strip..))
+                            .map(str::to_string),
+                    );
                     if next == 0 || found.len() >= limit {
                         break;
                     }

@@ -65,6 +65,25 @@ impl RedisServer {
         }
     }
 
+    /// Freezes it (SIGSTOP): connections stay open, nothing is answered.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig} {pid}");
+    }
+
     /// True when it answers PING.
     pub fn ping(&self) -> bool {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));

@@ -276,7 +276,7 @@ fn a_bad_redis_url_is_a_config_error_at_its_line() {
         format!("gw.toml:{line}:1: store.redis_url: invalid Redis URL `http://127.0.0.1:6379`: ");
     assert!(err.starts_with(&expected), "{err}");
     assert!(
-        err.ends_with("expected redis://host:port/db or redis+unix:///path"),
+        err.ends_with("expected redis://host:port/db, redis+unix:///path, redis+sentinel://host:port,host:port/service or redis+cluster://host:port,host:port"),
         "{err}"
     );
 }

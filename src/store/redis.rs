@@ -1,17 +1,26 @@
 //! The Redis (or Valkey) backend: state shared by every gateway node.
 //!
-//! One [`ConnectionManager`] (a multiplexed connection that reconnects by
-//! itself) is created on first use, so a gateway starts even while Redis is
-//! down. Every operation is one round trip bounded by `store.timeout`;
+//! URLs: `redis://` and `redis+unix://` (one server), `redis+sentinel://`
+//! (the master of a Sentinel-monitored service) and `redis+cluster://` (a
+//! Redis Cluster). The connection is made on first use, so a gateway starts
+//! even while Redis is down: a [`ConnectionManager`] (a multiplexed
+//! connection that reconnects by itself) for one server or a Sentinel master
+//! (asked again after a failure, so a failover is followed), a cluster
+//! connection (which follows the slot map) for a Cluster. Every operation is one round trip bounded by `store.timeout`;
 //! multi-step updates are atomic (MULTI/EXEC or a Lua script). An outage is
 //! logged once when it starts and once when it ends, not per operation.
 
 use super::{GreylistOutcome, Greylisting, Store, StoreError, StoreFuture};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use arc_swap::ArcSwapOption;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{AsyncCommands, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Script, Value};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Most keys one SCAN call is asked to look at.
@@ -48,10 +57,55 @@ redis.call('SET', KEYS[1], ARGV[1] .. ':0', 'EX', window)
 return {2, delay}
 ";
 
+/// Where the data lives.
+enum Target {
+    /// One server.
+    Single(redis::Client),
+    /// The master of a Sentinel-monitored service.
+    Sentinel(tokio::sync::Mutex<SentinelClient>),
+    /// A Redis Cluster.
+    Cluster(ClusterClient),
+}
+
+/// A connection to the target; commands go through it.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// The Redis backend.
 pub struct RedisStore {
-    client: redis::Client,
-    manager: OnceLock<ConnectionManager>,
+    target: Target,
+    conn: ArcSwapOption<Conn>,
     prefix: String,
     timeout: Duration,
     /// The URL without its password, for logs.
@@ -62,19 +116,68 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// A store on `url` (`redis://[user:password@]host:port[/db]` or
-    /// `redis+unix:///path`); nothing is connected yet. Errors say what is
-    /// wrong with the URL.
+    /// A store on `url`: `redis://[user:password@]host:port[/db]`,
+    /// `redis+unix:///path`, `redis+sentinel://[user:password@]host:port[,host:port…]/service[/db]`
+    /// or `redis+cluster://[user:password@]host:port[,host:port…]`; nothing is
+    /// connected yet. Errors say what is wrong with the URL.
     pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<RedisStore, String> {
-        let client = redis::Client::open(url).map_err(|e| {
+        let invalid = |e: &dyn std::fmt::Display| {
             format!(
-                "invalid Redis URL `{}`: {e}; expected redis://host:port/db or redis+unix:///path",
+                "invalid Redis URL `{}`: {e}; expected redis://host:port/db, redis+unix:///path, \
+                 redis+sentinel://host:port,host:port/service or redis+cluster://host:port,host:port",
                 redact(url)
             )
-        })?;
+        };
+        let target = if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+            let (nodes, path) = split_nodes(rest);
+            let mut path = path.split('/').filter(|p| !p.is_empty());
+            let service = path
+                .next()
+                .ok_or_else(|| invalid(&"no service name after the sentinel addresses"))?;
+            let db = match path.next() {
+                Some(db) => db
+                    .parse::<i64>()
+                    .map_err(|_| invalid(&"the database is not a number"))?,
+                None => 0,
+            };
+            let (userinfo, hosts) = nodes;
+            // The sentinels themselves are asked without credentials; the
+            // credentials and database are the data nodes'.
+            let sentinels: Vec<String> = hosts.iter().map(|h| format!("redis://{h}")).collect();
+            let first = format!("redis://{userinfo}{}/{db}", hosts[0]);
+            let info = first.into_connection_info().map_err(|e| invalid(&e))?;
+            let node = SentinelNodeConnectionInfo::default()
+                .set_redis_connection_info(info.redis_settings().clone());
+            let client = SentinelClient::build(
+                sentinels,
+                service.to_string(),
+                Some(node),
+                SentinelServerType::Master,
+            )
+            .map_err(|e| invalid(&e))?;
+            Target::Sentinel(tokio::sync::Mutex::new(client))
+        } else if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            let ((userinfo, hosts), path) = split_nodes(rest);
+            if !path.trim_matches('/').is_empty() {
+                return Err(invalid(&"a Cluster has only database 0; remove the path"));
+            }
+            let nodes: Vec<String> = hosts
+                .iter()
+                .map(|h| format!("redis://{userinfo}{h}"))
+                .collect();
+            let client = ClusterClient::builder(nodes)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .retries(1)
+                .build()
+                .map_err(|e| invalid(&e))?;
+            Target::Cluster(client)
+        } else {
+            Target::Single(redis::Client::open(url).map_err(|e| invalid(&e))?)
+        };
         Ok(RedisStore {
-            client,
-            manager: OnceLock::new(),
+            target,
+            conn: ArcSwapOption::empty(),
             prefix: prefix.to_string(),
             timeout,
             shown_url: redact(url),
@@ -92,39 +195,48 @@ impl RedisStore {
         format!("{}{}", self.prefix, key)
     }
 
-    /// The shared connection, created (not yet connected) on first use.
-    fn connection(&self) -> Result<ConnectionManager, redis::RedisError> {
-        if let Some(m) = self.manager.get() {
-            return Ok(m.clone());
-        }
+    fn manager(&self, client: redis::Client) -> redis::RedisResult<ConnectionManager> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
             .set_number_of_retries(0)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(self.timeout);
-        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
-        // Two first uses at once: one manager wins, the other is dropped.
-        let _ = self.manager.set(manager);
-        Ok(self.manager.get().cloned().expect("set above"))
+        ConnectionManager::new_lazy_with_config(client, config)
+    }
+
+    /// The shared connection, made on first use (and, for Sentinel, again
+    /// after a failure).
+    async fn connection(&self) -> redis::RedisResult<Conn> {
+        if let Some(c) = self.conn.load_full() {
+            return Ok((*c).clone());
+        }
+        let conn = match &self.target {
+            Target::Single(client) => Conn::Single(self.manager(client.clone())?),
+            Target::Sentinel(sentinel) => {
+                let master = sentinel.lock().await.async_get_client().await?;
+                Conn::Single(self.manager(master)?)
+            }
+            Target::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
+        };
+        // Two first uses at once: the later one wins, both work.
+        self.conn.store(Some(Arc::new(conn.clone())));
+        Ok(conn)
     }
 
     /// Runs one operation within the timeout and keeps the outage state.
-    async fn run<T, F>(
-        &self,
-        op: &str,
-        work: impl FnOnce(ConnectionManager) -> F,
-    ) -> Result<T, StoreError>
+    async fn run<T, F>(&self, op: &str, work: impl FnOnce(Conn) -> F) -> Result<T, StoreError>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
-        let result = match self.connection() {
-            Ok(conn) => match tokio::time::timeout(self.timeout, work(conn)).await {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {:?}", self.timeout)),
-            },
-            Err(e) => Err(e.to_string()),
+        let attempt = async {
+            let conn = self.connection().await?;
+            work(conn).await
+        };
+        let result = match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
         };
         match result {
             Ok(value) => {
@@ -134,6 +246,10 @@ impl RedisStore {
                 Ok(value)
             }
             Err(reason) => {
+                if matches!(self.target, Target::Sentinel(_)) {
+                    // Ask the sentinels for the master again: it may have moved.
+                    self.conn.store(None);
+                }
                 if !self.down.swap(true, Ordering::Relaxed) {
                     tracing::error!(
                         url = %self.shown_url,
@@ -147,6 +263,20 @@ impl RedisStore {
             }
         }
     }
+}
+
+/// `[userinfo@]host:port,host:port[/path]` → ((`userinfo@`, hosts), path).
+fn split_nodes(rest: &str) -> ((String, Vec<String>), String) {
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], rest[slash..].to_string()),
+        None => (rest, String::new()),
+    };
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => (authority[..=at].to_string(), &authority[at + 1..]),
+        None => (String::new(), authority),
+    };
+    let hosts = hosts.split(',').map(str::to_string).collect();
+    ((userinfo, hosts), path)
 }
 
 /// `redis://user:secret@host` → `redis://user:***@host`.
@@ -251,6 +381,26 @@ impl Store for RedisStore {
         Box::pin(async move {
             self.run("SCAN", |mut c| async move {
                 let mut found = Vec::new();
+                if let Conn::Cluster(cluster) = &mut c {
+                    // Every primary's keys (SCAN would see one node only).
+                    let all = RoutingInfo::MultiNode((
+                        MultipleNodeRoutingInfo::AllMasters,
+                        Some(ResponsePolicy::CombineArrays),
+                    ));
+                    let mut keys = redis::cmd("KEYS");
+                    keys.arg(&pattern);
+                    let value = cluster.route_command(keys, all).await?;
+                    let batch: Vec<String> = redis::from_redis_value(value)?;
+                    found.extend(
+                        batch
+                            .iter()
+                            .filter_map(|k| k.get(strip..))
+                            .map(str::to_string),
+                    );
+                    found.sort();
+                    found.truncate(limit);
+                    return Ok(found);
+                }
                 let mut cursor: u64 = 0;
                 loop {
                     let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::redis::RedisServer;
+use common::redis::{start_sentinel, RedisCluster, RedisServer};
 use smtpgate::store::memory::MemoryStore;
 use smtpgate::store::redis::RedisStore;
 use smtpgate::store::{GreylistOutcome, Greylisting, Store};
@@ -190,6 +190,59 @@ async fn redis_store_meets_the_contract() {
     let s = redis_store(&server, "test:");
     assert_eq!(s.backend(), "redis");
     contract(&s).await;
+}
+
+#[tokio::test]
+async fn redis_through_sentinel_meets_the_contract() {
+    let master = RedisServer::start();
+    let sentinel = start_sentinel(&master);
+    let url = format!("redis+sentinel://127.0.0.1:{}/mymaster/0", sentinel.port);
+    let s = RedisStore::new(&url, "sentinel:", Duration::from_secs(2)).expect("url");
+    contract(&s).await;
+    // The data is on the master.
+    let direct = redis_store(&master, "sentinel:");
+    s.set("where", b"master", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        direct.get("where").await.unwrap().as_deref(),
+        Some(&b"master"[..])
+    );
+}
+
+#[tokio::test]
+async fn redis_cluster_meets_the_contract() {
+    let cluster = RedisCluster::start();
+    let s = RedisStore::new(&cluster.url(), "cluster:", Duration::from_secs(2)).expect("url");
+    contract(&s).await;
+}
+
+#[test]
+fn redis_urls_are_checked() {
+    let t = Duration::from_secs(1);
+    for bad in [
+        "redis+sentinel://127.0.0.1:26379",
+        "redis+sentinel://127.0.0.1:26379/mymaster/x",
+        "redis+cluster://127.0.0.1:7000/1",
+        "http://127.0.0.1",
+    ] {
+        let err = RedisStore::new(bad, "", t)
+            .err()
+            .unwrap_or_else(|| panic!("{bad} accepted"));
+        assert!(
+            err.starts_with(&format!("invalid Redis URL `{bad}`: ")),
+            "{err}"
+        );
+    }
+    for good in [
+        "redis://127.0.0.1:6379/2",
+        "redis://user:pw@127.0.0.1:6379",
+        "redis+unix:///run/redis.sock",
+        "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster",
+        "redis+cluster://user:pw@127.0.0.1:7000,127.0.0.1:7001",
+    ] {
+        assert!(RedisStore::new(good, "", t).is_ok(), "{good}");
+    }
 }
 
 #[tokio::test]

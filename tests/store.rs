@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::redis::{start_sentinel, RedisCluster, RedisServer};
+use common::redis::{start_replica, start_sentinel, RedisCluster, RedisServer};
 use smtpgate::store::memory::MemoryStore;
 use smtpgate::store::redis::RedisStore;
 use smtpgate::store::{GreylistOutcome, Greylisting, Store};
@@ -207,6 +207,59 @@ async fn redis_through_sentinel_meets_the_contract() {
     assert_eq!(
         direct.get("where").await.unwrap().as_deref(),
         Some(&b"master"[..])
+    );
+}
+
+#[tokio::test]
+async fn sentinel_failover_is_followed() {
+    let mut master = RedisServer::start();
+    let replica = start_replica(&master);
+    let sentinel = start_sentinel(&master);
+    let url = format!("redis+sentinel://127.0.0.1:{}/mymaster", sentinel.port);
+    let s = RedisStore::new(&url, "fo:", Duration::from_millis(500)).expect("url");
+    s.set("k", b"before", Duration::from_secs(600))
+        .await
+        .unwrap();
+    // Replicated before the master goes.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &replica.port.to_string(), "get", "fo:k"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim() == "before" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not replicated");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    master.kill();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    let mut failures = 0;
+    loop {
+        match s.set("k", b"after", Duration::from_secs(600)).await {
+            Ok(()) => break,
+            Err(e) => {
+                failures += 1;
+                assert!(
+                    Instant::now() < deadline,
+                    "no failover after {failures} failures: {e}"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(failures > 0, "the master was down for a while");
+    // The write went to the promoted replica.
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &replica.port.to_string(), "get", "fo:k"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "after");
+    println!(
+        "failover followed after {:?} ({failures} failed operations)",
+        started.elapsed()
     );
 }
 

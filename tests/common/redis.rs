@@ -163,7 +163,45 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-/// A Sentinel monitoring `master` as service `mymaster`.
+/// A replica of `master`, once its replication link is up.
+pub fn start_replica(master: &RedisServer) -> RedisProcess {
+    let port = free_port();
+    let dir = temp_dir("replica");
+    let args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        &dir.display().to_string(),
+        "--replicaof",
+        "127.0.0.1",
+        &master.port.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let replica = RedisProcess::start(port, &args, dir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "info", "replication"])
+            .output()
+            .expect("redis-cli");
+        if String::from_utf8_lossy(&info.stdout).contains("master_link_status:up") {
+            return replica;
+        }
+        assert!(Instant::now() < deadline, "replica did not sync");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A Sentinel monitoring `master` as service `mymaster` (quorum 1; a
+/// master silent for 500 ms is failed over).
 pub fn start_sentinel(master: &RedisServer) -> RedisProcess {
     let port = free_port();
     let dir = temp_dir("sentinel");
@@ -171,7 +209,8 @@ pub fn start_sentinel(master: &RedisServer) -> RedisProcess {
     std::fs::write(
         &conf,
         format!(
-            "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n",
+            "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n\
+             sentinel down-after-milliseconds mymaster 500\nsentinel failover-timeout mymaster 5000\n",
             dir.display(),
             master.port
         ),

@@ -386,6 +386,41 @@ mod tests {
         assert_eq!(normalise_sender(&Address::null()), "");
     }
 
+    #[tokio::test]
+    async fn authenticated_clients_skip_greylisting_unless_configured() {
+        use crate::store::memory::MemoryStore;
+        let minimal = "[server]\nhostname = \"gw.test\"\nlisten = [\"127.0.0.1:2525\"]\n[upstream]\naddress = \"127.0.0.1:10025\"\n";
+        let sender = addr("a", "example.test");
+        let rcpt = addr("b", "example.net");
+        let view = |login| View {
+            client_ip: "2001:db8:1:2:3::9".parse().unwrap(),
+            helo: "client.example.test",
+            tls: true,
+            login,
+            trusted: false,
+            sender: Some(&sender),
+            recipient: Some(&rcpt),
+            recipients: &[],
+            message: None,
+        };
+        for (section, greylisted) in [("", false), ("skip_authenticated = false\n", true)] {
+            let text = format!("{minimal}[greylist]\n{section}");
+            let config = Config::from_text(std::path::Path::new("gw.toml"), &text).unwrap();
+            let check = GreylistCheck::from_config(&config, Arc::new(MemoryStore::new()))
+                .unwrap()
+                .unwrap();
+            let hits = check.check(&view(Some("alice"))).await.unwrap();
+            assert_eq!(!hits.is_empty(), greylisted, "{section}");
+            let hits = check.check(&view(None)).await.unwrap();
+            assert_eq!(hits.len(), 1);
+            assert_eq!(hits[0].name, GREYLIST);
+            assert_eq!(
+                hits[0].options,
+                ["300", "2001:db8:1:2::/64 <a@example.test> <b@example.net>"]
+            );
+        }
+    }
+
     #[test]
     fn domains_match_themselves_and_subdomains() {
         assert!(domain_matches("example.test", "example.test"));

@@ -174,3 +174,76 @@ pub async fn record_delivery(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::command::Address;
+    use crate::store::memory::MemoryStore;
+    use std::path::Path;
+
+    const MINIMAL: &str = "[server]\nhostname = \"gw.test\"\nlisten = [\"127.0.0.1:2525\"]\n[upstream]\naddress = \"127.0.0.1:10025\"\n";
+
+    fn view<'a>(login: Option<&'a str>, rcpt: &'a Address) -> View<'a> {
+        View {
+            client_ip: [192, 0, 2, 1].into(),
+            helo: "client.example.test",
+            tls: true,
+            login,
+            trusted: false,
+            sender: None,
+            recipient: Some(rcpt),
+            recipients: &[],
+            message: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn message_501_of_the_day_for_one_login_is_over_and_another_login_is_not() {
+        let config =
+            Config::from_text(Path::new("gw.toml"), &format!("{MINIMAL}[ratelimit]\n")).unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let check = RateLimitCheck::from_config(&config, Arc::clone(&store)).unwrap();
+        let rcpt = Address {
+            local: "b".into(),
+            domain: "example.net".into(),
+        };
+        for n in 1..=500 {
+            let v = view(Some("alice"), &rcpt);
+            assert!(check.check(&v).await.unwrap().is_empty(), "message {n}");
+            record_delivery(&config, store.as_ref(), &identity(&v), 1).await;
+        }
+        let hits = check.check(&view(Some("alice"), &rcpt)).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].name, RATELIMIT);
+        assert_eq!(hits[0].subject(), "alice");
+        assert!(check
+            .check(&view(Some("bob"), &rcpt))
+            .await
+            .unwrap()
+            .is_empty());
+        // The client IP is not the identity of a login.
+        assert!(check.check(&view(None, &rcpt)).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn overrides_replace_only_what_they_set() {
+        let text = format!(
+            "{MINIMAL}[ratelimit]\nrecipients_per_hour = 50\n[ratelimit.overrides]\nbig = {{ messages_per_day = 9000 }}\n"
+        );
+        let config = Config::from_text(Path::new("gw.toml"), &text).unwrap();
+        let r = config.ratelimit.unwrap();
+        assert_eq!(r.limits("big"), (9000, 50));
+        assert_eq!(r.limits("small"), (500, 50));
+        let err = Config::from_text(
+            Path::new("gw.toml"),
+            &format!("{MINIMAL}[ratelimit]\nmessages_per_hour = 5\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("gw.toml:7:1: unknown field `messages_per_hour`"),
+            "{err}"
+        );
+    }
+}

@@ -101,6 +101,11 @@ async fn greylisting_follows_postgrey(s: &dyn Store) {
         s.greylist(&request(t1, net, t + 299)).await.unwrap(),
         GreylistOutcome::Wait(1)
     );
+    // A node whose clock is behind never says more than the delay.
+    assert_eq!(
+        s.greylist(&request(t1, net, t - 5)).await.unwrap(),
+        GreylistOutcome::Wait(300)
+    );
     assert_eq!(
         s.greylist(&request(t1, net, t + 300)).await.unwrap(),
         GreylistOutcome::Passed(1)

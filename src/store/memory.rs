@@ -101,7 +101,10 @@ impl MemoryStore {
         let max_age = Duration::from_secs(r.max_age);
         if let Some((first, passed)) = self.get_now(r.triplet_key).and_then(|v| parse_triplet(&v)) {
             if !passed && r.now < first.saturating_add(r.delay) {
-                return Ok(GreylistOutcome::Wait(first + r.delay - r.now));
+                // (at most the delay, should another node's clock be ahead)
+                return Ok(GreylistOutcome::Wait(
+                    (first + r.delay - r.now).min(r.delay),
+                ));
             }
             if passed || r.now - first <= r.retry_window {
                 self.set_now(r.triplet_key, format!("{first}:1").into_bytes(), max_age);

@@ -44,7 +44,7 @@ if v then
   local first_text, passed = string.match(v, '^(%d+):([01])$')
   if first_text then
     local first = tonumber(first_text)
-    if passed ~= '1' and now < first + delay then return {2, first + delay - now} end
+    if passed ~= '1' and now < first + delay then return {2, math.min(first + delay - now, delay)} end
     if passed == '1' or now - first <= window then
       redis.call('SET', KEYS[1], first_text .. ':1', 'EX', max_age)
       local c = redis.call('INCR', KEYS[2])

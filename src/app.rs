@@ -139,11 +139,18 @@ impl App {
 fn build_store(config: &Config) -> Result<Arc<dyn Store>, ConfigError> {
     match config.store.backend {
         crate::config::StoreBackend::Memory => Ok(Arc::new(MemoryStore::new())),
-        crate::config::StoreBackend::Redis => Err(config.source.error_at_key(
-            "store",
-            "backend",
-            "store.backend: redis is not built in this version; expected \"memory\"".into(),
-        )),
+        crate::config::StoreBackend::Redis => {
+            let s = &config.store;
+            crate::store::redis::RedisStore::new(&s.redis_url, &s.key_prefix, s.timeout.0)
+                .map(|r| Arc::new(r) as Arc<dyn Store>)
+                .map_err(|e| {
+                    config.source.error_at_key(
+                        "store",
+                        "redis_url",
+                        format!("store.redis_url: {e}"),
+                    )
+                })
+        }
     }
 }
 

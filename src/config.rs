@@ -147,6 +147,12 @@ pub struct Config {
     pub outbound: Option<OutboundConfig>,
     /// `[dkim]`: DKIM signing of customer domains, when present.
     pub dkim: Option<DkimConfig>,
+    /// `[greylist]`: greylisting, when present (and enabled).
+    #[serde(default)]
+    pub greylist: Option<crate::checks::greylist::GreylistConfig>,
+    /// `[ratelimit]`: sending quotas per identity, when present.
+    #[serde(default)]
+    pub ratelimit: Option<crate::checks::ratelimit::RateLimitConfig>,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: Source,

@@ -4,7 +4,9 @@
 
 pub mod authentication;
 pub mod content;
+pub mod greylist;
 pub mod helo;
+pub mod ratelimit;
 pub mod recipient;
 pub mod sender;
 
@@ -65,6 +67,14 @@ pub struct CheckError {
     pub reason: String,
 }
 
+impl CheckError {
+    /// True when the shared store failed: the store logs that once per
+    /// outage, so callers need not log it per command.
+    pub fn is_store_outage(&self) -> bool {
+        self.reason.starts_with("store: ")
+    }
+}
+
 /// The future a check returns.
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Hit>, CheckError>> + Send + 'a>>;
 
@@ -95,6 +105,13 @@ pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, Config
         checks.push(Box::new(authentication::AuthenticationCheck::new(
             std::sync::Arc::clone(&deps.auth),
         )));
+    }
+    // Quotas before greylisting: a refused recipient records no triplet.
+    if let Some(c) = ratelimit::RateLimitCheck::from_config(config, deps.store.clone()) {
+        checks.push(Box::new(c));
+    }
+    if let Some(c) = greylist::GreylistCheck::from_config(config, deps.store.clone())? {
+        checks.push(Box::new(c));
     }
     Ok(checks)
 }

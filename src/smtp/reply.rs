@@ -350,6 +350,11 @@ pub fn for_symbol(symbol: &str, subject: &str, temporary: bool) -> Reply {
             "4.4.3",
             format!("Temporary DNS failure checking {subject}, try again later"),
         ),
+        "GREYLIST" => (
+            450,
+            "4.2.0",
+            format!("Greylisted, try again in {subject} seconds"),
+        ),
         _ => (550, "5.7.1", format!("<{subject}>: rejected by policy")),
     };
     let mut reply = Reply::new(code, enhanced, format!("{text} ({symbol})"));

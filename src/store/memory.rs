@@ -1,9 +1,10 @@
 //! The in-process store: a sharded map with per-key expiry. Time is
 //! `tokio::time::Instant`, so tests with paused time see keys expire.
 
-use super::{Store, StoreError, StoreFuture};
+use super::{parse_triplet, GreylistOutcome, Greylisting, Store, StoreError, StoreFuture};
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -20,6 +21,8 @@ struct Entry {
 pub struct MemoryStore {
     map: DashMap<String, Entry>,
     writes: AtomicU64,
+    /// Makes a greylisting decision (two keys) atomic.
+    greylisting: Mutex<()>,
 }
 
 impl MemoryStore {
@@ -76,6 +79,44 @@ impl MemoryStore {
         self.wrote();
         Ok(next)
     }
+
+    fn set_now(&self, key: &str, value: Vec<u8>, ttl: Duration) {
+        let expires = Instant::now() + ttl;
+        self.map.insert(key.to_string(), Entry { value, expires });
+        self.wrote();
+    }
+
+    fn greylist_now(&self, r: &Greylisting<'_>) -> Result<GreylistOutcome, StoreError> {
+        let _one_at_a_time = self.greylisting.lock().unwrap_or_else(|e| e.into_inner());
+        let count: u64 = match self.get_now(r.client_key) {
+            None => 0,
+            Some(v) => std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| StoreError(format!("{}: value is not an integer", r.client_key)))?,
+        };
+        if r.auto_whitelist_after > 0 && count >= r.auto_whitelist_after {
+            return Ok(GreylistOutcome::Whitelisted);
+        }
+        let max_age = Duration::from_secs(r.max_age);
+        if let Some((first, passed)) = self.get_now(r.triplet_key).and_then(|v| parse_triplet(&v)) {
+            if !passed && r.now < first.saturating_add(r.delay) {
+                // (at most the delay, should another node's clock be ahead)
+                return Ok(GreylistOutcome::Wait(
+                    (first + r.delay - r.now).min(r.delay),
+                ));
+            }
+            if passed || r.now - first <= r.retry_window {
+                self.set_now(r.triplet_key, format!("{first}:1").into_bytes(), max_age);
+                let count = count + 1;
+                self.set_now(r.client_key, count.to_string().into_bytes(), max_age);
+                return Ok(GreylistOutcome::Passed(count));
+            }
+        }
+        let value = format!("{}:0", r.now).into_bytes();
+        self.set_now(r.triplet_key, value, Duration::from_secs(r.retry_window));
+        Ok(GreylistOutcome::Wait(r.delay))
+    }
 }
 
 impl Store for MemoryStore {
@@ -89,15 +130,7 @@ impl Store for MemoryStore {
     }
 
     fn set<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
-        let expires = Instant::now() + ttl;
-        self.map.insert(
-            key.to_string(),
-            Entry {
-                value: value.to_vec(),
-                expires,
-            },
-        );
-        self.wrote();
+        self.set_now(key, value.to_vec(), ttl);
         Box::pin(async { Ok(()) })
     }
 
@@ -123,6 +156,11 @@ impl Store for MemoryStore {
             .collect();
         keys.sort();
         Box::pin(async move { Ok(keys) })
+    }
+
+    fn greylist<'a>(&'a self, request: &'a Greylisting<'a>) -> StoreFuture<'a, GreylistOutcome> {
+        let result = self.greylist_now(request);
+        Box::pin(async move { result })
     }
 }
 

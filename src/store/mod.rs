@@ -5,6 +5,7 @@
 //! caller turns into a tempfail (or skips, per `store.on_error`).
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +44,58 @@ pub trait Store: Send + Sync {
 
     /// Keys (without prefix) starting with `prefix`, at most `limit`.
     fn keys<'a>(&'a self, prefix: &'a str, limit: usize) -> StoreFuture<'a, Vec<String>>;
+
+    /// One greylisting decision, atomically and in one round trip: reads
+    /// the client network's pass counter and the triplet, updates them and
+    /// says what to do (see [`Greylisting`] for the rules).
+    fn greylist<'a>(&'a self, request: &'a Greylisting<'a>) -> StoreFuture<'a, GreylistOutcome>;
+}
+
+/// A greylisting request (postgrey semantics). Times are whole seconds on
+/// the caller's clock (Unix time, so several nodes agree).
+///
+/// * client counter `>= auto_whitelist_after` (and that is not 0): the
+///   network is whitelisted.
+/// * unknown triplet, or one first seen longer than `retry_window` ago and
+///   never passed: recorded as first seen `now` (kept `retry_window`), wait
+///   `delay`.
+/// * triplet first seen less than `delay` ago: wait the rest of the delay.
+/// * else it passes: marked passed and kept `max_age` from now; the
+///   client's counter goes up by one (kept `max_age`).
+#[derive(Debug, Clone, Copy)]
+pub struct Greylisting<'a> {
+    /// The triplet's key.
+    pub triplet_key: &'a str,
+    /// The client network's pass counter key.
+    pub client_key: &'a str,
+    /// Now, in seconds.
+    pub now: u64,
+    /// The greylisting delay, seconds.
+    pub delay: u64,
+    /// How long an unpassed triplet waits for its retry, seconds.
+    pub retry_window: u64,
+    /// How long a passed triplet (and a client counter) is kept, seconds.
+    pub max_age: u64,
+    /// Passes after which the network is whitelisted; 0 = never.
+    pub auto_whitelist_after: u64,
+}
+
+/// What the store decided for a [`Greylisting`] request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GreylistOutcome {
+    /// The client network is auto-whitelisted.
+    Whitelisted,
+    /// The triplet passed; this many passes counted for the network now.
+    Passed(u64),
+    /// Greylisted: try again in this many seconds.
+    Wait(u64),
+}
+
+/// The triplet's stored value: `first_seen:passed` (passed is 0 or 1).
+pub(crate) fn parse_triplet(value: &[u8]) -> Option<(u64, bool)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (first, passed) = text.split_once(':')?;
+    Some((first.parse().ok()?, passed == "1"))
 }
 
 /// A store that records each operation's latency and failures in metrics.
@@ -78,5 +131,9 @@ impl Store for Metered {
 
     fn keys<'a>(&'a self, prefix: &'a str, limit: usize) -> StoreFuture<'a, Vec<String>> {
         Box::pin(timed("keys", self.0.keys(prefix, limit)))
+    }
+
+    fn greylist<'a>(&'a self, request: &'a Greylisting<'a>) -> StoreFuture<'a, GreylistOutcome> {
+        Box::pin(timed("greylist", self.0.greylist(request)))
     }
 }

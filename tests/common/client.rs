@@ -62,6 +62,21 @@ impl Client {
         }
     }
 
+    /// Connects from a chosen local address (e.g. 127.0.0.2, to be
+    /// another client IP).
+    pub async fn connect_from(addr: SocketAddr, local: std::net::IpAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(local, 0))
+            .expect("bind local address");
+        let stream = socket.connect(addr).await.expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Client {
+            io: Box::new(stream),
+            buf: Vec::new(),
+        }
+    }
+
     /// Sends raw bytes.
     pub async fn send(&mut self, bytes: &[u8]) {
         self.io.write_all(bytes).await.expect("send");

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod dns;
+pub mod redis;
 pub mod sink;
 
 use smtpgate::app::App;

@@ -170,6 +170,9 @@ impl Session {
                 e.reply()
             }
         };
+        if reply.is_positive() {
+            self.count_delivery().await;
+        }
         let action = if reply.is_positive() {
             "delivered"
         } else {
@@ -310,6 +313,16 @@ impl Session {
         } else {
             Err(format!("upstream refused: {r}"))
         }
+    }
+
+    /// Counts a delivered message against the sender's rate limits.
+    async fn count_delivery(&self) {
+        let view = self.view(None, None);
+        let who = crate::checks::ratelimit::identity(&view);
+        let rcpts = view.recipients.len();
+        let app = &self.app;
+        crate::checks::ratelimit::record_delivery(&app.config, app.store.as_ref(), &who, rcpts)
+            .await;
     }
 
     fn trace_header(&self) -> String {

@@ -20,6 +20,10 @@ impl Session {
         let view = self.view(Some(&recipient), None);
         let found = match self.run_checks(Phase::Rcpt, &view).await {
             Ok(found) => found,
+            Err(e) if e.is_store_outage() => {
+                tracing::debug!(client = %self.peer, error = %e, "RCPT check failed");
+                return self.reply_ok(reply::check_tempfail());
+            }
             Err(e) => {
                 tracing::warn!(client = %self.peer, error = %e, "RCPT check failed");
                 return self.reply_ok(reply::check_tempfail());

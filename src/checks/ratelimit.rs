@@ -1,0 +1,250 @@
+//! Sending quotas per identity (the AUTH login, else the client IP):
+//! messages per day and recipients per hour. The RCPT check only reads the
+//! counters; [`record_delivery`] adds to them once the upstream accepted a
+//! message, so refused or failed messages never use up a quota. Each
+//! counter is a fixed window that starts with the first counted message.
+
+use super::{Check, CheckError, CheckFuture, Phase, View};
+use crate::config::{Config, OnError};
+use crate::score::Hit;
+use crate::store::Store;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The symbol of an identity over its quota; its subject is the identity.
+pub const RATELIMIT: &str = "RATELIMIT";
+
+const DAY: Duration = Duration::from_secs(86_400);
+const HOUR: Duration = Duration::from_secs(3_600);
+
+/// `[ratelimit]`. Present = enabled; 0 turns one limit off.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Messages an identity may send per day.
+    #[serde(default = "default_messages_per_day")]
+    pub messages_per_day: u64,
+    /// Recipients an identity may send to per hour (0 = no limit).
+    #[serde(default)]
+    pub recipients_per_hour: u64,
+    /// Per-identity limits: `"login" = { messages_per_day = 5000 }`, or an
+    /// IP address for clients that do not authenticate.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, Limits>,
+}
+
+/// One identity's limits; a missing key keeps the section's value.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Messages per day.
+    pub messages_per_day: Option<u64>,
+    /// Recipients per hour.
+    pub recipients_per_hour: Option<u64>,
+}
+
+fn default_messages_per_day() -> u64 {
+    500
+}
+
+impl RateLimitConfig {
+    /// (messages per day, recipients per hour) for `identity`.
+    pub fn limits(&self, identity: &str) -> (u64, u64) {
+        let o = self.overrides.get(identity);
+        (
+            o.and_then(|l| l.messages_per_day)
+                .unwrap_or(self.messages_per_day),
+            o.and_then(|l| l.recipients_per_hour)
+                .unwrap_or(self.recipients_per_hour),
+        )
+    }
+}
+
+/// Whose quota a transaction uses: the login, else the client IP.
+pub fn identity(view: &View<'_>) -> String {
+    match view.login {
+        Some(login) => login.to_string(),
+        None => view.client_ip.to_string(),
+    }
+}
+
+fn messages_key(identity: &str) -> String {
+    format!("rl:{identity}:messages")
+}
+
+fn recipients_key(identity: &str) -> String {
+    format!("rl:{identity}:recipients")
+}
+
+/// The rate-limit check (RCPT phase).
+pub struct RateLimitCheck {
+    config: RateLimitConfig,
+    store: Arc<dyn Store>,
+    on_error: OnError,
+}
+
+impl RateLimitCheck {
+    /// The check, when `[ratelimit]` is configured.
+    pub fn from_config(config: &Config, store: Arc<dyn Store>) -> Option<RateLimitCheck> {
+        config.ratelimit.as_ref().map(|r| RateLimitCheck {
+            config: r.clone(),
+            store,
+            on_error: config.store.on_error,
+        })
+    }
+
+    async fn count(&self, key: &str) -> Result<u64, crate::store::StoreError> {
+        let value = self.store.get(key).await?;
+        Ok(value
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<i64>().ok())
+            .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+
+    async fn decide(&self, view: &View<'_>) -> Result<Vec<Hit>, crate::store::StoreError> {
+        let who = identity(view);
+        let (messages, recipients) = self.config.limits(&who);
+        let over = if messages > 0 && self.count(&messages_key(&who)).await? >= messages {
+            true
+        } else if recipients > 0 {
+            let sent = self.count(&recipients_key(&who)).await?;
+            let this_message = view.recipients.len() as u64 + 1;
+            sent + this_message > recipients
+        } else {
+            false
+        };
+        if over {
+            tracing::info!(target: "smtpgate::ratelimit", identity = %who, "RATELIMIT");
+            return Ok(vec![Hit::new(RATELIMIT, who)]);
+        }
+        Ok(Vec::new())
+    }
+}
+
+impl Check for RateLimitCheck {
+    fn name(&self) -> &'static str {
+        "ratelimit"
+    }
+
+    fn phase(&self) -> Phase {
+        Phase::Rcpt
+    }
+
+    fn symbols(&self) -> &'static [&'static str] {
+        &[RATELIMIT]
+    }
+
+    fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
+        Box::pin(async move {
+            match self.decide(view).await {
+                Ok(hits) => Ok(hits),
+                Err(_) if self.on_error == OnError::Accept => Ok(Vec::new()),
+                Err(e) => Err(CheckError {
+                    check: "ratelimit",
+                    reason: e.to_string(),
+                }),
+            }
+        })
+    }
+}
+
+/// Counts a message the upstream accepted against `identity`'s quotas.
+/// A store failure is only logged (by the store, once per outage): the
+/// message is already delivered.
+pub async fn record_delivery(
+    config: &Config,
+    store: &dyn Store,
+    identity: &str,
+    recipients: usize,
+) {
+    let Some(r) = config.ratelimit.as_ref() else {
+        return;
+    };
+    let (messages, per_hour) = r.limits(identity);
+    if messages > 0 {
+        if let Err(e) = store.incr(&messages_key(identity), 1, DAY).await {
+            tracing::debug!(identity, error = %e, "message not counted");
+        }
+    }
+    if per_hour > 0 {
+        let n = i64::try_from(recipients).unwrap_or(i64::MAX);
+        if let Err(e) = store.incr(&recipients_key(identity), n, HOUR).await {
+            tracing::debug!(identity, error = %e, "recipients not counted");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::command::Address;
+    use crate::store::memory::MemoryStore;
+    use std::path::Path;
+
+    const MINIMAL: &str = "[server]\nhostname = \"gw.test\"\nlisten = [\"127.0.0.1:2525\"]\n[upstream]\naddress = \"127.0.0.1:10025\"\n";
+
+    fn view<'a>(login: Option<&'a str>, rcpt: &'a Address) -> View<'a> {
+        View {
+            client_ip: [192, 0, 2, 1].into(),
+            helo: "client.example.test",
+            tls: true,
+            login,
+            trusted: false,
+            sender: None,
+            recipient: Some(rcpt),
+            recipients: &[],
+            message: None,
+            parsed: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn message_501_of_the_day_for_one_login_is_over_and_another_login_is_not() {
+        let config =
+            Config::from_text(Path::new("gw.toml"), &format!("{MINIMAL}[ratelimit]\n")).unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let check = RateLimitCheck::from_config(&config, Arc::clone(&store)).unwrap();
+        let rcpt = Address {
+            local: "b".into(),
+            domain: "example.net".into(),
+        };
+        for n in 1..=500 {
+            let v = view(Some("alice"), &rcpt);
+            assert!(check.check(&v).await.unwrap().is_empty(), "message {n}");
+            record_delivery(&config, store.as_ref(), &identity(&v), 1).await;
+        }
+        let hits = check.check(&view(Some("alice"), &rcpt)).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].name, RATELIMIT);
+        assert_eq!(hits[0].subject(), "alice");
+        assert!(check
+            .check(&view(Some("bob"), &rcpt))
+            .await
+            .unwrap()
+            .is_empty());
+        // The client IP is not the identity of a login.
+        assert!(check.check(&view(None, &rcpt)).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn overrides_replace_only_what_they_set() {
+        let text = format!(
+            "{MINIMAL}[ratelimit]\nrecipients_per_hour = 50\n[ratelimit.overrides]\nbig = {{ messages_per_day = 9000 }}\n"
+        );
+        let config = Config::from_text(Path::new("gw.toml"), &text).unwrap();
+        let r = config.ratelimit.unwrap();
+        assert_eq!(r.limits("big"), (9000, 50));
+        assert_eq!(r.limits("small"), (500, 50));
+        let err = Config::from_text(
+            Path::new("gw.toml"),
+            &format!("{MINIMAL}[ratelimit]\nmessages_per_hour = 5\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("gw.toml:7:1: unknown field `messages_per_hour`"),
+            "{err}"
+        );
+    }
+}

@@ -92,6 +92,7 @@ async fn decide(check: &GreylistCheck, i: u64) -> usize {
         recipient: Some(&rcpt),
         recipients: &[],
         message: None,
+        parsed: None,
     };
     check.check(&view).await.expect("store answers").len()
 }

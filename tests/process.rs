@@ -409,3 +409,47 @@ async fn metrics_count_sessions_transactions_symbols_and_latency() {
         "histogram buckets: {scrape}"
     );
 }
+
+#[tokio::test]
+async fn why_shows_the_breakdown_of_a_stopped_message_from_its_reference() {
+    let redis = common::redis::RedisServer::start();
+    let sink = Sink::start(SinkConfig::default()).await;
+    let extra = format!("[store]\nbackend = \"redis\"\nredis_url = \"{}\"\n[scores]\nSUBJ_ALL_CAPS = 5.0\n", redis.url());
+    let text = common::config_text(sink.addr, "", &extra);
+    let gw = spawn_gateway(&text).await;
+    let message = "From: <a@example.test>\r\nSubject: BUY NOW\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <w@example.test>\r\n\r\nHello.\r\n.\r\n";
+    let r = common::client::send_message(gw.addr, "a@example.test", &["b@example.net"], message.as_bytes()).await;
+    assert_eq!(r.code, 550, "{r:?}");
+    let reference = r.text().rsplit("ref=").next().unwrap().trim().to_string();
+    assert_eq!(reference.len(), 8, "{r:?}");
+    let config = temp_file("why.toml", &text);
+    let why = |reference: String| {
+        let config = config.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new(BIN).args(["why", "--config", config.to_str().unwrap(), &reference]).output().unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    // The verdict is written in the background: allow it a moment.
+    let mut out = why(reference.clone()).await;
+    for _ in 0..20 {
+        if out.status.success() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        out = why(reference.clone()).await;
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with(&format!("Reference: {reference}\n")), "{stdout}");
+    assert!(stdout.contains("From: <a@example.test>\nTo: b@example.net\nAction: spam\n"), "{stdout}");
+    assert!(stdout.contains("\nScore: 5.00 (must be lower 2.00)\nSymbols:\n  SUBJ_ALL_CAPS (5.00)\n"), "{stdout}");
+    // Lower case works too; an unknown reference is an error.
+    assert!(why(reference.to_lowercase()).await.status.success());
+    let unknown = why("ZZZZZZZZ".into()).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no verdict for reference ZZZZZZZZ"));
+}

@@ -8,6 +8,7 @@
 //! those results plus the DKIM signatures present — including the one
 //! smtpgate will add when `[dkim]` holds a key for the From domain.
 
+use crate::bounce::base64;
 use crate::config::{Config, ConfigError};
 use crate::score::Breakdown;
 use dashmap::DashMap;
@@ -761,27 +762,6 @@ fn der_tlv(tag: u8, value: &[u8]) -> Vec<u8> {
         out.extend(bytes);
     }
     out.extend_from_slice(value);
-    out
-}
-
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
     out
 }
 

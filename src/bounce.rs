@@ -192,7 +192,8 @@ fn encode_header(value: &str) -> String {
     format!("=?UTF-8?B?{}?=", base64(clean.as_bytes()))
 }
 
-fn base64(data: &[u8]) -> String {
+/// Standard base64 with padding (RFC 4648 §4).
+pub fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {

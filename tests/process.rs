@@ -414,11 +414,20 @@ async fn metrics_count_sessions_transactions_symbols_and_latency() {
 async fn why_shows_the_breakdown_of_a_stopped_message_from_its_reference() {
     let redis = common::redis::RedisServer::start();
     let sink = Sink::start(SinkConfig::default()).await;
-    let extra = format!("[store]\nbackend = \"redis\"\nredis_url = \"{}\"\n[scores]\nSUBJ_ALL_CAPS = 5.0\n", redis.url());
+    let extra = format!(
+        "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\n[scores]\nSUBJ_ALL_CAPS = 5.0\n",
+        redis.url()
+    );
     let text = common::config_text(sink.addr, "", &extra);
     let gw = spawn_gateway(&text).await;
     let message = "From: <a@example.test>\r\nSubject: BUY NOW\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <w@example.test>\r\n\r\nHello.\r\n.\r\n";
-    let r = common::client::send_message(gw.addr, "a@example.test", &["b@example.net"], message.as_bytes()).await;
+    let r = common::client::send_message(
+        gw.addr,
+        "a@example.test",
+        &["b@example.net"],
+        message.as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 550, "{r:?}");
     let reference = r.text().rsplit("ref=").next().unwrap().trim().to_string();
     assert_eq!(reference.len(), 8, "{r:?}");
@@ -427,7 +436,10 @@ async fn why_shows_the_breakdown_of_a_stopped_message_from_its_reference() {
         let config = config.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                Command::new(BIN).args(["why", "--config", config.to_str().unwrap(), &reference]).output().unwrap()
+                Command::new(BIN)
+                    .args(["why", "--config", config.to_str().unwrap(), &reference])
+                    .output()
+                    .unwrap()
             })
             .await
             .unwrap()
@@ -443,10 +455,23 @@ async fn why_shows_the_breakdown_of_a_stopped_message_from_its_reference() {
         out = why(reference.clone()).await;
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with(&format!("Reference: {reference}\n")), "{stdout}");
-    assert!(stdout.contains("From: <a@example.test>\nTo: b@example.net\nAction: spam\n"), "{stdout}");
-    assert!(stdout.contains("\nScore: 5.00 (must be lower 2.00)\nSymbols:\n  SUBJ_ALL_CAPS (5.00)\n"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!("Reference: {reference}\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("From: <a@example.test>\nTo: b@example.net\nAction: spam\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\nScore: 5.00 (must be lower 2.00)\nSymbols:\n  SUBJ_ALL_CAPS (5.00)\n"),
+        "{stdout}"
+    );
     // Lower case works too; an unknown reference is an error.
     assert!(why(reference.to_lowercase()).await.status.success());
     let unknown = why("ZZZZZZZZ".into()).await;

@@ -60,7 +60,7 @@ wait_port "$GW_PORT"
 rate() {
   local port=$1 flags=$2 start end
   start=$(date +%s.%N)
-  timeout 300 smtp-source $flags -s "$SESSIONS" -l "$SIZE" -m "$MSGS" -M client.example.test \
+  timeout 300 smtp-source $flags -s "$SESSIONS" -l "$SIZE" -m "$MSGS" -M client.example.test -S "bench message" \
     -f sender@example.test -t rcpt@example.net "127.0.0.1:$port"
   end=$(date +%s.%N)
   python3 -c "print(f'{$MSGS/($end-$start):.0f}')"

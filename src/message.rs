@@ -249,6 +249,7 @@ fn url_starts() -> &'static aho_corasick::AhoCorasick {
     AC.get_or_init(|| {
         aho_corasick::AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(["http://", "https://", "www."])
             .expect("literal patterns")
     })

@@ -241,6 +241,7 @@ impl ContentRules {
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::LeftmostFirst)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(words.iter().map(|(w, _)| w))
                 .map_err(|e| err("", "words", e.to_string()))?;
             rules.body_words = Some((ac, words.into_iter().map(|(_, s)| s).collect()));

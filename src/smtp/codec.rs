@@ -148,7 +148,7 @@ impl DataDecoder {
         DataDecoder {
             state: State::LineStart,
             limit,
-            message: Vec::with_capacity(limit.min(64 * 1024)),
+            message: Vec::with_capacity(limit.min(16 * 1024)),
             received: 0,
             has_nul: false,
         }

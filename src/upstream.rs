@@ -58,6 +58,7 @@ struct Capabilities {
     pipelining: bool,
     size: bool,
     eightbit: bool,
+    chunking: bool,
 }
 
 /// One SMTP connection to the MTA, past its greeting and EHLO.
@@ -98,6 +99,7 @@ impl Connection {
                     "PIPELINING" => conn.caps.pipelining = true,
                     "SIZE" => conn.caps.size = true,
                     "8BITMIME" => conn.caps.eightbit = true,
+                    "CHUNKING" => conn.caps.chunking = true,
                     _ => {}
                 }
             }
@@ -411,7 +413,8 @@ impl Transaction {
     }
 
     /// Sends the message (`header` prepended to `message`) and returns the
-    /// MTA's final reply. The connection goes back to the pool afterwards.
+    /// MTA's final reply: one `BDAT n LAST` when the MTA offers CHUNKING
+    /// (Postfix does), else DATA with dot-stuffing. The connection goes back to the pool afterwards.
     pub async fn data(self, header: &[u8], message: &[u8]) -> Result<Reply, UpstreamError> {
         let started = Instant::now();
         let result = self.data_inner(header, message).await;
@@ -423,6 +426,16 @@ impl Transaction {
         let config = self.upstream.config.clone();
         let conn = self.conn()?;
         let result = async {
+            if conn.caps.chunking {
+                // RFC 3030: one write, one reply, no dot-stuffing.
+                let len = header.len() + message.len();
+                let mut wire = Vec::with_capacity(len + 32);
+                wire.extend_from_slice(format!("BDAT {len} LAST\r\n").as_bytes());
+                wire.extend_from_slice(header);
+                wire.extend_from_slice(message);
+                conn.send(&wire).await?;
+                return conn.read_reply(&config).await;
+            }
             conn.send(b"DATA\r\n").await?;
             let go = conn.read_reply(&config).await?;
             if go.code != 354 {

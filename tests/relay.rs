@@ -249,3 +249,30 @@ async fn silent_upstream_greeting_gives_4xx_at_rcpt() {
     let r = c.cmd("RCPT TO:<b@example.net>").await;
     assert_eq!(r.code / 100, 4, "{r:?}");
 }
+
+#[tokio::test]
+async fn chunking_upstream_gets_one_bdat_with_the_message_unstuffed() {
+    let (sink, gw) = start_pair(
+        SinkConfig {
+            chunking: true,
+            ..Default::default()
+        },
+        "",
+        "",
+    )
+    .await;
+    let wire = b"From: a@example.test\r\nSubject: chunk\r\n\r\n..a dot line\r\n\xff 8-bit\r\n.\r\n";
+    let expected = b"From: a@example.test\r\nSubject: chunk\r\n\r\n.a dot line\r\n\xff 8-bit\r\n";
+    let reply = send_message(gw.addr, "a@example.test", &["b@example.net"], wire).await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
+    assert_eq!(strip_received(&msgs[0].data), expected);
+    let commands = sink.commands();
+    let bdat: Vec<&String> = commands.iter().filter(|c| c.starts_with("BDAT ")).collect();
+    assert_eq!(bdat.len(), 1, "{commands:?}");
+    assert_eq!(bdat[0], &format!("BDAT {} LAST", msgs[0].data.len()));
+    assert!(
+        !commands.iter().any(|c| c == "DATA"),
+        "no DATA when CHUNKING is offered: {commands:?}"
+    );
+}

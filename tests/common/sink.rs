@@ -23,6 +23,8 @@ pub struct SinkConfig {
     pub silent_after_data: bool,
     /// Accept connections but never send the greeting.
     pub silent_greeting: bool,
+    /// Offer CHUNKING (RFC 3030) and accept BDAT.
+    pub chunking: bool,
 }
 
 /// A message the sink accepted.
@@ -169,7 +171,33 @@ async fn serve(stream: TcpStream, cfg: Arc<SinkConfig>, state: Arc<Mutex<State>>
         state.lock().unwrap().commands.push(text.clone());
         let upper = text.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") {
-            "250-sink.example.test\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SMTPUTF8".into()
+            let chunking = if cfg.chunking { "250-CHUNKING\r\n" } else { "" };
+            format!("250-sink.example.test\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n{chunking}250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SMTPUTF8")
+        } else if cfg.chunking && upper.starts_with("BDAT ") && upper.ends_with(" LAST") {
+            let len: usize = upper[5..upper.len() - 5].trim().parse().unwrap_or(0);
+            let mut data = vec![0u8; len];
+            if tokio::io::AsyncReadExt::read_exact(&mut rd, &mut data)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let reply = cfg
+                .data_reply
+                .clone()
+                .unwrap_or_else(|| "250 2.0.0 Ok: queued as Q000001".into());
+            if reply.starts_with('2') && !rcpts.is_empty() {
+                let (mail_from, mail_params) = from.take().unwrap_or_default();
+                state.lock().unwrap().messages.push(SinkMessage {
+                    mail_from,
+                    mail_params,
+                    rcpts: std::mem::take(&mut rcpts),
+                    data,
+                });
+            }
+            from = None;
+            rcpts.clear();
+            reply
         } else if upper.starts_with("HELO") {
             "250 sink.example.test".into()
         } else if upper.starts_with("MAIL FROM:") {

@@ -44,3 +44,28 @@ fn every_emitted_symbol_has_a_rule_and_every_rule_is_emitted() {
         }
     }
 }
+
+#[test]
+fn an_unknown_symbol_in_scores_names_file_line_and_symbol() {
+    let text = common::config_text(
+        "127.0.0.1:1".parse().unwrap(),
+        "",
+        "[scores]\nSUBJ_ALL_CAPS = 1.0\nSUBJ_ALL_CAP = 2.0\n",
+    );
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("SUBJ_ALL_CAP ="))
+        .unwrap()
+        + 1;
+    let config =
+        smtpgate::config::Config::from_text(std::path::Path::new("gw.toml"), &text).unwrap();
+    let err = match smtpgate::app::App::build(config, None) {
+        Ok(_) => panic!("an unknown symbol must be an error"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.starts_with(&format!("gw.toml:{line}:")), "{err}");
+    assert!(
+        err.contains("[scores]: unknown symbol SUBJ_ALL_CAP"),
+        "{err}"
+    );
+}

@@ -6,6 +6,7 @@ use crate::action::Policy;
 use crate::auth::Authenticator;
 use crate::checks::{self, Check};
 use crate::config::{Config, ConfigError};
+use crate::passwd::Credentials;
 use crate::rules::{self, content::Composites, content::ContentRules, Rules};
 use crate::score::{Score, SymbolTable};
 use crate::store::{memory::MemoryStore, Store};
@@ -42,6 +43,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// SPF/DKIM/DMARC, Authentication-Results and DKIM signing.
     pub auth: Arc<Authenticator>,
+    /// SMTP AUTH users and their senders, when `[auth]` is configured.
+    pub credentials: Option<Arc<Credentials>>,
 }
 
 /// What checks are built with: the shared dependencies behind traits.
@@ -53,6 +56,8 @@ pub struct Deps {
     pub content: Arc<ContentRules>,
     /// SPF/DKIM/DMARC (resolver from `[dns]`, keys from `[dkim]`).
     pub auth: Arc<Authenticator>,
+    /// SMTP AUTH users and their senders, when `[auth]` is configured.
+    pub credentials: Option<Arc<Credentials>>,
 }
 
 impl App {
@@ -92,10 +97,17 @@ impl App {
             _ => Arc::new(crate::store::Metered(build_store(&config)?)),
         };
         let auth = Arc::new(Authenticator::new(&config)?);
+        let credentials = config
+            .auth
+            .as_ref()
+            .map(|a| Credentials::load(&a.passwd_file, a.sender_login_maps.as_deref()))
+            .transpose()?
+            .map(Arc::new);
         let deps = Deps {
             store: Arc::clone(&store),
             content: Arc::clone(&content),
             auth: Arc::clone(&auth),
+            credentials: credentials.clone(),
         };
         let checks = checks::build(&config, &deps)?;
         let tls = config
@@ -131,6 +143,7 @@ impl App {
             upstream,
             store,
             auth,
+            credentials,
         })
     }
 }

@@ -8,7 +8,7 @@
 //! those results plus the DKIM signatures present — including the one
 //! smtpgate will add when `[dkim]` holds a key for the From domain.
 
-use crate::bounce::base64;
+use crate::base64::encode as base64;
 use crate::config::{Config, ConfigError};
 use crate::score::Breakdown;
 use dashmap::DashMap;

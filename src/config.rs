@@ -140,6 +140,8 @@ pub struct Config {
     /// `[store]`: where shared state lives.
     #[serde(default)]
     pub store: StoreConfig,
+    /// `[auth]`: SMTP AUTH, offered (after STARTTLS) when present.
+    pub auth: Option<AuthConfig>,
     /// `[metrics]`: the Prometheus exporter (off when absent).
     pub metrics: Option<MetricsConfig>,
     /// `[outbound]`: SPF/DKIM/DMARC prediction for the egress path; the
@@ -225,11 +227,14 @@ pub struct ServerConfig {
 }
 
 /// One listening socket: `"127.0.0.1:2525"` or a table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     /// Address and port.
     pub address: SocketAddr,
+    /// AUTH is offered here without TLS (a trusted network only).
+    #[serde(default)]
+    pub trusted_cleartext: bool,
 }
 
 impl<'de> Deserialize<'de> for ListenerEntry {
@@ -242,7 +247,12 @@ impl<'de> Deserialize<'de> for ListenerEntry {
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<ListenerEntry, E> {
                 s.parse()
-                    .map(|address| ListenerEntry(Listener { address }))
+                    .map(|address| {
+                        ListenerEntry(Listener {
+                            address,
+                            trusted_cleartext: false,
+                        })
+                    })
                     .map_err(|_| {
                         E::custom(format!("invalid listen address `{s}`: expected IP:port"))
                     })
@@ -371,6 +381,30 @@ fn default_dns_timeout() -> Span {
 }
 fn default_dns_attempts() -> usize {
     2
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Dovecot-style passwd-file: `user:{SCHEME}hash`.
+    pub passwd_file: PathBuf,
+    /// TOML: login = ["address", "@domain", ...]; when set, an
+    /// authenticated client may only use those senders.
+    pub sender_login_maps: Option<PathBuf>,
+    /// Failed AUTH attempts per client IP before the lockout.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: i64,
+    /// How long failures are counted, and how long a lockout lasts.
+    #[serde(default = "default_lockout")]
+    pub lockout: Span,
+}
+
+fn default_max_failures() -> i64 {
+    5
+}
+fn default_lockout() -> Span {
+    Span(Duration::from_secs(900))
 }
 
 /// `[metrics]`.

@@ -6,12 +6,14 @@
 pub mod action;
 pub mod app;
 pub mod auth;
+pub mod base64;
 pub mod bounce;
 pub mod checks;
 pub mod config;
 pub mod message;
 pub mod metrics;
 pub mod notify;
+pub mod passwd;
 pub mod pipeline;
 pub mod reference;
 pub mod rules;

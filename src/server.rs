@@ -2,6 +2,7 @@
 //! shutdown (the shape of mini-redis's `server::run`).
 
 use crate::app::App;
+use crate::config::Listener;
 use crate::smtp::reply;
 use crate::smtp::session::Session;
 use crate::smtp::stream::Stream;
@@ -14,7 +15,7 @@ use tokio::sync::{watch, Semaphore};
 
 /// A bound, not yet running server.
 pub struct Server {
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Listener)>,
     handle: Handle,
     connections: Arc<Semaphore>,
     max_connections: usize,
@@ -72,7 +73,7 @@ impl Server {
                     format!("cannot listen on {}: {e}", listen.address),
                 )
             })?;
-            listeners.push(listener);
+            listeners.push((listener, *listen));
         }
         let max_connections = app.config.server.max_connections;
         let (shutdown, _) = watch::channel(false);
@@ -91,7 +92,7 @@ impl Server {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
 
@@ -104,10 +105,15 @@ impl Server {
     /// at most `server.shutdown_timeout`.
     pub async fn run(self) {
         let mut accepting = Vec::new();
-        for listener in self.listeners {
+        for (listener, config) in self.listeners {
             let handle = self.handle.clone();
             let connections = Arc::clone(&self.connections);
-            accepting.push(tokio::spawn(accept_loop(listener, handle, connections)));
+            accepting.push(tokio::spawn(accept_loop(
+                listener,
+                config,
+                handle,
+                connections,
+            )));
         }
         let mut shutdown = self.handle.shutdown.subscribe();
         while !*shutdown.borrow_and_update() {
@@ -127,7 +133,12 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, handle: Handle, connections: Arc<Semaphore>) {
+async fn accept_loop(
+    listener: TcpListener,
+    config: Listener,
+    handle: Handle,
+    connections: Arc<Semaphore>,
+) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -143,8 +154,9 @@ async fn accept_loop(listener: TcpListener, handle: Handle, connections: Arc<Sem
         crate::metrics::session_started();
         match Arc::clone(&connections).try_acquire_owned() {
             Ok(permit) => {
-                let session =
+                let mut session =
                     Session::new(app, Stream::Plain(tcp), peer, handle.shutdown.subscribe());
+                session.listener = config;
                 tokio::spawn(async move {
                     session.run().await;
                     drop(permit);

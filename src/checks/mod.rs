@@ -8,6 +8,7 @@ pub mod greylist;
 pub mod helo;
 pub mod ratelimit;
 pub mod recipient;
+pub mod relay;
 pub mod sender;
 
 use crate::app::Deps;
@@ -96,10 +97,14 @@ pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, Config
         Box::new(helo::HeloSyntaxCheck),
         Box::new(sender::NonFqdnSenderCheck),
         Box::new(recipient::NonFqdnRecipientCheck),
+        Box::new(relay::RelayCheck::new(config)),
         Box::new(content::ContentCheck::new(std::sync::Arc::clone(
             &deps.content,
         ))),
     ];
+    if let Some(c) = relay::SenderLoginCheck::new(&deps.credentials) {
+        checks.push(Box::new(c));
+    }
     // SPF/DKIM/DMARC need DNS: on only with an `[outbound]` section.
     if config.outbound.is_some() {
         checks.push(Box::new(authentication::AuthenticationCheck::new(

@@ -74,6 +74,8 @@ pub enum Command {
     Help,
     /// STARTTLS.
     StartTls,
+    /// AUTH with the mechanism and the optional initial response.
+    Auth(String, Option<String>),
 }
 
 /// Why a line is not a valid command.
@@ -89,6 +91,9 @@ pub enum CommandError {
     Parameter(String),
 }
 
+/// AUTH command and response lines (RFC 4954 §4).
+pub const AUTH_LINE_LIMIT: usize = 12_288;
+
 /// The line-length limit for a command line, by its verb (DESIGN §1):
 /// MAIL and RCPT may carry parameters up to 1,000 octets, AUTH up to 12,288.
 pub fn line_limit(line: &[u8]) -> usize {
@@ -99,7 +104,7 @@ pub fn line_limit(line: &[u8]) -> usize {
         .collect();
     match verb.as_slice() {
         b"MAIL" | b"RCPT" => 1000,
-        b"AUTH" => 12_288,
+        b"AUTH" => AUTH_LINE_LIMIT,
         _ => 512,
     }
 }
@@ -124,6 +129,17 @@ pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
         "VRFY" => Ok(Command::Vrfy),
         "HELP" => Ok(Command::Help),
         "STARTTLS" => no_args(args, Command::StartTls, "STARTTLS"),
+        "AUTH" => {
+            let mut parts = args.split_whitespace();
+            let mechanism = parts
+                .next()
+                .ok_or(CommandError::Syntax("AUTH mechanism [initial-response]"))?;
+            let initial = parts.next().map(str::to_string);
+            if parts.next().is_some() {
+                return Err(CommandError::Syntax("AUTH mechanism [initial-response]"));
+            }
+            Ok(Command::Auth(mechanism.to_ascii_uppercase(), initial))
+        }
         _ => Err(CommandError::Unknown),
     }
 }

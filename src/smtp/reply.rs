@@ -343,6 +343,14 @@ pub fn for_symbol(symbol: &str, subject: &str, temporary: bool) -> Reply {
             format!("<{subject}>: Recipient address rejected: hard-bounced before"),
         ),
         "reject_unauth_destination" => (554, "5.7.1", format!("<{subject}>: Relay access denied")),
+        "reject_routing_trick" => {
+            let (address, reason) = subject.split_once(": ").unwrap_or((subject, "not allowed"));
+            (
+                550,
+                "5.7.1",
+                format!("<{address}>: Recipient address rejected: {reason}"),
+            )
+        }
         "RATELIMIT" => (450, "4.7.1", format!("<{subject}>: rate limit exceeded")),
         // RFC 7208 §8.6: temperror → 451 4.4.3; DKIM and DMARC alike.
         "R_SPF_DNSFAIL" | "R_DKIM_TEMPFAIL" | "DMARC_DNSFAIL" => (
@@ -415,6 +423,71 @@ pub fn alert_failed() -> Reply {
         451,
         "4.3.0",
         "Message stopped and the SPAM alert could not be delivered; try again later",
+    )
+}
+
+/// AUTH: 334 challenge (base64 text, possibly empty).
+pub fn auth_challenge(text: &str) -> Reply {
+    Reply::new(334, "", text.to_string())
+}
+
+/// AUTH accepted.
+pub fn auth_ok() -> Reply {
+    Reply::new(235, "2.7.0", "Authentication successful")
+}
+
+/// AUTH with wrong credentials.
+pub fn auth_failed() -> Reply {
+    Reply::new(
+        535,
+        "5.7.8",
+        "Error: authentication failed: credentials invalid",
+    )
+}
+
+/// AUTH before TLS on a listener that requires it.
+pub fn auth_needs_tls() -> Reply {
+    Reply::new(
+        538,
+        "5.7.11",
+        "Encryption required for requested authentication mechanism",
+    )
+}
+
+/// AUTH could not be checked (store down, worker gone).
+pub fn auth_tempfail() -> Reply {
+    Reply::new(
+        454,
+        "4.7.0",
+        "Temporary authentication failure, try again later",
+    )
+}
+
+/// AUTH when not offered, or unknown mechanism.
+pub fn auth_mechanism(mechanism: &str) -> Reply {
+    Reply::new(
+        504,
+        "5.5.4",
+        format!("Unrecognized authentication type {mechanism}"),
+    )
+}
+
+/// AUTH exchange cancelled by the client with `*`.
+pub fn auth_cancelled() -> Reply {
+    Reply::new(501, "5.7.0", "Authentication cancelled")
+}
+
+/// AUTH response that is not valid base64 or not a valid PLAIN/LOGIN answer.
+pub fn auth_malformed() -> Reply {
+    Reply::new(501, "5.5.2", "Cannot decode response")
+}
+
+/// Too many failed AUTH attempts from this address.
+pub fn auth_locked(hostname: &str) -> Reply {
+    Reply::new(
+        421,
+        "4.7.0",
+        format!("{hostname} Too many failed authentication attempts, try again later"),
     )
 }
 

@@ -8,6 +8,7 @@
 
 use crate::app::App;
 use crate::checks::{CheckError, Phase, View};
+use crate::config::Listener;
 use crate::score::{Breakdown, ScoredSymbol};
 use crate::smtp::codec::{LineError, LineFramer, MAX_LINE};
 use crate::smtp::command::{self, Address, Command, CommandError, MailParams};
@@ -81,6 +82,10 @@ pub struct Session {
     pub txn: Option<Txn>,
     errors: u32,
     shutdown: watch::Receiver<bool>,
+    /// The listener this client came in on.
+    pub listener: Listener,
+    /// The SMTP AUTH login, once authenticated.
+    pub login: Option<String>,
 }
 
 impl Session {
@@ -103,6 +108,11 @@ impl Session {
             txn: None,
             errors: 0,
             shutdown,
+            listener: Listener {
+                address: peer,
+                trusted_cleartext: false,
+            },
+            login: None,
         }
     }
 
@@ -173,10 +183,32 @@ impl Session {
     /// The next command line, waiting at most `idle_timeout` for all of it.
     /// A shutdown interrupts the wait unless a transaction is in progress.
     async fn next_input(&mut self) -> Input {
+        self.next_line(false).await
+    }
+
+    /// The client's next line of an AUTH exchange (up to 12,288 octets,
+    /// RFC 4954 §4), after flushing what is queued. `Err` carries how the
+    /// session goes on when no line came (closed, timed out, too long).
+    pub(crate) async fn auth_line(&mut self) -> Result<Vec<u8>, Flow> {
+        match self.next_line(true).await {
+            Input::Line(line) => Ok(line),
+            Input::Invalid(r) => Err(self.protocol_error(r)),
+            Input::Eof | Input::Shutdown => Err(Flow::Close),
+            Input::Timeout => {
+                self.queue(&reply::timeout(&self.app.config.server.hostname));
+                Err(Flow::Close)
+            }
+        }
+    }
+
+    async fn next_line(&mut self, auth: bool) -> Input {
         let deadline = tokio::time::Instant::now() + self.app.config.server.idle_timeout.0;
         loop {
             match self.framer.next_line(MAX_LINE) {
-                Some(Ok(line)) if line.len() > command::line_limit(&line) => {
+                Some(Ok(line)) if auth && line.len() > command::AUTH_LINE_LIMIT => {
+                    return Input::Invalid(reply::line_too_long())
+                }
+                Some(Ok(line)) if !auth && line.len() > command::line_limit(&line) => {
                     return Input::Invalid(reply::line_too_long())
                 }
                 Some(Ok(line)) => return Input::Line(line),
@@ -232,6 +264,7 @@ impl Session {
                 Flow::Close
             }
             Command::StartTls => Box::pin(self.starttls()).await,
+            Command::Auth(mechanism, initial) => Box::pin(self.auth(mechanism, initial)).await,
         }
     }
 
@@ -252,7 +285,7 @@ impl Session {
             client_ip: self.peer.ip(),
             helo: self.helo.as_deref().unwrap_or(""),
             tls: matches!(self.stream, Stream::Tls(_)),
-            login: None,
+            login: self.login.as_deref(),
             trusted: self.app.config.relay.is_trusted(self.peer.ip()),
             sender: txn.map(|t| &t.sender),
             recipient,

@@ -337,7 +337,7 @@ impl Session {
             hostname: &self.app.config.server.hostname,
             esmtp: self.esmtp,
             tls: tls.as_ref().map(|(v, c)| (v.as_str(), c.as_str())),
-            login: None,
+            login: self.login.as_deref(),
             reference: txn.map_or("", |t| t.reference.as_str()),
             single_recipient: single,
         }

@@ -37,6 +37,9 @@ impl Session {
         if self.app.tls.is_some() && !matches!(self.stream, Stream::Tls(_)) {
             extensions.push("STARTTLS".into());
         }
+        if self.auth_offered() && self.login.is_none() {
+            extensions.push("AUTH PLAIN LOGIN".into());
+        }
         extensions.extend(["ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8"].map(String::from));
         self.reply_ok(reply::ehlo(&hostname, extensions))
     }

@@ -40,6 +40,7 @@ impl Session {
                 self.helo = None;
                 self.esmtp = false;
                 self.helo_symbols.clear();
+                self.login = None;
                 Flow::Continue
             }
             Ok(Err(e)) => {

@@ -1,5 +1,6 @@
 //! What each command does, one file per phase of the session.
 
+mod auth;
 mod data;
 mod helo;
 mod mail;

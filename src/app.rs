@@ -115,6 +115,15 @@ impl App {
             .as_ref()
             .map(|t| tls_acceptor(&config, &t.cert, &t.key))
             .transpose()?;
+        if tls.is_none() {
+            if let Some(l) = config.server.listen.iter().find(|l| l.implicit_tls) {
+                let message = format!(
+                    "server.listen: {} has implicit_tls = true but there is no [tls] section",
+                    l.address
+                );
+                return Err(config.source.error_at_key("server", "listen", message));
+            }
+        }
         let upstream = match previous {
             Some(p)
                 if p.upstream.config() == &config.upstream

@@ -235,6 +235,13 @@ pub struct Listener {
     /// AUTH is offered here without TLS (a trusted network only).
     #[serde(default)]
     pub trusted_cleartext: bool,
+    /// Connections start with a PROXY protocol v1/v2 header (from a load
+    /// balancer); its source address is the client for every decision.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// TLS from the first byte (port 465 style); needs `[tls]`.
+    #[serde(default)]
+    pub implicit_tls: bool,
 }
 
 impl<'de> Deserialize<'de> for ListenerEntry {
@@ -251,6 +258,8 @@ impl<'de> Deserialize<'de> for ListenerEntry {
                         ListenerEntry(Listener {
                             address,
                             trusted_cleartext: false,
+                            proxy_protocol: false,
+                            implicit_tls: false,
                         })
                     })
                     .map_err(|_| {

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod notify;
 pub mod passwd;
 pub mod pipeline;
+pub mod proxy;
 pub mod reference;
 pub mod rules;
 pub mod score;

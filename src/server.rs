@@ -154,11 +154,13 @@ async fn accept_loop(
         crate::metrics::session_started();
         match Arc::clone(&connections).try_acquire_owned() {
             Ok(permit) => {
-                let mut session =
-                    Session::new(app, Stream::Plain(tcp), peer, handle.shutdown.subscribe());
-                session.listener = config;
+                let shutdown = handle.shutdown.subscribe();
                 tokio::spawn(async move {
-                    session.run().await;
+                    if let Some((stream, peer)) = open(tcp, peer, &config, &app).await {
+                        let mut session = Session::new(app, stream, peer, shutdown);
+                        session.listener = config;
+                        session.run().await;
+                    }
                     drop(permit);
                     crate::metrics::session_ended();
                 });
@@ -169,6 +171,47 @@ async fn accept_loop(
                 crate::metrics::session_ended();
                 tokio::spawn(refuse(tcp, app));
             }
+        }
+    }
+}
+
+/// The PROXY header (when the listener expects one) and the TLS handshake
+/// (for implicit-TLS listeners), each bounded by `idle_timeout`. `None`:
+/// the connection is closed without a greeting.
+async fn open(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    config: &Listener,
+    app: &App,
+) -> Option<(Stream, SocketAddr)> {
+    let limit = app.config.server.idle_timeout.0;
+    let mut peer = peer;
+    if config.proxy_protocol {
+        match tokio::time::timeout(limit, crate::proxy::read_header(&mut tcp)).await {
+            Ok(Ok(source)) => peer = source,
+            Ok(Err(e)) => {
+                tracing::info!(client = %peer, error = %e, "PROXY header missing or invalid: closed");
+                return None;
+            }
+            Err(_) => {
+                tracing::info!(client = %peer, "no PROXY header in time: closed");
+                return None;
+            }
+        }
+    }
+    if !config.implicit_tls {
+        return Some((Stream::Plain(tcp), peer));
+    }
+    let acceptor = app.tls.as_ref()?;
+    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some((Stream::Tls(Box::new(tls)), peer)),
+        Ok(Err(e)) => {
+            tracing::info!(client = %peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(client = %peer, "TLS handshake timed out");
+            None
         }
     }
 }

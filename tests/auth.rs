@@ -487,3 +487,100 @@ async fn swaks_authenticates_with_plain_and_login_over_tls() {
         assert!(text.contains("with ESMTPSA id"), "{text}");
     }
 }
+
+/// A connection to a PROXY-protocol listener that first sends `header`.
+async fn via_proxy(addr: SocketAddr, header: &[u8]) -> Client {
+    let mut c = Client::connect(addr).await;
+    c.send(header).await;
+    c
+}
+
+fn proxy_v2(source: &str) -> Vec<u8> {
+    use ppp::v2::{Builder, Command, Protocol, Version};
+    let src: SocketAddr = source.parse().unwrap();
+    let dst: SocketAddr = "127.0.0.1:25".parse().unwrap();
+    Builder::with_addresses(Version::Two | Command::Proxy, Protocol::Stream, (src, dst))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn proxy_protocol_source_address_decides_relay() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    let text = config(&sink, TRUSTED, "").replace(
+        "listen = [\"127.0.0.1:0\"]",
+        "listen = [{ address = \"127.0.0.1:0\", proxy_protocol = true }]",
+    );
+    let gw = common::start(&text).await;
+    // v2 "from" 192.0.2.10: not in mynetworks, so no relay.
+    let mut c = via_proxy(gw.addr, &proxy_v2("192.0.2.10:40000")).await;
+    assert_eq!(c.read_reply().await.code, 220);
+    c.expect("EHLO client.example.test", 250).await;
+    c.expect("MAIL FROM:<a@example.test>", 250).await;
+    let r = c.cmd("RCPT TO:<b@example.net>").await;
+    assert_eq!(code(&r), (554, "5.7.1".into()), "{r:?}");
+    // v1 "from" 127.0.0.9 (mynetworks): relayed, and the Received header names it.
+    let mut c = via_proxy(gw.addr, b"PROXY TCP4 127.0.0.9 127.0.0.1 40001 25\r\n").await;
+    assert_eq!(c.read_reply().await.code, 220);
+    c.expect("EHLO client.example.test", 250).await;
+    c.expect("MAIL FROM:<a@example.test>", 250).await;
+    c.expect("RCPT TO:<b@example.net>", 250).await;
+    c.expect("DATA", 354).await;
+    assert_eq!(c.cmd("Subject: proxied\r\n\r\nhi\r\n.").await.code, 250);
+    let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&msgs[0].data);
+    assert!(text.contains("[127.0.0.9]"), "{text}");
+    // v2 from a mynetworks address also relays.
+    let mut c = via_proxy(gw.addr, &proxy_v2("127.0.0.7:40002")).await;
+    assert_eq!(c.read_reply().await.code, 220);
+    c.expect("EHLO client.example.test", 250).await;
+    c.expect("MAIL FROM:<a@example.test>", 250).await;
+    c.expect("RCPT TO:<b@example.net>", 250).await;
+    // No header (a plain SMTP client) or a garbage one: closed, no greeting.
+    let mut c = via_proxy(gw.addr, b"EHLO client.example.test\r\n").await;
+    assert!(c.is_closed().await, "garbage instead of a PROXY header");
+    let mut c = via_proxy(gw.addr, b"PROXY UNKNOWN\r\n").await;
+    assert!(c.is_closed().await, "UNKNOWN carries no client address");
+}
+
+#[tokio::test]
+async fn implicit_tls_listener_speaks_tls_from_the_first_byte() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    let text = config(&sink, UNTRUSTED, "").replace(
+        "listen = [\"127.0.0.1:0\"]",
+        "listen = [{ address = \"127.0.0.1:0\", implicit_tls = true }]",
+    );
+    let gw = common::start(&text).await;
+    let ca = std::fs::read(common::tls_dir().join("ca.pem")).unwrap();
+    let mut c = Client::connect(gw.addr)
+        .await
+        .starttls("gw.example.test", &ca)
+        .await;
+    assert_eq!(c.read_reply().await.code, 220);
+    let r = c.expect("EHLO client.example.test", 250).await;
+    assert!(!r.lines.iter().any(|l| l == "STARTTLS"), "{r:?}");
+    assert!(r.lines.iter().any(|l| l == "AUTH PLAIN LOGIN"), "{r:?}");
+    c.expect(
+        &format!("AUTH PLAIN {}", plain("plain@example.test", "secret")),
+        235,
+    )
+    .await;
+    c.expect("MAIL FROM:<plain@example.test>", 250).await;
+    c.expect("RCPT TO:<b@example.net>", 250).await;
+    c.expect("DATA", 354).await;
+    assert_eq!(c.cmd("Subject: 465\r\n\r\nhi\r\n.").await.code, 250);
+    let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
+    assert!(String::from_utf8_lossy(&msgs[0].data).contains("with ESMTPSA id"));
+    // Without [tls], such a listener is a configuration error.
+    let no_tls = text.replace(&common::tls_section(), "");
+    let config =
+        smtpgate::config::Config::from_text(std::path::Path::new("gw.toml"), &no_tls).unwrap();
+    let err = smtpgate::app::App::build(config, None)
+        .err()
+        .expect("implicit_tls without [tls]")
+        .to_string();
+    assert!(
+        err.contains("implicit_tls = true but there is no [tls] section"),
+        "{err}"
+    );
+}

@@ -111,6 +111,8 @@ impl Session {
             listener: Listener {
                 address: peer,
                 trusted_cleartext: false,
+                proxy_protocol: false,
+                implicit_tls: false,
             },
             login: None,
         }

@@ -103,6 +103,11 @@ pub fn dns(took: Duration, failed: bool) {
     }
 }
 
+/// An AUTH attempt: `ok`, `failed` or `lockout`.
+pub fn auth(result: &'static str) {
+    counter!("smtpgate_auth_total", "result" => result).increment(1);
+}
+
 /// A configuration reload and its result.
 pub fn reload(ok: bool) {
     counter!("smtpgate_config_reloads_total", "result" => if ok { "ok" } else { "failed" })

@@ -344,6 +344,7 @@ impl Session {
             target: "smtpgate::transaction",
             reference = %txn.reference,
             client = %self.peer.ip(),
+            login = self.login.as_deref().unwrap_or(""),
             helo = self.helo.as_deref().unwrap_or(""),
             from = %txn.sender,
             rcpts = %rcpts.join(","),

@@ -73,6 +73,7 @@ impl Session {
         match verified {
             Ok(true) => {
                 tracing::info!(client = %ip, login = %user, "authenticated");
+                crate::metrics::auth("ok");
                 self.login = Some(user);
                 self.reply_ok(reply::auth_ok())
             }
@@ -107,6 +108,7 @@ impl Session {
             }
         };
         tracing::info!(client = %ip, login = %user, failures = count, "authentication failed");
+        crate::metrics::auth("failed");
         if count < max {
             return self.protocol_error(reply::auth_failed());
         }
@@ -115,6 +117,7 @@ impl Session {
         }
         let _ = store.delete(&count_key).await;
         tracing::warn!(client = %ip, failures = count, lockout_secs = lockout.as_secs(), "AUTH lockout: too many failed attempts");
+        crate::metrics::auth("lockout");
         self.queue(&reply::auth_failed());
         self.queue(&reply::auth_locked(&self.app.config.server.hostname));
         Flow::Close

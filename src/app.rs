@@ -6,6 +6,7 @@ use crate::action::Policy;
 use crate::auth::Authenticator;
 use crate::checks::{self, Check};
 use crate::config::{Config, ConfigError};
+use crate::dns::{HickoryLookup, Lookup};
 use crate::passwd::Credentials;
 use crate::rules::{self, content::Composites, content::ContentRules, Rules};
 use crate::score::{Score, SymbolTable};
@@ -45,6 +46,8 @@ pub struct App {
     pub auth: Arc<Authenticator>,
     /// SMTP AUTH users and their senders, when `[auth]` is configured.
     pub credentials: Option<Arc<Credentials>>,
+    /// DNS for the envelope checks (kept across reloads while `[dns]` is unchanged).
+    pub dns: Arc<dyn Lookup>,
 }
 
 /// What checks are built with: the shared dependencies behind traits.
@@ -58,6 +61,8 @@ pub struct Deps {
     pub auth: Arc<Authenticator>,
     /// SMTP AUTH users and their senders, when `[auth]` is configured.
     pub credentials: Option<Arc<Credentials>>,
+    /// DNS for the envelope checks.
+    pub dns: Arc<dyn Lookup>,
 }
 
 impl App {
@@ -103,11 +108,16 @@ impl App {
             .map(|a| Credentials::load(&a.passwd_file, a.sender_login_maps.as_deref()))
             .transpose()?
             .map(Arc::new);
+        let dns: Arc<dyn Lookup> = match previous {
+            Some(p) if p.config.dns == config.dns => Arc::clone(&p.dns),
+            _ => Arc::new(HickoryLookup::new(&config, false)?),
+        };
         let deps = Deps {
             store: Arc::clone(&store),
             content: Arc::clone(&content),
             auth: Arc::clone(&auth),
             credentials: credentials.clone(),
+            dns: Arc::clone(&dns),
         };
         let checks = checks::build(&config, &deps)?;
         let tls = config
@@ -153,6 +163,7 @@ impl App {
             store,
             auth,
             credentials,
+            dns,
         })
     }
 }

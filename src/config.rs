@@ -140,6 +140,12 @@ pub struct Config {
     /// `[store]`: where shared state lives.
     #[serde(default)]
     pub store: StoreConfig,
+    /// `[envelope]`: the DNS and store based envelope checks.
+    #[serde(default)]
+    pub envelope: crate::checks::envelope::EnvelopeConfig,
+    /// `[dnsbl]`: DNSBL and RHSBL zones.
+    #[serde(default)]
+    pub dnsbl: crate::checks::envelope::DnsblConfig,
     /// `[auth]`: SMTP AUTH, offered (after STARTTLS) when present.
     pub auth: Option<AuthConfig>,
     /// `[metrics]`: the Prometheus exporter (off when absent).

@@ -10,6 +10,7 @@ pub mod base64;
 pub mod bounce;
 pub mod checks;
 pub mod config;
+pub mod dns;
 pub mod message;
 pub mod metrics;
 pub mod notify;

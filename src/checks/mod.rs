@@ -4,6 +4,7 @@
 
 pub mod authentication;
 pub mod content;
+pub mod envelope;
 pub mod greylist;
 pub mod helo;
 pub mod ratelimit;
@@ -102,6 +103,7 @@ pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, Config
             &deps.content,
         ))),
     ];
+    checks.extend(envelope::build(config, &deps.dns, &deps.store));
     if let Some(c) = relay::SenderLoginCheck::new(&deps.credentials) {
         checks.push(Box::new(c));
     }

@@ -312,11 +312,19 @@ pub fn for_symbol(symbol: &str, subject: &str, temporary: bool) -> Reply {
             "5.5.2",
             format!("<{subject}>: Sender address rejected: need fully-qualified address"),
         ),
-        "reject_unknown_sender_domain" => (
-            550,
-            "5.1.8",
-            format!("<{subject}>: Sender address rejected: Domain not found"),
-        ),
+        "reject_unknown_sender_domain" => match subject.strip_suffix(" (null MX)") {
+            // RFC 7505 §4.2: a domain that says it sends no mail.
+            Some(domain) => (
+                550,
+                "5.7.27",
+                format!("<{domain}>: Sender address rejected: Domain does not accept mail (null MX)"),
+            ),
+            None => (
+                550,
+                "5.1.8",
+                format!("<{subject}>: Sender address rejected: Domain not found"),
+            ),
+        },
         "reject_unverified_sender" => (
             550,
             "5.1.7",
@@ -488,6 +496,19 @@ pub fn auth_locked(hostname: &str) -> Reply {
         421,
         "4.7.0",
         format!("{hostname} Too many failed authentication attempts, try again later"),
+    )
+}
+
+/// One recipient stopped by a blocking symbol (the others go on).
+pub fn recipient_blocked(symbol: &str, score: &str, recipient: &str) -> Reply {
+    let (code, enhanced, why) = match symbol {
+        "reject_known_bad_recipient_address" => (550, "5.1.1", "hard-bounced before"),
+        _ => (550, "5.7.1", "blocked"),
+    };
+    Reply::new(
+        code,
+        enhanced,
+        format!("<{recipient}>: Recipient address rejected: {why}: {symbol} ({score}) blocks sending on its own"),
     )
 }
 

@@ -32,15 +32,24 @@ impl Session {
         match decide_phase(&found) {
             Action::Refuse(r) => return self.reply_ok(r),
             Action::Block => {
-                let blocking = found
+                let (name, score) = found
                     .iter()
                     .find(|s| s.blocks())
-                    .map_or("", |s| s.hit.name.as_str());
-                return self.reply_ok(reply::for_symbol(blocking, &recipient.to_string(), false));
+                    .map_or(("", String::new()), |s| (s.hit.name.as_str(), s.score.to_string()));
+                return self.reply_ok(reply::recipient_blocked(name, &score, &recipient.to_string()));
             }
             Action::Pass | Action::Spam(_) => {}
         }
         let reply = self.relay_rcpt(&recipient).await;
+        if reply.class() == 5 {
+            crate::checks::envelope::learn_bad_recipient(
+                &self.app.config,
+                self.app.store.as_ref(),
+                &recipient.to_string(),
+                &reply,
+            )
+            .await;
+        }
         if let Some(txn) = self.txn.as_mut() {
             if reply.is_positive() {
                 txn.recipients.push(recipient);

@@ -1,0 +1,398 @@
+//! Envelope checks over DNS and the store, each switched on in
+//! `[envelope]` (all off by default: they need a resolver):
+//! reject_unknown_helo_hostname, reject_unknown_reverse_client_hostname,
+//! reject_unknown_client_hostname (forward-confirmed rDNS),
+//! reject_unknown_sender_domain (A/AAAA/MX; a null MX is refused), and
+//! reject_known_bad_recipient_address (recipients the MTA hard-bounced),
+//! plus DNSBL/RHSBL zones from `[dnsbl]`. A DNS failure is a CheckError:
+//! the phase is tempfailed, never rejected.
+
+use super::{is_address_literal, is_fqdn, Check, CheckError, CheckFuture, Phase, View};
+use crate::config::{Config, OnError, Span};
+use crate::dns::{DnsError, Lookup};
+use crate::score::Hit;
+use crate::store::Store;
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `[envelope]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeConfig {
+    /// The HELO name must resolve (A, AAAA or MX).
+    #[serde(default)]
+    pub reject_unknown_helo_hostname: bool,
+    /// The client IP must have a PTR record.
+    #[serde(default)]
+    pub reject_unknown_reverse_client_hostname: bool,
+    /// A PTR name of the client IP must resolve back to it.
+    #[serde(default)]
+    pub reject_unknown_client_hostname: bool,
+    /// The sender domain must resolve (A, AAAA or MX), and not be a null MX.
+    #[serde(default)]
+    pub reject_unknown_sender_domain: bool,
+    /// Refuse recipients the upstream hard-bounced (learned automatically).
+    #[serde(default = "default_true")]
+    pub reject_known_bad_recipient_address: bool,
+    /// How long a learned bad recipient is remembered.
+    #[serde(default = "default_known_bad_ttl")]
+    pub known_bad_ttl: Span,
+}
+
+impl Default for EnvelopeConfig {
+    fn default() -> Self {
+        EnvelopeConfig {
+            reject_unknown_helo_hostname: false,
+            reject_unknown_reverse_client_hostname: false,
+            reject_unknown_client_hostname: false,
+            reject_unknown_sender_domain: false,
+            reject_known_bad_recipient_address: true,
+            known_bad_ttl: default_known_bad_ttl(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_known_bad_ttl() -> Span {
+    Span(Duration::from_secs(30 * 86_400))
+}
+
+/// One DNSBL/RHSBL zone.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zone {
+    /// The zone, e.g. "zen.spamhaus.org".
+    pub zone: String,
+    /// The symbol suffix: RBL_<NAME> / RHSBL_<NAME>.
+    pub name: String,
+}
+
+/// `[dnsbl]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsblConfig {
+    /// Zones listing client IPs.
+    #[serde(default)]
+    pub client: Vec<Zone>,
+    /// Zones listing sender domains.
+    #[serde(default)]
+    pub sender: Vec<Zone>,
+}
+
+fn dns_error(check: &'static str, e: DnsError) -> CheckError {
+    CheckError {
+        check,
+        reason: e.to_string(),
+    }
+}
+
+/// Whether `name` has an address or a mail exchanger. `Ok(None)`: it
+/// resolves; `Ok(Some(why))`: it does not.
+async fn resolves(dns: &dyn Lookup, name: &str) -> Result<Option<&'static str>, DnsError> {
+    if let Some(mx) = dns.mx(name).await? {
+        // RFC 7505: a single MX "." with preference 0 means "no mail".
+        if mx.len() == 1 && mx[0].1.is_empty() {
+            return Ok(Some("null MX"));
+        }
+        return Ok(None);
+    }
+    Ok(match dns.ips(name).await? {
+        Some(_) => None,
+        None => Some("not found"),
+    })
+}
+
+/// HELO: the HELO name and the client's reverse DNS.
+pub struct HeloDnsCheck {
+    dns: Arc<dyn Lookup>,
+    helo: bool,
+    reverse: bool,
+    forward_confirmed: bool,
+}
+
+impl Check for HeloDnsCheck {
+    fn name(&self) -> &'static str {
+        "helo_dns"
+    }
+    fn phase(&self) -> Phase {
+        Phase::Helo
+    }
+    fn symbols(&self) -> &'static [&'static str] {
+        &[
+            "reject_unknown_helo_hostname",
+            "reject_unknown_reverse_client_hostname",
+            "reject_unknown_client_hostname",
+        ]
+    }
+    fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let mut hits = Vec::new();
+            let helo = view.helo.trim_end_matches('.');
+            if self.helo && is_fqdn(helo) && !is_address_literal(helo) {
+                if let Some(why) = resolves(self.dns.as_ref(), helo).await.map_err(|e| dns_error("helo_dns", e))? {
+                    hits.push(Hit {
+                        name: "reject_unknown_helo_hostname".into(),
+                        options: vec![helo.to_string(), why.to_string()],
+                    });
+                }
+            }
+            if self.reverse || self.forward_confirmed {
+                let ip = view.client_ip;
+                let names = self.dns.ptr(ip).await.map_err(|e| dns_error("client_dns", e))?;
+                match names {
+                    None if self.reverse => hits.push(Hit::new("reject_unknown_reverse_client_hostname", ip.to_string())),
+                    None => hits.push(Hit::new("reject_unknown_client_hostname", ip.to_string())),
+                    Some(names) if self.forward_confirmed => {
+                        let mut confirmed = false;
+                        for name in names.iter().take(5) {
+                            let ips = self.dns.ips(name).await.map_err(|e| dns_error("client_dns", e))?;
+                            if ips.is_some_and(|ips| ips.contains(&ip)) {
+                                confirmed = true;
+                                break;
+                            }
+                        }
+                        if !confirmed {
+                            hits.push(Hit::new("reject_unknown_client_hostname", ip.to_string()));
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            Ok(hits)
+        })
+    }
+}
+
+/// MAIL: the sender domain must exist and accept mail; RHSBL zones.
+pub struct SenderDnsCheck {
+    dns: Arc<dyn Lookup>,
+    unknown_domain: bool,
+    rhsbl: Vec<(String, &'static str)>,
+    symbols: &'static [&'static str],
+}
+
+impl Check for SenderDnsCheck {
+    fn name(&self) -> &'static str {
+        "sender_dns"
+    }
+    fn phase(&self) -> Phase {
+        Phase::Mail
+    }
+    fn symbols(&self) -> &'static [&'static str] {
+        self.symbols
+    }
+    fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let mut hits = Vec::new();
+            let Some(sender) = view.sender else { return Ok(hits) };
+            let domain = sender.domain.trim_end_matches('.');
+            if domain.is_empty() || is_address_literal(domain) || !is_fqdn(domain) {
+                return Ok(hits);
+            }
+            if self.unknown_domain {
+                if let Some(why) = resolves(self.dns.as_ref(), domain).await.map_err(|e| dns_error("sender_dns", e))? {
+                    let subject = if why == "null MX" { format!("{domain} (null MX)") } else { domain.to_string() };
+                    hits.push(Hit::new("reject_unknown_sender_domain", subject));
+                }
+            }
+            for (zone, symbol) in &self.rhsbl {
+                let query = format!("{domain}.{zone}");
+                if let Some(code) = listed(self.dns.as_ref(), &query).await? {
+                    hits.push(Hit::new(symbol, format!("{domain} listed in {zone} ({code})")));
+                }
+            }
+            Ok(hits)
+        })
+    }
+}
+
+/// The first listing answer for `query`; "query refused" codes
+/// (127.255.255.252-255) are not listings; DNS failures count as not listed
+/// (a DNSBL outage must not stop mail).
+async fn listed(dns: &dyn Lookup, query: &str) -> Result<Option<std::net::Ipv4Addr>, CheckError> {
+    match dns.a(query).await {
+        Ok(Some(codes)) => Ok(codes.into_iter().find(|c| {
+            let o = c.octets();
+            o[0] == 127 && !(o[1] == 255 && o[2] == 255 && o[3] >= 252)
+        })),
+        Ok(None) => Ok(None),
+        Err(e) => {
+            tracing::debug!(error = %e, "DNSBL lookup failed");
+            Ok(None)
+        }
+    }
+}
+
+/// HELO phase (once per connection): DNSBL zones for the client IP.
+pub struct ClientDnsblCheck {
+    dns: Arc<dyn Lookup>,
+    zones: Vec<(String, &'static str)>,
+    symbols: &'static [&'static str],
+}
+
+/// The DNSBL query label of `ip`: reversed octets, or IPv6 nibbles.
+pub fn reversed(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v6) => {
+            let hex: String = v6.octets().iter().map(|b| format!("{b:02x}")).collect();
+            hex.chars().rev().map(|c| c.to_string()).collect::<Vec<_>>().join(".")
+        }
+    }
+}
+
+impl Check for ClientDnsblCheck {
+    fn name(&self) -> &'static str {
+        "dnsbl"
+    }
+    fn phase(&self) -> Phase {
+        Phase::Helo
+    }
+    fn symbols(&self) -> &'static [&'static str] {
+        self.symbols
+    }
+    fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let mut hits = Vec::new();
+            let label = reversed(view.client_ip);
+            for (zone, symbol) in &self.zones {
+                if let Some(code) = listed(self.dns.as_ref(), &format!("{label}.{zone}")).await? {
+                    hits.push(Hit::new(symbol, format!("{} listed in {zone} ({code})", view.client_ip)));
+                }
+            }
+            Ok(hits)
+        })
+    }
+}
+
+/// The store key of a known-bad recipient.
+pub fn known_bad_key(rcpt: &str) -> String {
+    format!("badrcpt:{}", rcpt.to_ascii_lowercase())
+}
+
+/// RCPT: recipients the upstream hard-bounced before.
+pub struct KnownBadRecipientCheck {
+    store: Arc<dyn Store>,
+    on_error: OnError,
+}
+
+impl Check for KnownBadRecipientCheck {
+    fn name(&self) -> &'static str {
+        "known_bad_recipient"
+    }
+    fn phase(&self) -> Phase {
+        Phase::Rcpt
+    }
+    fn symbols(&self) -> &'static [&'static str] {
+        &["reject_known_bad_recipient_address"]
+    }
+    fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let Some(rcpt) = view.recipient else { return Ok(Vec::new()) };
+            match self.store.get(&known_bad_key(&rcpt.to_string())).await {
+                Ok(Some(why)) => Ok(vec![Hit {
+                    name: "reject_known_bad_recipient_address".into(),
+                    options: vec![rcpt.to_string(), String::from_utf8_lossy(&why).into_owned()],
+                }]),
+                Ok(None) => Ok(Vec::new()),
+                Err(_) if self.on_error == OnError::Accept => Ok(Vec::new()),
+                Err(e) => Err(CheckError {
+                    check: "known_bad_recipient",
+                    reason: e.to_string(),
+                }),
+            }
+        })
+    }
+}
+
+/// Learns a hard bounce: the upstream answered RCPT with 550/551/553 and
+/// an enhanced 5.1.x code (user unknown, mailbox gone, bad address).
+pub async fn learn_bad_recipient(config: &Config, store: &dyn Store, rcpt: &str, reply: &crate::smtp::reply::Reply) {
+    if !config.envelope.reject_known_bad_recipient_address {
+        return;
+    }
+    if !matches!(reply.code, 550 | 551 | 553) || !reply.enhanced.starts_with("5.1.") {
+        return;
+    }
+    let why = format!("{} {} {}", reply.code, reply.enhanced, reply.text());
+    if let Err(e) = store.set(&known_bad_key(rcpt), why.as_bytes(), config.envelope.known_bad_ttl.0).await {
+        tracing::warn!(%rcpt, error = %e, "known-bad recipient not stored");
+    } else {
+        tracing::info!(%rcpt, "learned a known-bad recipient");
+    }
+}
+
+/// Leaks symbol names made from configuration (a few per reload).
+fn leak(names: Vec<String>) -> &'static [&'static str] {
+    let names: Vec<&'static str> = names.into_iter().map(|n| &*Box::leak(n.into_boxed_str())).collect();
+    Box::leak(names.into_boxed_slice())
+}
+
+/// The checks of `[envelope]` and `[dnsbl]`.
+pub fn build(config: &Config, dns: &Arc<dyn Lookup>, store: &Arc<dyn Store>) -> Vec<Box<dyn Check>> {
+    let env = &config.envelope;
+    let mut checks: Vec<Box<dyn Check>> = Vec::new();
+    if env.reject_unknown_helo_hostname || env.reject_unknown_reverse_client_hostname || env.reject_unknown_client_hostname {
+        checks.push(Box::new(HeloDnsCheck {
+            dns: Arc::clone(dns),
+            helo: env.reject_unknown_helo_hostname,
+            reverse: env.reject_unknown_reverse_client_hostname,
+            forward_confirmed: env.reject_unknown_client_hostname,
+        }));
+    }
+    let dnsbl = &config.dnsbl;
+    if !dnsbl.client.is_empty() {
+        let zones: Vec<(String, &'static str)> = dnsbl
+            .client
+            .iter()
+            .map(|z| (z.zone.trim_end_matches('.').to_string(), &*Box::leak(format!("RBL_{}", z.name.to_ascii_uppercase()).into_boxed_str())))
+            .collect();
+        let symbols = leak(zones.iter().map(|(_, s)| s.to_string()).collect());
+        checks.push(Box::new(ClientDnsblCheck { dns: Arc::clone(dns), zones, symbols }));
+    }
+    if env.reject_unknown_sender_domain || !dnsbl.sender.is_empty() {
+        let rhsbl: Vec<(String, &'static str)> = dnsbl
+            .sender
+            .iter()
+            .map(|z| (z.zone.trim_end_matches('.').to_string(), &*Box::leak(format!("RHSBL_{}", z.name.to_ascii_uppercase()).into_boxed_str())))
+            .collect();
+        let mut names: Vec<String> = rhsbl.iter().map(|(_, s)| s.to_string()).collect();
+        if env.reject_unknown_sender_domain {
+            names.push("reject_unknown_sender_domain".into());
+        }
+        checks.push(Box::new(SenderDnsCheck {
+            dns: Arc::clone(dns),
+            unknown_domain: env.reject_unknown_sender_domain,
+            rhsbl,
+            symbols: leak(names),
+        }));
+    }
+    if env.reject_known_bad_recipient_address {
+        checks.push(Box::new(KnownBadRecipientCheck {
+            store: Arc::clone(store),
+            on_error: config.store.on_error,
+        }));
+    }
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dnsbl_labels() {
+        assert_eq!(reversed("192.0.2.10".parse().unwrap()), "10.2.0.192");
+        assert_eq!(
+            reversed("2001:db8::1".parse().unwrap()),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2"
+        );
+    }
+}

@@ -46,14 +46,24 @@ pub trait Lookup: Send + Sync {
 /// The resolver configuration of `[dns]`: its nameservers (UDP and TCP,
 /// `IP` or `IP:port`), timeout and attempts; the system's when none are
 /// listed. `strict`: an unreadable system configuration is an error.
-pub fn resolver_config(config: &Config, strict: bool) -> Result<(ResolverConfig, ResolverOpts), ConfigError> {
+pub fn resolver_config(
+    config: &Config,
+    strict: bool,
+) -> Result<(ResolverConfig, ResolverOpts), ConfigError> {
     let dns = &config.dns;
     let error = |message: String| config.source.error_at_key("dns", "nameservers", message);
     let (resolver_config, mut opts) = if dns.nameservers.is_empty() {
         match mail_auth::hickory_resolver::system_conf::read_system_conf() {
             Ok(system) => system,
-            Err(_) if !strict => (ResolverConfig::from_name_servers(Vec::new()), ResolverOpts::default()),
-            Err(e) => return Err(error(format!("dns: cannot read the system resolver configuration: {e}"))),
+            Err(_) if !strict => (
+                ResolverConfig::from_name_servers(Vec::new()),
+                ResolverOpts::default(),
+            ),
+            Err(e) => {
+                return Err(error(format!(
+                    "dns: cannot read the system resolver configuration: {e}"
+                )))
+            }
         }
     } else {
         let mut servers = Vec::new();
@@ -61,14 +71,21 @@ pub fn resolver_config(config: &Config, strict: bool) -> Result<(ResolverConfig,
             let addr: SocketAddr = text
                 .parse()
                 .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-                .map_err(|_| error(format!("dns.nameservers: invalid address `{text}`: expected \"IP\" or \"IP:port\"")))?;
+                .map_err(|_| {
+                    error(format!(
+                        "dns.nameservers: invalid address `{text}`: expected \"IP\" or \"IP:port\""
+                    ))
+                })?;
             let mut server = NameServerConfig::udp_and_tcp(addr.ip());
             for connection in &mut server.connections {
                 connection.port = addr.port();
             }
             servers.push(server);
         }
-        (ResolverConfig::from_name_servers(servers), ResolverOpts::default())
+        // Explicit nameservers are the whole truth: no /etc/hosts answers.
+        let mut opts = ResolverOpts::default();
+        opts.use_hosts_file = mail_auth::hickory_resolver::config::ResolveHosts::Never;
+        (ResolverConfig::from_name_servers(servers), opts)
     };
     opts.timeout = dns.timeout.0;
     opts.attempts = dns.attempts.max(1);
@@ -88,7 +105,13 @@ impl HickoryLookup {
         let resolver = Resolver::builder_with_config(rc, TokioRuntimeProvider::default())
             .with_options(opts)
             .build()
-            .map_err(|e| config.source.error_at_key("dns", "nameservers", format!("dns: cannot build the resolver: {e}")))?;
+            .map_err(|e| {
+                config.source.error_at_key(
+                    "dns",
+                    "nameservers",
+                    format!("dns: cannot build the resolver: {e}"),
+                )
+            })?;
         Ok(HickoryLookup { resolver })
     }
 }
@@ -106,12 +129,19 @@ fn fqdn(name: &str) -> String {
 fn answer<T>(
     name: &str,
     started: Instant,
-    result: Result<mail_auth::hickory_resolver::lookup::Lookup, mail_auth::hickory_resolver::net::NetError>,
+    result: Result<
+        mail_auth::hickory_resolver::lookup::Lookup,
+        mail_auth::hickory_resolver::net::NetError,
+    >,
     pick: impl Fn(&RData) -> Option<T>,
 ) -> Result<Option<Vec<T>>, DnsError> {
     let out = match result {
         Ok(lookup) => {
-            let found: Vec<T> = lookup.answers().iter().filter_map(|r| pick(&r.data)).collect();
+            let found: Vec<T> = lookup
+                .answers()
+                .iter()
+                .filter_map(|r| pick(&r.data))
+                .collect();
             Ok((!found.is_empty()).then_some(found))
         }
         Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(None),
@@ -132,7 +162,10 @@ impl Lookup for HickoryLookup {
     fn ips<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<IpAddr>> {
         Box::pin(async move {
             let started = Instant::now();
-            let (v4, v6) = tokio::join!(self.resolver.ipv4_lookup(fqdn(name)), self.resolver.ipv6_lookup(fqdn(name)));
+            let (v4, v6) = tokio::join!(
+                self.resolver.ipv4_lookup(fqdn(name)),
+                self.resolver.ipv6_lookup(fqdn(name))
+            );
             let v4 = answer(name, started, v4, |d| match d {
                 RData::A(a) => Some(IpAddr::V4(a.0)),
                 _ => None,
@@ -143,7 +176,11 @@ impl Lookup for HickoryLookup {
             });
             match (v4, v6) {
                 (Ok(a), Ok(b)) => {
-                    let all: Vec<IpAddr> = a.into_iter().flatten().chain(b.into_iter().flatten()).collect();
+                    let all: Vec<IpAddr> = a
+                        .into_iter()
+                        .flatten()
+                        .chain(b.into_iter().flatten())
+                        .collect();
                     Ok((!all.is_empty()).then_some(all))
                 }
                 // One family answered: that is an answer.

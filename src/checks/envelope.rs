@@ -133,7 +133,10 @@ impl Check for HeloDnsCheck {
             let mut hits = Vec::new();
             let helo = view.helo.trim_end_matches('.');
             if self.helo && is_fqdn(helo) && !is_address_literal(helo) {
-                if let Some(why) = resolves(self.dns.as_ref(), helo).await.map_err(|e| dns_error("helo_dns", e))? {
+                if let Some(why) = resolves(self.dns.as_ref(), helo)
+                    .await
+                    .map_err(|e| dns_error("helo_dns", e))?
+                {
                     hits.push(Hit {
                         name: "reject_unknown_helo_hostname".into(),
                         options: vec![helo.to_string(), why.to_string()],
@@ -142,14 +145,25 @@ impl Check for HeloDnsCheck {
             }
             if self.reverse || self.forward_confirmed {
                 let ip = view.client_ip;
-                let names = self.dns.ptr(ip).await.map_err(|e| dns_error("client_dns", e))?;
+                let names = self
+                    .dns
+                    .ptr(ip)
+                    .await
+                    .map_err(|e| dns_error("client_dns", e))?;
                 match names {
-                    None if self.reverse => hits.push(Hit::new("reject_unknown_reverse_client_hostname", ip.to_string())),
+                    None if self.reverse => hits.push(Hit::new(
+                        "reject_unknown_reverse_client_hostname",
+                        ip.to_string(),
+                    )),
                     None => hits.push(Hit::new("reject_unknown_client_hostname", ip.to_string())),
                     Some(names) if self.forward_confirmed => {
                         let mut confirmed = false;
                         for name in names.iter().take(5) {
-                            let ips = self.dns.ips(name).await.map_err(|e| dns_error("client_dns", e))?;
+                            let ips = self
+                                .dns
+                                .ips(name)
+                                .await
+                                .map_err(|e| dns_error("client_dns", e))?;
                             if ips.is_some_and(|ips| ips.contains(&ip)) {
                                 confirmed = true;
                                 break;
@@ -188,21 +202,33 @@ impl Check for SenderDnsCheck {
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
         Box::pin(async move {
             let mut hits = Vec::new();
-            let Some(sender) = view.sender else { return Ok(hits) };
+            let Some(sender) = view.sender else {
+                return Ok(hits);
+            };
             let domain = sender.domain.trim_end_matches('.');
             if domain.is_empty() || is_address_literal(domain) || !is_fqdn(domain) {
                 return Ok(hits);
             }
             if self.unknown_domain {
-                if let Some(why) = resolves(self.dns.as_ref(), domain).await.map_err(|e| dns_error("sender_dns", e))? {
-                    let subject = if why == "null MX" { format!("{domain} (null MX)") } else { domain.to_string() };
+                if let Some(why) = resolves(self.dns.as_ref(), domain)
+                    .await
+                    .map_err(|e| dns_error("sender_dns", e))?
+                {
+                    let subject = if why == "null MX" {
+                        format!("{domain} (null MX)")
+                    } else {
+                        domain.to_string()
+                    };
                     hits.push(Hit::new("reject_unknown_sender_domain", subject));
                 }
             }
             for (zone, symbol) in &self.rhsbl {
                 let query = format!("{domain}.{zone}");
                 if let Some(code) = listed(self.dns.as_ref(), &query).await? {
-                    hits.push(Hit::new(symbol, format!("{domain} listed in {zone} ({code})")));
+                    hits.push(Hit::new(
+                        symbol,
+                        format!("{domain} listed in {zone} ({code})"),
+                    ));
                 }
             }
             Ok(hits)
@@ -243,7 +269,11 @@ pub fn reversed(ip: IpAddr) -> String {
         }
         IpAddr::V6(v6) => {
             let hex: String = v6.octets().iter().map(|b| format!("{b:02x}")).collect();
-            hex.chars().rev().map(|c| c.to_string()).collect::<Vec<_>>().join(".")
+            hex.chars()
+                .rev()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(".")
         }
     }
 }
@@ -264,7 +294,10 @@ impl Check for ClientDnsblCheck {
             let label = reversed(view.client_ip);
             for (zone, symbol) in &self.zones {
                 if let Some(code) = listed(self.dns.as_ref(), &format!("{label}.{zone}")).await? {
-                    hits.push(Hit::new(symbol, format!("{} listed in {zone} ({code})", view.client_ip)));
+                    hits.push(Hit::new(
+                        symbol,
+                        format!("{} listed in {zone} ({code})", view.client_ip),
+                    ));
                 }
             }
             Ok(hits)
@@ -295,7 +328,9 @@ impl Check for KnownBadRecipientCheck {
     }
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
         Box::pin(async move {
-            let Some(rcpt) = view.recipient else { return Ok(Vec::new()) };
+            let Some(rcpt) = view.recipient else {
+                return Ok(Vec::new());
+            };
             match self.store.get(&known_bad_key(&rcpt.to_string())).await {
                 Ok(Some(why)) => Ok(vec![Hit {
                     name: "reject_known_bad_recipient_address".into(),
@@ -314,7 +349,12 @@ impl Check for KnownBadRecipientCheck {
 
 /// Learns a hard bounce: the upstream answered RCPT with 550/551/553 and
 /// an enhanced 5.1.x code (user unknown, mailbox gone, bad address).
-pub async fn learn_bad_recipient(config: &Config, store: &dyn Store, rcpt: &str, reply: &crate::smtp::reply::Reply) {
+pub async fn learn_bad_recipient(
+    config: &Config,
+    store: &dyn Store,
+    rcpt: &str,
+    reply: &crate::smtp::reply::Reply,
+) {
     if !config.envelope.reject_known_bad_recipient_address {
         return;
     }
@@ -322,7 +362,14 @@ pub async fn learn_bad_recipient(config: &Config, store: &dyn Store, rcpt: &str,
         return;
     }
     let why = format!("{} {} {}", reply.code, reply.enhanced, reply.text());
-    if let Err(e) = store.set(&known_bad_key(rcpt), why.as_bytes(), config.envelope.known_bad_ttl.0).await {
+    if let Err(e) = store
+        .set(
+            &known_bad_key(rcpt),
+            why.as_bytes(),
+            config.envelope.known_bad_ttl.0,
+        )
+        .await
+    {
         tracing::warn!(%rcpt, error = %e, "known-bad recipient not stored");
     } else {
         tracing::info!(%rcpt, "learned a known-bad recipient");
@@ -331,15 +378,25 @@ pub async fn learn_bad_recipient(config: &Config, store: &dyn Store, rcpt: &str,
 
 /// Leaks symbol names made from configuration (a few per reload).
 fn leak(names: Vec<String>) -> &'static [&'static str] {
-    let names: Vec<&'static str> = names.into_iter().map(|n| &*Box::leak(n.into_boxed_str())).collect();
+    let names: Vec<&'static str> = names
+        .into_iter()
+        .map(|n| &*Box::leak(n.into_boxed_str()))
+        .collect();
     Box::leak(names.into_boxed_slice())
 }
 
 /// The checks of `[envelope]` and `[dnsbl]`.
-pub fn build(config: &Config, dns: &Arc<dyn Lookup>, store: &Arc<dyn Store>) -> Vec<Box<dyn Check>> {
+pub fn build(
+    config: &Config,
+    dns: &Arc<dyn Lookup>,
+    store: &Arc<dyn Store>,
+) -> Vec<Box<dyn Check>> {
     let env = &config.envelope;
     let mut checks: Vec<Box<dyn Check>> = Vec::new();
-    if env.reject_unknown_helo_hostname || env.reject_unknown_reverse_client_hostname || env.reject_unknown_client_hostname {
+    if env.reject_unknown_helo_hostname
+        || env.reject_unknown_reverse_client_hostname
+        || env.reject_unknown_client_hostname
+    {
         checks.push(Box::new(HeloDnsCheck {
             dns: Arc::clone(dns),
             helo: env.reject_unknown_helo_hostname,
@@ -352,16 +409,30 @@ pub fn build(config: &Config, dns: &Arc<dyn Lookup>, store: &Arc<dyn Store>) -> 
         let zones: Vec<(String, &'static str)> = dnsbl
             .client
             .iter()
-            .map(|z| (z.zone.trim_end_matches('.').to_string(), &*Box::leak(format!("RBL_{}", z.name.to_ascii_uppercase()).into_boxed_str())))
+            .map(|z| {
+                (
+                    z.zone.trim_end_matches('.').to_string(),
+                    &*Box::leak(format!("RBL_{}", z.name.to_ascii_uppercase()).into_boxed_str()),
+                )
+            })
             .collect();
         let symbols = leak(zones.iter().map(|(_, s)| s.to_string()).collect());
-        checks.push(Box::new(ClientDnsblCheck { dns: Arc::clone(dns), zones, symbols }));
+        checks.push(Box::new(ClientDnsblCheck {
+            dns: Arc::clone(dns),
+            zones,
+            symbols,
+        }));
     }
     if env.reject_unknown_sender_domain || !dnsbl.sender.is_empty() {
         let rhsbl: Vec<(String, &'static str)> = dnsbl
             .sender
             .iter()
-            .map(|z| (z.zone.trim_end_matches('.').to_string(), &*Box::leak(format!("RHSBL_{}", z.name.to_ascii_uppercase()).into_boxed_str())))
+            .map(|z| {
+                (
+                    z.zone.trim_end_matches('.').to_string(),
+                    &*Box::leak(format!("RHSBL_{}", z.name.to_ascii_uppercase()).into_boxed_str()),
+                )
+            })
             .collect();
         let mut names: Vec<String> = rhsbl.iter().map(|(_, s)| s.to_string()).collect();
         if env.reject_unknown_sender_domain {

@@ -317,7 +317,9 @@ pub fn for_symbol(symbol: &str, subject: &str, temporary: bool) -> Reply {
             Some(domain) => (
                 550,
                 "5.7.27",
-                format!("<{domain}>: Sender address rejected: Domain does not accept mail (null MX)"),
+                format!(
+                    "<{domain}>: Sender address rejected: Domain does not accept mail (null MX)"
+                ),
             ),
             None => (
                 550,

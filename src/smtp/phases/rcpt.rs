@@ -35,8 +35,14 @@ impl Session {
                 let (name, score) = found
                     .iter()
                     .find(|s| s.blocks())
-                    .map_or(("", String::new()), |s| (s.hit.name.as_str(), s.score.to_string()));
-                return self.reply_ok(reply::recipient_blocked(name, &score, &recipient.to_string()));
+                    .map_or(("", String::new()), |s| {
+                        (s.hit.name.as_str(), s.score.to_string())
+                    });
+                return self.reply_ok(reply::recipient_blocked(
+                    name,
+                    &score,
+                    &recipient.to_string(),
+                ));
             }
             Action::Pass | Action::Spam(_) => {}
         }

@@ -1,0 +1,223 @@
+//! Envelope checks over a real DNS server (hickory-server on 127.0.0.1) and
+//! the store: unknown HELO, client reverse DNS, unknown sender domain and
+//! null MX, DNS failures as 4xx (never 5xx), known-bad recipients learned
+//! from the MTA's 5.1.1, DNSBL listings.
+
+mod common;
+
+use common::client::Client;
+use common::dns::{DnsServer, Mode, Zone};
+use common::sink::{Sink, SinkConfig};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const ZONE: &str = "\
+client.example.test      A     127.0.0.1
+example.test             MX    10 mx.example.test
+mx.example.test          A     127.0.0.1
+aonly.test               A     192.0.2.1
+nomail.test              MX    0 .
+broken.test              SERVFAIL
+slow.test                TIMEOUT
+1.0.0.127.in-addr.arpa   PTR   client.example.test
+1.0.0.127.zen.test       A     127.0.0.2
+1.0.0.127.refused.test   A     127.255.255.254
+";
+
+async fn gateway(sink: &Sink, dns: &DnsServer, extra: &str) -> common::Gateway {
+    common::start(&common::config_text(
+        sink.addr,
+        "",
+        &format!("{}{extra}", dns.dns_section()),
+    ))
+    .await
+}
+
+fn code(r: &common::client::Reply) -> (u16, String) {
+    (r.code, r.enhanced().unwrap_or_default())
+}
+
+async fn connect(addr: SocketAddr) -> Client {
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.read_reply().await.code, 220);
+    c
+}
+
+#[tokio::test]
+async fn unknown_helo_and_sender_domains_with_exact_codes() {
+    let dns = DnsServer::start(Zone::parse(ZONE)).await;
+    let sink = Sink::start(SinkConfig::default()).await;
+    let gw = gateway(
+        &sink,
+        &dns,
+        "[envelope]\nreject_unknown_helo_hostname = true\nreject_unknown_sender_domain = true\n",
+    )
+    .await;
+    let mut c = connect(gw.addr).await;
+    let r = c.cmd("EHLO ghost.example.test").await;
+    assert_eq!(code(&r), (450, "4.7.1".into()), "{r:?}");
+    assert!(r.text().contains("<ghost.example.test>: Helo command rejected: Host not found (reject_unknown_helo_hostname)"), "{r:?}");
+    c.expect("EHLO client.example.test", 250).await;
+    for (sender, want, enhanced, text) in [
+        ("a@nxdomain.test", 550, "5.1.8", "Domain not found"),
+        (
+            "a@nomail.test",
+            550,
+            "5.7.27",
+            "Domain does not accept mail (null MX)",
+        ),
+        ("a@broken.test", 451, "4.3.0", ""),
+        ("a@slow.test", 451, "4.3.0", ""),
+    ] {
+        let r = c.cmd(&format!("MAIL FROM:<{sender}>")).await;
+        assert_eq!(code(&r), (want, enhanced.to_string()), "{sender}: {r:?}");
+        assert!(r.text().contains(text), "{sender}: {r:?}");
+    }
+    for sender in ["a@example.test", "a@aonly.test", ""] {
+        c.expect(&format!("MAIL FROM:<{sender}>"), 250).await;
+        c.expect("RSET", 250).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dns_server_that_never_answers_or_servfails_gives_4xx_never_5xx() {
+    let dns = DnsServer::start(Zone::parse(ZONE)).await;
+    let sink = Sink::start(SinkConfig::default()).await;
+    let extra = "[envelope]\nreject_unknown_helo_hostname = true\nreject_unknown_sender_domain = true\nreject_unknown_client_hostname = true\n";
+    let gw = gateway(&sink, &dns, extra).await;
+    for mode in [Mode::Silent, Mode::ServFail] {
+        dns.set_mode(mode);
+        let mut c = connect(gw.addr).await;
+        let r = c.cmd("EHLO unseen.example.test").await;
+        assert_eq!(r.code / 100, 4, "{mode:?}: {r:?}");
+        assert_eq!(code(&r), (451, "4.3.0".into()), "{mode:?}: {r:?}");
+    }
+    dns.set_mode(Mode::Answer);
+}
+
+/// Loopback reverse lookups are answered locally (RFC 6761), so the client
+/// comes "from" 192.0.2.10 through a PROXY header.
+#[tokio::test]
+async fn client_reverse_dns_and_forward_confirmation() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    let extra = "[envelope]\nreject_unknown_reverse_client_hostname = true\nreject_unknown_client_hostname = true\n";
+    let zone = "web1.customer.test A 192.0.2.10\n10.2.0.192.in-addr.arpa PTR web1.customer.test\n";
+    let ehlo = |zone: String| {
+        let sink_addr = sink.addr;
+        async move {
+            let dns = DnsServer::start(Zone::parse(&zone)).await;
+            let text = common::config_text(sink_addr, "", &format!("{}{extra}", dns.dns_section()))
+                .replace(
+                    "listen = [\"127.0.0.1:0\"]",
+                    "listen = [{ address = \"127.0.0.1:0\", proxy_protocol = true }]",
+                );
+            let gw = common::start(&text).await;
+            let mut c = Client::connect(gw.addr).await;
+            c.send(b"PROXY TCP4 192.0.2.10 127.0.0.1 40000 25\r\n")
+                .await;
+            assert_eq!(c.read_reply().await.code, 220);
+            c.cmd("EHLO web1.customer.test").await
+        }
+    };
+    // PTR -> web1.customer.test -> 192.0.2.10: confirmed.
+    assert_eq!(ehlo(zone.to_string()).await.code, 250);
+    // The PTR name resolves elsewhere: not confirmed.
+    let r = ehlo(zone.replace("A 192.0.2.10", "A 192.0.2.77")).await;
+    assert_eq!(code(&r), (450, "4.7.25".into()), "{r:?}");
+    assert!(
+        r.text()
+            .contains("cannot find your hostname, [192.0.2.10] (reject_unknown_client_hostname)"),
+        "{r:?}"
+    );
+    // No PTR at all.
+    let r = ehlo("web1.customer.test A 192.0.2.10\n".to_string()).await;
+    assert_eq!(code(&r), (450, "4.7.25".into()), "{r:?}");
+    assert!(
+        r.text()
+            .contains("(reject_unknown_reverse_client_hostname)"),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hard_bounced_recipient_is_learned_and_blocked_alone() {
+    let mut rcpt_replies = HashMap::new();
+    rcpt_replies.insert(
+        "gone@example.net".to_string(),
+        "550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown".to_string(),
+    );
+    let sink = Sink::start(SinkConfig {
+        rcpt_replies,
+        ..Default::default()
+    })
+    .await;
+    let dns = DnsServer::start(Zone::parse(ZONE)).await;
+    let gw = gateway(&sink, &dns, "").await;
+    let mut c = connect(gw.addr).await;
+    c.expect("EHLO client.example.test", 250).await;
+    c.expect("MAIL FROM:<a@example.test>", 250).await;
+    let r = c.cmd("RCPT TO:<gone@example.net>").await;
+    assert_eq!(
+        code(&r),
+        (550, "5.1.1".into()),
+        "the MTA's own reply first: {r:?}"
+    );
+    assert!(r.text().contains("User unknown"));
+    c.expect("RSET", 250).await;
+    // Next message: gone@ is refused by us, ok@ goes through.
+    c.expect("MAIL FROM:<a@example.test>", 250).await;
+    let r = c.cmd("RCPT TO:<gone@example.net>").await;
+    assert_eq!(code(&r), (550, "5.1.1".into()), "{r:?}");
+    assert!(
+        r.text()
+            .contains("reject_known_bad_recipient_address (0.00) blocks sending on its own"),
+        "{r:?}"
+    );
+    c.expect("RCPT TO:<ok@example.net>", 250).await;
+    c.expect("DATA", 354).await;
+    assert_eq!(c.cmd("Subject: x\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <kb@example.test>\r\n\r\nhi\r\n.").await.code, 250);
+    let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
+    assert_eq!(msgs[0].rcpts, ["ok@example.net"]);
+    let asked: Vec<String> = sink
+        .commands()
+        .into_iter()
+        .filter(|l| l.contains("gone@example.net"))
+        .collect();
+    assert_eq!(
+        asked.len(),
+        1,
+        "the second attempt never reached the MTA: {asked:?}"
+    );
+}
+
+#[tokio::test]
+async fn dnsbl_listing_is_scored_and_refusal_codes_are_ignored() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    let dns = DnsServer::start(Zone::parse(ZONE)).await;
+    let message = "Subject: x\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bl@example.test>\r\n\r\nhi\r\n.\r\n";
+    for (zone, listed) in [("zen.test", true), ("refused.test", false)] {
+        let extra =
+            format!("[dnsbl]\nclient = [{{ zone = \"{zone}\", name = \"SPAMHAUS_ZEN\" }}]\n");
+        let gw = gateway(&sink, &dns, &extra).await;
+        let r = common::client::send_message(
+            gw.addr,
+            "a@example.test",
+            &["b@example.net"],
+            message.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.code, 250, "a listing alone is scored, not forced: {r:?}");
+    }
+    let msgs = sink.wait_for_messages(2, Duration::from_secs(5)).await;
+    let first = String::from_utf8_lossy(&msgs[0].data);
+    assert!(
+        first.contains("RBL_SPAMHAUS_ZEN(1.50)[127.0.0.1 listed in zen.test (127.0.0.2)]"),
+        "{first}"
+    );
+    let second = String::from_utf8_lossy(&msgs[1].data);
+    assert!(
+        !second.contains("RBL_SPAMHAUS_ZEN"),
+        "127.255.255.254 is not a listing: {second}"
+    );
+}

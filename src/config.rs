@@ -333,6 +333,9 @@ pub struct RelayConfig {
     /// Domains whose senders we serve and whose recipients we know.
     #[serde(default)]
     pub local_domains: Vec<String>,
+    /// The known mailboxes of local_domains, one address a line ("@domain"
+    /// accepts a whole domain); others get reject_unlisted_recipient.
+    pub local_recipients: Option<PathBuf>,
 }
 
 impl Default for RelayConfig {
@@ -340,6 +343,7 @@ impl Default for RelayConfig {
         RelayConfig {
             mynetworks: default_mynetworks(),
             local_domains: Vec::new(),
+            local_recipients: None,
         }
     }
 }

@@ -39,6 +39,14 @@ enum Command {
     },
     /// Run the checks on one message and print the breakdown and the action.
     Check(CheckArgs),
+    /// The known-bad recipients list: import FILE, list, remove ADDR.
+    BadRecipients {
+        /// Configuration file (default: $SMTPGATE_CONFIG, else config/gateway.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: BadAction,
+    },
     /// Show why a message was stopped, from the reference in its alert or 5xx.
     Why {
         /// Configuration file (default: $SMTPGATE_CONFIG, else config/gateway.toml).
@@ -46,6 +54,22 @@ enum Command {
         config: Option<PathBuf>,
         /// The reference, e.g. K3F9Q2ZP.
         reference: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BadAction {
+    /// Adds the addresses of FILE (one per line, `#` comments).
+    Import {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Lists the known-bad recipients.
+    List,
+    /// Forgets ADDR.
+    Remove {
+        /// The address.
+        address: String,
     },
 }
 
@@ -96,6 +120,97 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config_path(config)),
         Command::Check(args) => check(args),
         Command::Why { config, reference } => why(&config_path(config), &reference),
+        Command::BadRecipients { config, action } => bad_recipients(&config_path(config), action),
+    }
+}
+
+fn bad_recipients(path: &Path, action: BadAction) -> ExitCode {
+    use smtpgate::checks::envelope::known_bad_key;
+    let app = match App::load(path, None) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if app.store.backend() == "memory" {
+        eprintln!("{}: store.backend is \"memory\": the list lives inside the running gateway only; use store.backend = \"redis\"", path.display());
+        return ExitCode::from(2);
+    }
+    let Some(runtime) = small_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let store = app.store.clone();
+    let ttl = app.config.envelope.known_bad_ttl.0;
+    let result: Result<(), String> = runtime.block_on(async move {
+        match action {
+            BadAction::Import { file } => {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                let mut n = 0;
+                for (i, line) in text.lines().enumerate() {
+                    let addr = line.split('#').next().unwrap_or("").trim();
+                    if addr.is_empty() {
+                        continue;
+                    }
+                    if parse_address(&format!("<{}>", addr.trim_matches(['<', '>'])), false)
+                        .is_err()
+                    {
+                        return Err(format!(
+                            "{}:{}: not an address: {addr}",
+                            file.display(),
+                            i + 1
+                        ));
+                    }
+                    store
+                        .set(
+                            &known_bad_key(addr.trim_matches(['<', '>'])),
+                            b"imported",
+                            ttl,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    n += 1;
+                }
+                println!("imported {n} addresses");
+            }
+            BadAction::List => {
+                for key in store
+                    .keys("badrcpt:", 1_000_000)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    let why = store
+                        .get(&key)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .unwrap_or_default();
+                    println!(
+                        "{}\t{}",
+                        &key["badrcpt:".len()..],
+                        String::from_utf8_lossy(&why)
+                    );
+                }
+            }
+            BadAction::Remove { address } => {
+                if !store
+                    .delete(&known_bad_key(&address))
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    return Err(format!("{address} is not on the list"));
+                }
+                println!("removed {address}");
+            }
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -98,7 +98,7 @@ pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, Config
         Box::new(helo::HeloSyntaxCheck),
         Box::new(sender::NonFqdnSenderCheck),
         Box::new(recipient::NonFqdnRecipientCheck),
-        Box::new(relay::RelayCheck::new(config)),
+        Box::new(relay::RelayCheck::new(config)?),
         Box::new(content::ContentCheck::new(std::sync::Arc::clone(
             &deps.content,
         ))),

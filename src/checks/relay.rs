@@ -21,12 +21,40 @@ use std::sync::Arc;
 pub struct RelayCheck {
     local_domains: Vec<String>,
     our_ips: Vec<IpAddr>,
+    /// Known mailboxes (lowercase; "@domain" entries accept the domain).
+    local_recipients: Option<std::collections::HashSet<String>>,
 }
 
 impl RelayCheck {
-    /// From `[relay]` and the listen addresses (our address literals).
-    pub fn new(config: &Config) -> RelayCheck {
-        RelayCheck {
+    /// From `[relay]` and the listen addresses (our address literals);
+    /// reads `relay.local_recipients` (so SIGHUP reloads it).
+    pub fn new(config: &Config) -> Result<RelayCheck, crate::config::ConfigError> {
+        let local_recipients = match &config.relay.local_recipients {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| {
+                    crate::config::ConfigError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?;
+                Some(
+                    text.lines()
+                        .map(|l| {
+                            l.split('#')
+                                .next()
+                                .unwrap_or("")
+                                .trim()
+                                .trim_matches(['<', '>'])
+                                .to_ascii_lowercase()
+                        })
+                        .filter(|l| !l.is_empty())
+                        .collect(),
+                )
+            }
+        };
+        Ok(RelayCheck {
+            local_recipients,
             local_domains: config
                 .relay
                 .local_domains
@@ -40,7 +68,16 @@ impl RelayCheck {
                 .map(|l| l.address.ip())
                 .filter(|ip| !ip.is_unspecified())
                 .collect(),
-        }
+        })
+    }
+
+    /// For a local domain with a mailbox list: whether `rcpt` is on it.
+    fn is_listed(&self, rcpt: &Address) -> bool {
+        let Some(list) = &self.local_recipients else {
+            return true;
+        };
+        let addr = rcpt.to_string().to_ascii_lowercase();
+        list.contains(&addr) || list.contains(&format!("@{}", rcpt.domain))
     }
 
     fn is_local(&self, domain: &str) -> bool {
@@ -105,7 +142,11 @@ impl Check for RelayCheck {
     }
 
     fn symbols(&self) -> &'static [&'static str] {
-        &["reject_routing_trick", "reject_unauth_destination"]
+        &[
+            "reject_routing_trick",
+            "reject_unauth_destination",
+            "reject_unlisted_recipient",
+        ]
     }
 
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
@@ -122,6 +163,8 @@ impl Check for RelayCheck {
                 && !self.is_local(&rcpt.domain)
             {
                 hits.push(Hit::new("reject_unauth_destination", rcpt.to_string()));
+            } else if self.is_local(&rcpt.domain) && !self.is_listed(rcpt) {
+                hits.push(Hit::new("reject_unlisted_recipient", rcpt.to_string()));
             }
         }
         Box::pin(async move { Ok(hits) })

@@ -322,3 +322,64 @@ async fn unlisted_local_recipients_are_refused_and_the_list_reloads() {
     gw.handle.reload_from_text(&text).unwrap();
     assert_eq!(rcpt("nobody@example.test").await.code, 250, "reloaded");
 }
+
+#[tokio::test]
+async fn sender_callout_accepts_refuses_and_tempfails_with_caching() {
+    let mut rcpt_replies = HashMap::new();
+    rcpt_replies.insert(
+        "bad@sender.test".to_string(),
+        "550 5.1.1 <bad@sender.test>: User unknown".to_string(),
+    );
+    rcpt_replies.insert(
+        "busy@sender.test".to_string(),
+        "451 4.3.0 Try again later".to_string(),
+    );
+    // The sender domain's MX, played by a sink on 127.0.0.1.
+    let mx = Sink::start(SinkConfig {
+        rcpt_replies,
+        ..Default::default()
+    })
+    .await;
+    let upstream = Sink::start(SinkConfig::default()).await;
+    let zone = format!("{ZONE}sender.test MX 10 mx.sender.test\nmx.sender.test A 127.0.0.1\n");
+    let dns = DnsServer::start(Zone::parse(&zone)).await;
+    let extra = format!("[envelope]\nreject_unverified_sender = \"all\"\ncallout_port = {}\ncallout_timeout = \"1s\"\n", mx.addr.port());
+    let gw = gateway(&upstream, &dns, &extra).await;
+    let mail = |sender: &'static str| {
+        let addr = gw.addr;
+        async move {
+            let mut c = connect(addr).await;
+            c.expect("EHLO client.example.test", 250).await;
+            c.cmd(&format!("MAIL FROM:<{sender}>")).await
+        }
+    };
+    assert_eq!(mail("ok@sender.test").await.code, 250);
+    assert_eq!(mx.connections(), 1);
+    assert_eq!(mail("ok@sender.test").await.code, 250, "cached");
+    assert_eq!(mx.connections(), 1, "the second message makes no callout");
+    let r = mail("bad@sender.test").await;
+    assert_eq!(code(&r), (550, "5.1.7".into()), "{r:?}");
+    assert!(r.text().contains("(reject_unverified_sender)"), "{r:?}");
+    assert_eq!(code(&mail("bad@sender.test").await), (550, "5.1.7".into()));
+    assert_eq!(mx.connections(), 2, "the refusal is cached too");
+    let r = mail("busy@sender.test").await;
+    assert_eq!(code(&r), (450, "4.1.7".into()), "{r:?}");
+    assert_eq!(code(&mail("busy@sender.test").await), (450, "4.1.7".into()));
+    assert_eq!(mx.connections(), 4, "tempfails are not cached");
+    assert!(
+        mx.commands().iter().any(|c| c == "MAIL FROM:<>"),
+        "callouts use the null sender"
+    );
+    // A silent MX: 450 4.1.7 after callout_timeout, never a 5xx.
+    let silent = Sink::start(SinkConfig {
+        silent_greeting: true,
+        ..Default::default()
+    })
+    .await;
+    let extra = format!("[envelope]\nreject_unverified_sender = \"all\"\ncallout_port = {}\ncallout_timeout = \"1s\"\n", silent.addr.port());
+    let gw = gateway(&upstream, &dns, &extra).await;
+    let mut c = connect(gw.addr).await;
+    c.expect("EHLO client.example.test", 250).await;
+    let r = c.cmd("MAIL FROM:<ok@sender.test>").await;
+    assert_eq!(code(&r), (450, "4.1.7".into()), "{r:?}");
+}

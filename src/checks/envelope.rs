@@ -39,6 +39,28 @@ pub struct EnvelopeConfig {
     /// How long a learned bad recipient is remembered.
     #[serde(default = "default_known_bad_ttl")]
     pub known_bad_ttl: Span,
+    /// Sender verification by SMTP callout: "none", "local" or "all".
+    #[serde(default)]
+    pub reject_unverified_sender: super::callout::Scope,
+    /// The port callouts connect to (25; tests use another).
+    #[serde(default = "default_callout_port")]
+    pub callout_port: u16,
+    /// Longest callout.
+    #[serde(default = "default_callout_timeout")]
+    pub callout_timeout: Span,
+    /// Callouts at once per destination host.
+    #[serde(default = "default_callout_concurrency")]
+    pub callout_concurrency: usize,
+}
+
+fn default_callout_port() -> u16 {
+    25
+}
+fn default_callout_timeout() -> Span {
+    Span(Duration::from_secs(10))
+}
+fn default_callout_concurrency() -> usize {
+    4
 }
 
 impl Default for EnvelopeConfig {
@@ -50,6 +72,10 @@ impl Default for EnvelopeConfig {
             reject_unknown_sender_domain: false,
             reject_known_bad_recipient_address: true,
             known_bad_ttl: default_known_bad_ttl(),
+            reject_unverified_sender: super::callout::Scope::None,
+            callout_port: default_callout_port(),
+            callout_timeout: default_callout_timeout(),
+            callout_concurrency: default_callout_concurrency(),
         }
     }
 }
@@ -444,6 +470,9 @@ pub fn build(
             rhsbl,
             symbols: leak(names),
         }));
+    }
+    if let Some(c) = super::callout::CalloutCheck::new(config, dns, store) {
+        checks.push(Box::new(c));
     }
     if env.reject_known_bad_recipient_address {
         checks.push(Box::new(KnownBadRecipientCheck {

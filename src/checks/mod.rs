@@ -3,6 +3,7 @@
 //! reads config files and never knows scores (DESIGN §2).
 
 pub mod authentication;
+pub mod callout;
 pub mod content;
 pub mod envelope;
 pub mod greylist;

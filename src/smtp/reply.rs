@@ -327,11 +327,20 @@ pub fn for_symbol(symbol: &str, subject: &str, temporary: bool) -> Reply {
                 format!("<{subject}>: Sender address rejected: Domain not found"),
             ),
         },
-        "reject_unverified_sender" => (
-            550,
-            "5.1.7",
-            format!("<{subject}>: Sender address rejected: undeliverable address"),
-        ),
+        "reject_unverified_sender" => match subject.strip_suffix(" (tempfail)") {
+            Some(address) => (
+                450,
+                "4.1.7",
+                format!(
+                    "<{address}>: Sender address rejected: unverified address: try again later"
+                ),
+            ),
+            None => (
+                550,
+                "5.1.7",
+                format!("<{subject}>: Sender address rejected: undeliverable address"),
+            ),
+        },
         "reject_sender_login_mismatch" => (
             553,
             "5.7.1",

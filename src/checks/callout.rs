@@ -1,0 +1,223 @@
+//! reject_unverified_sender: an SMTP callout to the sender domain's MX —
+//! `MAIL FROM:<>`, `RCPT TO:<sender>`, `QUIT` — with results cached in the
+//! store (accepted 31 days, refused 3 days, tempfails not cached) and at
+//! most `callout_concurrency` callouts per destination at once. A 5xx is a
+//! refusal (550 5.1.7); a 4xx, silence or no MX to reach is a tempfail
+//! (450 4.1.7), never a refusal.
+
+use super::{Check, CheckError, CheckFuture, Phase, View};
+use crate::config::{Config, OnError};
+use crate::dns::Lookup;
+use crate::score::Hit;
+use crate::store::Store;
+use dashmap::DashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+const KEEP_OK: Duration = Duration::from_secs(31 * 86_400);
+const KEEP_BAD: Duration = Duration::from_secs(3 * 86_400);
+
+/// Which senders are verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Nobody (the default).
+    #[default]
+    None,
+    /// Senders of relay.local_domains.
+    Local,
+    /// Every sender.
+    All,
+}
+
+/// What the MX said.
+enum Verdict {
+    Accepted,
+    Refused(String),
+    Unknown(String),
+}
+
+/// The callout check.
+pub struct CalloutCheck {
+    dns: Arc<dyn Lookup>,
+    store: Arc<dyn Store>,
+    scope: Scope,
+    local_domains: Vec<String>,
+    port: u16,
+    timeout: Duration,
+    helo: String,
+    per_destination: usize,
+    busy: DashMap<String, Arc<Semaphore>>,
+    on_error: OnError,
+}
+
+impl CalloutCheck {
+    /// From `[envelope]`; `None` when the scope is "none".
+    pub fn new(
+        config: &Config,
+        dns: &Arc<dyn Lookup>,
+        store: &Arc<dyn Store>,
+    ) -> Option<CalloutCheck> {
+        let env = &config.envelope;
+        (env.reject_unverified_sender != Scope::None).then(|| CalloutCheck {
+            dns: Arc::clone(dns),
+            store: Arc::clone(store),
+            scope: env.reject_unverified_sender,
+            local_domains: config
+                .relay
+                .local_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            port: env.callout_port,
+            timeout: env.callout_timeout.0,
+            helo: config.server.hostname.clone(),
+            per_destination: env.callout_concurrency.max(1),
+            busy: DashMap::new(),
+            on_error: config.store.on_error,
+        })
+    }
+
+    async fn verify(&self, sender: &str, domain: &str) -> Result<Verdict, CheckError> {
+        let fail = |reason: String| CheckError {
+            check: "callout",
+            reason,
+        };
+        let mut hosts = match self.dns.mx(domain).await.map_err(|e| fail(e.to_string()))? {
+            Some(mx) => mx,
+            None => vec![(0, domain.to_string())],
+        };
+        hosts.sort();
+        let Some((_, host)) = hosts.into_iter().find(|(_, h)| !h.is_empty()) else {
+            return Ok(Verdict::Refused("null MX".into()));
+        };
+        let Some(ips) = self.dns.ips(&host).await.map_err(|e| fail(e.to_string()))? else {
+            return Ok(Verdict::Unknown(format!("{host} has no address")));
+        };
+        let slot = self
+            .busy
+            .entry(host.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_destination)))
+            .clone();
+        let Ok(_permit) = tokio::time::timeout(self.timeout, slot.acquire_owned()).await else {
+            return Ok(Verdict::Unknown(format!("too many callouts to {host}")));
+        };
+        let addr = SocketAddr::new(ips[0], self.port);
+        match tokio::time::timeout(self.timeout, self.dialogue(addr, sender)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Ok(Verdict::Unknown(format!("{host}: {e}"))),
+            Err(_) => Ok(Verdict::Unknown(format!("{host}: no answer in time"))),
+        }
+    }
+
+    async fn dialogue(&self, addr: SocketAddr, sender: &str) -> std::io::Result<Verdict> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (rd, mut wr) = stream.into_split();
+        let mut rd = BufReader::new(rd);
+        let reply = async |rd: &mut BufReader<tokio::net::tcp::OwnedReadHalf>| -> std::io::Result<(u16, String)> {
+            let mut text = String::new();
+            loop {
+                let mut line = String::new();
+                if rd.read_line(&mut line).await? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                text.push_str(line.trim_end());
+                if line.as_bytes().get(3) != Some(&b'-') {
+                    let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+                    return Ok((code, text));
+                }
+                text.push(' ');
+            }
+        };
+        let (code, text) = reply(&mut rd).await?;
+        if code != 220 {
+            return Ok(classify(code, text));
+        }
+        for command in [
+            format!("EHLO {}\r\n", self.helo),
+            "MAIL FROM:<>\r\n".to_string(),
+        ] {
+            wr.write_all(command.as_bytes()).await?;
+            let (code, text) = reply(&mut rd).await?;
+            if code / 100 != 2 {
+                return Ok(classify(code, text));
+            }
+        }
+        wr.write_all(format!("RCPT TO:<{sender}>\r\n").as_bytes())
+            .await?;
+        let (code, text) = reply(&mut rd).await?;
+        let _ = wr.write_all(b"QUIT\r\n").await;
+        Ok(classify(code, text))
+    }
+}
+
+fn classify(code: u16, text: String) -> Verdict {
+    match code / 100 {
+        2 => Verdict::Accepted,
+        5 => Verdict::Refused(text),
+        _ => Verdict::Unknown(text),
+    }
+}
+
+impl Check for CalloutCheck {
+    fn name(&self) -> &'static str {
+        "callout"
+    }
+    fn phase(&self) -> Phase {
+        Phase::Mail
+    }
+    fn symbols(&self) -> &'static [&'static str] {
+        &["reject_unverified_sender"]
+    }
+    fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let Some(sender) = view.sender else {
+                return Ok(Vec::new());
+            };
+            let domain = sender.domain.trim_end_matches('.').to_ascii_lowercase();
+            if domain.is_empty()
+                || (self.scope == Scope::Local && !self.local_domains.contains(&domain))
+            {
+                return Ok(Vec::new());
+            }
+            let address = sender.to_string();
+            let key = format!("callout:{}", address.to_ascii_lowercase());
+            let cached = match self.store.get(&key).await {
+                Ok(v) => v,
+                Err(_) if self.on_error == OnError::Accept => None,
+                Err(e) => {
+                    return Err(CheckError {
+                        check: "callout",
+                        reason: e.to_string(),
+                    })
+                }
+            };
+            let hit = |subject: String| Ok(vec![Hit::new("reject_unverified_sender", subject)]);
+            match cached.as_deref() {
+                Some(b"ok") => return Ok(Vec::new()),
+                Some(_) => return hit(address),
+                None => {}
+            }
+            match self.verify(&address, &domain).await? {
+                Verdict::Accepted => {
+                    let _ = self.store.set(&key, b"ok", KEEP_OK).await;
+                    Ok(Vec::new())
+                }
+                Verdict::Refused(why) => {
+                    tracing::info!(sender = %address, reply = %why, "callout: sender refused");
+                    let _ = self.store.set(&key, b"bad", KEEP_BAD).await;
+                    hit(address)
+                }
+                Verdict::Unknown(why) => {
+                    tracing::info!(sender = %address, reason = %why, "callout: no verdict");
+                    hit(format!("{address} (tempfail)"))
+                }
+            }
+        })
+    }
+}

@@ -116,6 +116,12 @@ impl HickoryLookup {
     }
 }
 
+/// True when `name` cannot be a DNS name at all (then nothing exists there:
+/// an answer, not a failure).
+fn impossible(name: &str) -> bool {
+    mail_auth::hickory_resolver::proto::rr::Name::from_ascii(name).is_err()
+}
+
 /// Absolute form of `name` (one query, no search list).
 fn fqdn(name: &str) -> String {
     if name.ends_with('.') {
@@ -161,6 +167,15 @@ fn name_text(name: &mail_auth::hickory_resolver::proto::rr::Name) -> String {
 impl Lookup for HickoryLookup {
     fn ips<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<IpAddr>> {
         Box::pin(async move {
+            if impossible(name) {
+                return Ok(None);
+            }
+            if impossible(name) {
+                return Ok(None);
+            }
+            if impossible(name) {
+                return Ok(None);
+            }
             let started = Instant::now();
             let (v4, v6) = tokio::join!(
                 self.resolver.ipv4_lookup(fqdn(name)),

@@ -17,7 +17,6 @@ use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{DkimSigner, Done};
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::dmarc::Policy;
-use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
     AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, Parameters, RecordSet,
@@ -27,7 +26,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
 use std::borrow::{Borrow, Cow};
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -539,48 +538,16 @@ fn claims_to_be_ours(hostname: &str, field: &[u8]) -> bool {
 /// The resolver of `[dns]`: its nameservers (UDP and TCP) with its timeout
 /// and attempts, or the system configuration when none are listed.
 fn build_resolver(config: &Config) -> Result<MessageAuthenticator, ConfigError> {
-    let dns = &config.dns;
-    let error = |message: String| config.source.error_at_key("dns", "nameservers", message);
-    let (resolver_config, mut opts) = if dns.nameservers.is_empty() {
-        match mail_auth::hickory_resolver::system_conf::read_system_conf() {
-            Ok(system) => system,
-            // Without `[outbound]` nothing resolves: no reason to refuse.
-            Err(_) if config.outbound.is_none() => (
-                ResolverConfig::from_name_servers(Vec::new()),
-                ResolverOpts::default(),
-            ),
-            Err(e) => {
-                return Err(error(format!(
-                    "dns: cannot read the system resolver configuration: {e}"
-                )))
-            }
-        }
-    } else {
-        let mut servers = Vec::new();
-        for text in &dns.nameservers {
-            let addr: SocketAddr = text
-                .parse()
-                .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-                .map_err(|_| {
-                    error(format!(
-                        "dns.nameservers: invalid address `{text}`: expected \"IP\" or \"IP:port\""
-                    ))
-                })?;
-            let mut server = NameServerConfig::udp_and_tcp(addr.ip());
-            for connection in &mut server.connections {
-                connection.port = addr.port();
-            }
-            servers.push(server);
-        }
-        (
-            ResolverConfig::from_name_servers(servers),
-            ResolverOpts::default(),
+    // Without `[outbound]` nothing resolves: an unreadable system
+    // configuration is no reason to refuse to start.
+    let (resolver_config, opts) = crate::dns::resolver_config(config, config.outbound.is_some())?;
+    MessageAuthenticator::new(resolver_config, opts).map_err(|e| {
+        config.source.error_at_key(
+            "dns",
+            "nameservers",
+            format!("dns: cannot build the resolver: {e}"),
         )
-    };
-    opts.timeout = dns.timeout.0;
-    opts.attempts = dns.attempts.max(1);
-    MessageAuthenticator::new(resolver_config, opts)
-        .map_err(|e| error(format!("dns: cannot build the resolver: {e}")))
+    })
 }
 
 /// A signing key from `[dkim].keys_dir`.

@@ -1,5 +1,5 @@
 //! Interop with a real MTA: Postfix as the client (relayhost = smtpgate,
-//! over STARTTLS) and Postfix as the upstream, each a private instance on
+//! SASL PLAIN over STARTTLS, not in mynetworks) and Postfix as the upstream, each a private instance on
 //! loopback ports (`postfix -c DIR start-fg`, run as root as CI does).
 //!
 //! * a good message arrives through client Postfix -> smtpgate -> upstream
@@ -170,12 +170,18 @@ async fn chain(mode: &str) -> (Sink, Postfix, common::Gateway, Postfix) {
         &format!("relayhost = [127.0.0.1]:{}\n", sink.addr.port()),
     )
     .await;
+    // The client Postfix is not in mynetworks: it relays only because it
+    // authenticates (SASL PLAIN over STARTTLS) as the shop's login.
+    let passwd = upstream.dir.join("smtpgate-passwd");
+    std::fs::write(&passwd, format!("shop@customer.test:{SHOP_HASH}\n")).unwrap();
     let text = common::config_text(
         SocketAddr::from(([127, 0, 0, 1], upstream.port)),
         "",
         &format!(
-            "{}[relay]\nlocal_domains = [\"customer.test\"]\n",
-            common::tls_section()
+            "{}[relay]\nmynetworks = [\"192.0.2.0/24\"]\nlocal_domains = [\"customer.test\"]\n\
+             [auth]\npasswd_file = \"{}\"\n",
+            common::tls_section(),
+            passwd.display()
         ),
     )
     .replace(
@@ -187,6 +193,9 @@ async fn chain(mode: &str) -> (Sink, Postfix, common::Gateway, Postfix) {
         "client",
         &format!(
             "relayhost = [127.0.0.1]:{gw}\nsmtp_tls_policy_maps = inline:{{[127.0.0.1]:{gw}=encrypt}}\n\
+             smtp_sasl_auth_enable = yes\n\
+             smtp_sasl_password_maps = inline:{{[127.0.0.1]:{gw}=shop@customer.test:secret}}\n\
+             smtp_sasl_security_options = noanonymous\nsmtp_sasl_tls_security_options = noanonymous\n\
              smtp_helo_name = mta.customer.test\n\
              transport_maps = inline:{{customer.test=smtp:[127.0.0.1]:{sink}}}\n",
             gw = gw.addr.port(),
@@ -196,6 +205,10 @@ async fn chain(mode: &str) -> (Sink, Postfix, common::Gateway, Postfix) {
     .await;
     (sink, upstream, gw, client)
 }
+
+/// "secret", made by `openssl passwd -6 -salt saltsalt secret` (as in
+/// tests/fixtures/auth).
+const SHOP_HASH: &str = "{SHA512-CRYPT}$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
 
 const GOOD: &str = "From: Shop <shop@customer.test>\r\nTo: <client@example.net>\r\nSubject: Your order has shipped\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <order-1@customer.test>\r\n\r\nHello, your order is on its way.\r\n.\r\n";
 
@@ -216,8 +229,8 @@ async fn postfix_to_smtpgate_to_postfix_delivers_and_postfix_bounces_our_reject(
     assert_eq!(good.mail_from, "shop@customer.test");
     let text = String::from_utf8_lossy(&good.data);
     assert!(
-        text.contains("by gw.example.test (smtpgate) with ESMTPS id"),
-        "client Postfix used STARTTLS to us: {text}"
+        text.contains("by gw.example.test (smtpgate) with ESMTPSA id"),
+        "client Postfix used STARTTLS and SASL AUTH to us: {text}"
     );
     assert!(
         text.contains("by upstream.example.test (Postfix)"),

@@ -223,6 +223,31 @@ async fn dnsbl_listing_is_scored_and_refusal_codes_are_ignored() {
 }
 
 #[tokio::test]
+async fn a_dnsbl_outage_is_skipped_by_default_and_tempfails_when_configured() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    let dns = DnsServer::start(Zone::parse(ZONE)).await;
+    let message = "Subject: x\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bl2@example.test>\r\n\r\nhi\r\n.\r\n";
+    let zone = "[dnsbl]\nclient = [{ zone = \"zen.test\", name = \"SPAMHAUS_ZEN\" }]\n";
+    let skip = gateway(&sink, &dns, zone).await;
+    let tempfail = gateway(&sink, &dns, &format!("{zone}on_error = \"tempfail\"\n")).await;
+    dns.set_mode(Mode::Silent);
+    let r = common::client::send_message(
+        skip.addr,
+        "a@example.test",
+        &["b@example.net"],
+        message.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.code, 250, "a DNSBL outage does not stop mail: {r:?}");
+    let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
+    assert!(!String::from_utf8_lossy(&msgs[0].data).contains("RBL_"));
+    let mut c = connect(tempfail.addr).await;
+    let r = c.cmd("EHLO client.example.test").await;
+    assert_eq!(code(&r), (451, "4.3.0".into()), "{r:?}");
+    dns.set_mode(Mode::Answer);
+}
+
+#[tokio::test]
 async fn bad_recipients_cli_imports_lists_and_removes() {
     let redis = common::redis::RedisServer::start();
     let sink = Sink::start(SinkConfig::default()).await;

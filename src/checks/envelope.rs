@@ -107,6 +107,22 @@ pub struct DnsblConfig {
     /// Zones listing sender domains.
     #[serde(default)]
     pub sender: Vec<Zone>,
+    /// A DNSBL that times out or fails: `skip` (the default: a blocklist
+    /// outage must not stop mail; counted and logged) or `tempfail`
+    /// (451 4.3.0 for that phase).
+    #[serde(default)]
+    pub on_error: DnsblOnError,
+}
+
+/// What a DNSBL/RHSBL lookup failure does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsblOnError {
+    /// Not listed, as far as we know.
+    #[default]
+    Skip,
+    /// 451 4.3.0 for that phase.
+    Tempfail,
 }
 
 fn dns_error(check: &'static str, e: DnsError) -> CheckError {
@@ -211,6 +227,7 @@ impl Check for HeloDnsCheck {
 pub struct SenderDnsCheck {
     dns: Arc<dyn Lookup>,
     unknown_domain: bool,
+    on_error: DnsblOnError,
     rhsbl: Vec<(String, &'static str)>,
     symbols: &'static [&'static str],
 }
@@ -250,7 +267,9 @@ impl Check for SenderDnsCheck {
             }
             for (zone, symbol) in &self.rhsbl {
                 let query = format!("{domain}.{zone}");
-                if let Some(code) = listed(self.dns.as_ref(), &query).await? {
+                if let Some(code) =
+                    listed(self.dns.as_ref(), &query, self.on_error, "sender_dns").await?
+                {
                     hits.push(Hit::new(
                         symbol,
                         format!("{domain} listed in {zone} ({code})"),
@@ -263,25 +282,34 @@ impl Check for SenderDnsCheck {
 }
 
 /// The first listing answer for `query`; "query refused" codes
-/// (127.255.255.252-255) are not listings; DNS failures count as not listed
-/// (a DNSBL outage must not stop mail).
-async fn listed(dns: &dyn Lookup, query: &str) -> Result<Option<std::net::Ipv4Addr>, CheckError> {
+/// (127.255.255.252-255) are not listings. A DNS failure is "not listed"
+/// with `on_error = "skip"` (a DNSBL outage must not stop mail), else a
+/// CheckError (451 4.3.0).
+async fn listed(
+    dns: &dyn Lookup,
+    query: &str,
+    on_error: DnsblOnError,
+    check: &'static str,
+) -> Result<Option<std::net::Ipv4Addr>, CheckError> {
     match dns.a(query).await {
         Ok(Some(codes)) => Ok(codes.into_iter().find(|c| {
             let o = c.octets();
             o[0] == 127 && !(o[1] == 255 && o[2] == 255 && o[3] >= 252)
         })),
         Ok(None) => Ok(None),
-        Err(e) => {
-            tracing::debug!(error = %e, "DNSBL lookup failed");
+        Err(e) if on_error == DnsblOnError::Skip => {
+            tracing::debug!(error = %e, query, "DNSBL lookup failed; treated as not listed");
+            metrics::counter!("smtpgate_dnsbl_errors_total").increment(1);
             Ok(None)
         }
+        Err(e) => Err(dns_error(check, e)),
     }
 }
 
 /// HELO phase (once per connection): DNSBL zones for the client IP.
 pub struct ClientDnsblCheck {
     dns: Arc<dyn Lookup>,
+    on_error: DnsblOnError,
     zones: Vec<(String, &'static str)>,
     symbols: &'static [&'static str],
 }
@@ -319,7 +347,10 @@ impl Check for ClientDnsblCheck {
             let mut hits = Vec::new();
             let label = reversed(view.client_ip);
             for (zone, symbol) in &self.zones {
-                if let Some(code) = listed(self.dns.as_ref(), &format!("{label}.{zone}")).await? {
+                let query = format!("{label}.{zone}");
+                if let Some(code) =
+                    listed(self.dns.as_ref(), &query, self.on_error, "dnsbl").await?
+                {
                     hits.push(Hit::new(
                         symbol,
                         format!("{} listed in {zone} ({code})", view.client_ip),
@@ -403,12 +434,31 @@ pub async fn learn_bad_recipient(
 }
 
 /// Leaks symbol names made from configuration (a few per reload).
+/// `name` as a `&'static str`, leaked once per distinct name (zone symbols
+/// come from the config, so a SIGHUP reload must not leak them again).
+fn intern(name: String) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.into_boxed_str());
+    names.push(n);
+    n
+}
+
+/// A symbol list as `&'static`, interned like [`intern`].
 fn leak(names: Vec<String>) -> &'static [&'static str] {
-    let names: Vec<&'static str> = names
-        .into_iter()
-        .map(|n| &*Box::leak(n.into_boxed_str()))
-        .collect();
-    Box::leak(names.into_boxed_slice())
+    static LISTS: std::sync::Mutex<Vec<&'static [&'static str]>> =
+        std::sync::Mutex::new(Vec::new());
+    let names: Vec<&'static str> = names.into_iter().map(intern).collect();
+    let mut lists = LISTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(l) = lists.iter().find(|l| **l == names.as_slice()) {
+        return l;
+    }
+    let l: &'static [&'static str] = Box::leak(names.into_boxed_slice());
+    lists.push(l);
+    l
 }
 
 /// The checks of `[envelope]` and `[dnsbl]`.
@@ -438,13 +488,14 @@ pub fn build(
             .map(|z| {
                 (
                     z.zone.trim_end_matches('.').to_string(),
-                    &*Box::leak(format!("RBL_{}", z.name.to_ascii_uppercase()).into_boxed_str()),
+                    intern(format!("RBL_{}", z.name.to_ascii_uppercase())),
                 )
             })
             .collect();
         let symbols = leak(zones.iter().map(|(_, s)| s.to_string()).collect());
         checks.push(Box::new(ClientDnsblCheck {
             dns: Arc::clone(dns),
+            on_error: dnsbl.on_error,
             zones,
             symbols,
         }));
@@ -456,7 +507,7 @@ pub fn build(
             .map(|z| {
                 (
                     z.zone.trim_end_matches('.').to_string(),
-                    &*Box::leak(format!("RHSBL_{}", z.name.to_ascii_uppercase()).into_boxed_str()),
+                    intern(format!("RHSBL_{}", z.name.to_ascii_uppercase())),
                 )
             })
             .collect();
@@ -467,6 +518,7 @@ pub fn build(
         checks.push(Box::new(SenderDnsCheck {
             dns: Arc::clone(dns),
             unknown_domain: env.reject_unknown_sender_domain,
+            on_error: dnsbl.on_error,
             rhsbl,
             symbols: leak(names),
         }));

@@ -24,10 +24,15 @@ use mail_auth::{
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
-use std::borrow::{Borrow, Cow};
+use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// An SPF result (RFC 7208 §2.6).
@@ -310,12 +315,18 @@ impl Authenticator {
             ips,
         };
 
+        // Signed as it will be delivered; delivery reuses the signature.
+        let delivered = crate::message::as_delivered(&self.hostname, env.message);
         let mut signing_key = None;
         let mut owned;
         let mut message = env.message;
-        if let Some((key, header)) = self.signer.as_ref().and_then(|s| s.sign(env.message)) {
+        if let Some((key, header)) = self
+            .signer
+            .as_ref()
+            .and_then(|s| s.sign_and_keep(&delivered))
+        {
             owned = header.into_bytes();
-            owned.extend_from_slice(env.message);
+            owned.extend_from_slice(&delivered);
             message = &owned;
             signing_key = Some((key.domain.clone(), key.selector.clone(), key.record.clone()));
         }
@@ -394,14 +405,19 @@ impl Authenticator {
         }
     }
 
-    /// The `DKIM-Signature: ...\r\n` header smtpgate adds to `message`, when
-    /// `[dkim]` has a key for its From domain. A signing failure is logged
-    /// and the message goes unsigned (never lost).
+    /// The `DKIM-Signature: ...\r\n` header smtpgate adds to `message` (as
+    /// delivered), when `[dkim]` has a key for its From domain: the one made
+    /// while evaluating it, else a new one. A signing failure is logged and
+    /// the message goes unsigned (never lost).
     pub fn sign(&self, message: &[u8]) -> Option<String> {
+        self.signer.as_ref().and_then(|s| s.take_or_sign(message))
+    }
+
+    /// How many DKIM signatures this configuration has computed.
+    pub fn signatures_made(&self) -> u64 {
         self.signer
             .as_ref()
-            .and_then(|s| s.sign(message))
-            .map(|(_, header)| header)
+            .map_or(0, |s| s.made.load(Ordering::Relaxed))
     }
 }
 
@@ -479,47 +495,7 @@ pub fn authentication_results(hostname: &str, breakdown: &Breakdown) -> Option<S
     ))
 }
 
-/// `message` without the Authentication-Results fields that claim to come
-/// from `hostname` (RFC 8601 §5: a client must not pass its own results
-/// off as ours). Other fields, and the body, are untouched.
-pub fn without_our_results<'a>(hostname: &str, message: &'a [u8]) -> Cow<'a, [u8]> {
-    let header_end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(message.len(), |p| p + 2);
-    let mut forged = Vec::new();
-    let mut start = 0;
-    while start < header_end {
-        // A field runs until a line that does not start with SP or HTAB.
-        let mut end = start;
-        loop {
-            end = message[end..header_end]
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .map_or(header_end, |p| end + p + 2);
-            if end >= header_end || !matches!(message[end], b' ' | b'\t') {
-                break;
-            }
-        }
-        if claims_to_be_ours(hostname, &message[start..end]) {
-            forged.push(start..end);
-        }
-        start = end;
-    }
-    if forged.is_empty() {
-        return Cow::Borrowed(message);
-    }
-    let mut out = Vec::with_capacity(message.len());
-    let mut from = 0;
-    for range in forged {
-        out.extend_from_slice(&message[from..range.start]);
-        from = range.end;
-    }
-    out.extend_from_slice(&message[from..]);
-    Cow::Owned(out)
-}
-
-fn claims_to_be_ours(hostname: &str, field: &[u8]) -> bool {
+pub(crate) fn claims_to_be_ours(hostname: &str, field: &[u8]) -> bool {
     let Some(colon) = field.iter().position(|b| *b == b':') else {
         return false;
     };
@@ -564,10 +540,19 @@ enum KeySigner {
     Ed25519(DkimSigner<Ed25519Key, Done>),
 }
 
-/// The `[dkim]` keys.
+/// The `[dkim]` keys, and the signatures made while evaluating messages
+/// that delivery has not taken yet (so a message is signed once: RSA
+/// signing is the most expensive thing smtpgate does).
 struct Signer {
     keys: Vec<DkimKey>,
+    pending: Mutex<VecDeque<(u64, String)>>,
+    hasher: RandomState,
+    made: AtomicU64,
 }
+
+/// Signatures kept for delivery; older ones (messages refused after
+/// evaluation) are dropped first.
+const PENDING_SIGNATURES: usize = 256;
 
 impl Signer {
     /// Loads every `<selector>._domainkey.<domain>.pem` in `dir`.
@@ -610,7 +595,12 @@ impl Signer {
         }
         // Deterministic choice when a domain has several selectors.
         keys.sort_by(|a, b| (&a.domain, &a.selector).cmp(&(&b.domain, &b.selector)));
-        Ok(Signer { keys })
+        Ok(Signer {
+            keys,
+            pending: Mutex::new(VecDeque::new()),
+            hasher: RandomState::new(),
+            made: AtomicU64::new(0),
+        })
     }
 
     /// The key for `domain`: its own, else the closest parent domain's
@@ -630,12 +620,42 @@ impl Signer {
         }
     }
 
+    fn digest(&self, message: &[u8]) -> u64 {
+        self.hasher.hash_one(message)
+    }
+
+    /// Signs `message` (as it will be delivered) and keeps the signature
+    /// for [`Signer::take_or_sign`].
+    fn sign_and_keep(&self, message: &[u8]) -> Option<(&DkimKey, String)> {
+        let (key, header) = self.sign(message)?;
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.len() >= PENDING_SIGNATURES {
+            pending.pop_front();
+        }
+        pending.push_back((self.digest(message), header.clone()));
+        Some((key, header))
+    }
+
+    /// The signature made for `message` during its evaluation, else a new
+    /// one.
+    fn take_or_sign(&self, message: &[u8]) -> Option<String> {
+        let digest = self.digest(message);
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = pending.iter().position(|(d, _)| *d == digest) {
+                return pending.remove(i).map(|(_, header)| header);
+            }
+        }
+        self.sign(message).map(|(_, header)| header)
+    }
+
     /// Signs `message` with the key of its From domain.
     fn sign(&self, message: &[u8]) -> Option<(&DkimKey, String)> {
         let parsed = AuthenticatedMessage::parse(message)?;
         let from = parsed.from.first()?;
         let (_, domain) = from.rsplit_once('@')?;
         let key = self.key_for(domain)?;
+        self.made.fetch_add(1, Ordering::Relaxed);
         let signature = match &key.signer {
             KeySigner::Rsa(s) => s.sign(message),
             KeySigner::Ed25519(s) => s.sign(message),
@@ -836,21 +856,6 @@ mod tests {
             )
         );
         assert_eq!(authentication_results("gw", &Breakdown::default()), None);
-    }
-
-    #[test]
-    fn only_results_claiming_our_authserv_id_are_removed() {
-        let message = b"Authentication-Results: GW.example.test;\r\n\tdkim=pass header.d=mail.ru\r\nSubject: x\r\nAuthentication-Results: mx.other.test; spf=pass\r\nauthentication-results: gw.example.test 1; none\r\n\r\nAuthentication-Results: gw.example.test; in the body\r\n";
-        let out = without_our_results("gw.example.test", message);
-        assert_eq!(
-            out.as_ref(),
-            b"Subject: x\r\nAuthentication-Results: mx.other.test; spf=pass\r\n\r\nAuthentication-Results: gw.example.test; in the body\r\n"
-        );
-        let clean = b"Subject: x\r\n\r\nbody\r\n";
-        assert!(matches!(
-            without_our_results("gw.example.test", clean),
-            Cow::Borrowed(_)
-        ));
     }
 
     #[test]

@@ -583,6 +583,11 @@ async fn seed_case_end_to_end_is_spam_and_signing_makes_it_pass() {
         "message unchanged after our headers"
     );
     assert_eq!(text.matches("Authentication-Results:").count(), 1, "{text}");
+    assert_eq!(
+        gw.handle.app().auth.signatures_made(),
+        1,
+        "the signature made to predict DMARC is the one delivered"
+    );
 
     // The other implementation (python3-dkim) verifies our signature, with
     // the key from the fixture zone.

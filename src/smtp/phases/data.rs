@@ -12,7 +12,6 @@ use crate::smtp::command::{parse_address, Address, MailParams};
 use crate::smtp::received::Trace;
 use crate::smtp::reply::{self, Reply};
 use crate::smtp::session::{Flow, Session, Txn};
-use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 use tokio::io::AsyncReadExt;
 
@@ -144,11 +143,9 @@ impl Session {
     /// client-supplied copies of them removed.
     async fn deliver(&mut self, message: &[u8], size: usize) -> Reply {
         let mut header = self.trace_header();
-        let message = strip_headers(message, is_our_header);
-        // Authentication (src/auth.rs): drop Authentication-Results that
-        // claim our authserv-id, add ours, then our DKIM signature.
-        let message =
-            &*crate::auth::without_our_results(&self.app.config.server.hostname, &message);
+        // Client copies of our verdict headers go; ours and our DKIM
+        // signature are prepended.
+        let message = &*crate::message::as_delivered(&self.app.config.server.hostname, message);
         if let Some(txn) = &self.txn {
             let hostname = &self.app.config.server.hostname;
             match crate::auth::authentication_results(hostname, &txn.breakdown) {
@@ -430,70 +427,4 @@ fn spamd_result(txn: &Txn, threshold: &str) -> String {
     }
     out.push_str("\r\n");
     out
-}
-
-/// Spam verdict headers only smtpgate may set: client-supplied copies are
-/// removed (Authentication-Results claiming our authserv-id go too, in
-/// `auth::without_our_results`).
-fn is_our_header(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"x-spamd-result")
-        || name.len() > 7 && name[..7].eq_ignore_ascii_case(b"x-spam-")
-}
-
-/// The message without the header fields (and their folded lines) whose
-/// name matches `drop`; borrowed when nothing is removed.
-pub fn strip_headers(message: &[u8], drop: impl Fn(&[u8]) -> bool) -> Cow<'_, [u8]> {
-    let mut pos = 0;
-    let mut out: Option<Vec<u8>> = None;
-    let mut dropping = false;
-    while pos < message.len() {
-        let end = message[pos..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map_or(message.len(), |e| pos + e + 2);
-        let line = &message[pos..end];
-        if line == b"\r\n" {
-            break;
-        }
-        let continuation = line[0] == b' ' || line[0] == b'\t';
-        if !continuation {
-            dropping = line
-                .iter()
-                .position(|&b| b == b':')
-                .is_some_and(|colon| drop(&line[..colon]));
-        }
-        if dropping {
-            out.get_or_insert_with(|| message[..pos].to_vec());
-        } else if let Some(o) = out.as_mut() {
-            o.extend_from_slice(line);
-        }
-        pos = end;
-    }
-    match out {
-        Some(mut o) => {
-            o.extend_from_slice(&message[pos..]);
-            Cow::Owned(o)
-        }
-        None => Cow::Borrowed(message),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strips_only_our_headers_with_folds() {
-        let m = b"Subject: a\r\nX-Spam-Flag: YES\r\nX-Spamd-Result: x;\r\n\tSYM(1.00)\r\nTo: b\r\n\r\nX-Spam-Flag: body\r\n";
-        let out = strip_headers(m, is_our_header);
-        assert_eq!(
-            &out[..],
-            b"Subject: a\r\nTo: b\r\n\r\nX-Spam-Flag: body\r\n"
-        );
-        let clean = b"Subject: a\r\n\r\nbody\r\n";
-        assert!(matches!(
-            strip_headers(clean, is_our_header),
-            Cow::Borrowed(_)
-        ));
-    }
 }

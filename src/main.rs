@@ -126,19 +126,9 @@ fn main() -> ExitCode {
 
 fn bad_recipients(path: &Path, action: BadAction) -> ExitCode {
     use smtpgate::checks::envelope::known_bad_key;
-    let app = match App::load(path, None) {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    if app.store.backend() == "memory" {
-        eprintln!("{}: store.backend is \"memory\": the list lives inside the running gateway only; use store.backend = \"redis\"", path.display());
-        return ExitCode::from(2);
-    }
-    let Some(runtime) = small_runtime() else {
-        return ExitCode::FAILURE;
+    let (app, runtime) = match shared_store_app(path, "the list lives") {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let store = app.store.clone();
     let ttl = app.config.envelope.known_bad_ttl.0;
@@ -214,24 +204,30 @@ fn bad_recipients(path: &Path, action: BadAction) -> ExitCode {
     }
 }
 
-fn why(path: &Path, reference: &str) -> ExitCode {
-    let app = match App::load(path, None) {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+/// The App of `path` with a runtime for a command that works on the shared
+/// store: exit status 2 when the config is bad or the store is "memory"
+/// (`what` lives inside the running gateway then).
+fn shared_store_app(path: &Path, what: &str) -> Result<(App, tokio::runtime::Runtime), ExitCode> {
+    let app = App::load(path, None).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })?;
     if app.store.backend() == "memory" {
         eprintln!(
-            "{}: store.backend is \"memory\": verdicts live inside the running gateway only; \
-             use store.backend = \"redis\" to look them up from the command line",
+            "{}: store.backend is \"memory\": {what} inside the running gateway only; \
+             use store.backend = \"redis\" to reach it from the command line",
             path.display()
         );
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
-    let Some(runtime) = small_runtime() else {
-        return ExitCode::FAILURE;
+    let runtime = small_runtime().ok_or(ExitCode::FAILURE)?;
+    Ok((app, runtime))
+}
+
+fn why(path: &Path, reference: &str) -> ExitCode {
+    let (app, runtime) = match shared_store_app(path, "verdicts live") {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     match runtime.block_on(smtpgate::verdict::load(app.store.as_ref(), reference)) {
         Ok(Some(text)) => {

@@ -801,23 +801,106 @@ impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for TtlCache<K, V> {
     }
 }
 
+/// What a lookup of a name that cannot exist in DNS (an empty label, a
+/// label over 63 octets, over 255 in all) answers. mail-auth 0.13 turns the
+/// resolver's refusal to build such a query into a *temporary* error, which
+/// would tempfail a customer's mail forever over a typo in an SPF record;
+/// the name caches answer first: TXT → a parse error (SPF permerror), A,
+/// AAAA and MX → no records (the mechanism does not match).
+trait UnresolvableName: Sized {
+    fn unresolvable() -> Self;
+}
+
+impl UnresolvableName for Txt {
+    fn unresolvable() -> Self {
+        Txt::Error(mail_auth::Error::ParseError)
+    }
+}
+
+impl<T> UnresolvableName for RecordSet<T> {
+    fn unresolvable() -> Self {
+        RecordSet {
+            rrset: std::sync::Arc::from(Vec::new()),
+            dnssec_status: mail_auth::DnssecStatus::Indeterminate,
+        }
+    }
+}
+
+/// Collects what a key feeds its Hasher. mail-auth asks the caches with a
+/// generic `&Q`; for a `str` that is the name's bytes then 0xff, which is
+/// how [`NameCache`] sees the name without a `str` bound on the trait.
+#[derive(Default)]
+struct KeyBytes(Vec<u8>);
+
+impl std::hash::Hasher for KeyBytes {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+}
+
+/// True when hickory can build a query for `name`.
+fn resolvable(name: &str) -> bool {
+    mail_auth::hickory_resolver::proto::rr::Name::from_str_relaxed(name).is_ok()
+}
+
+/// A [`TtlCache`] keyed by DNS names that answers names that cannot exist
+/// (see [`UnresolvableName`]) without asking the resolver.
+struct NameCache<V>(TtlCache<Box<str>, V>);
+
+impl<V> Default for NameCache<V> {
+    fn default() -> Self {
+        NameCache(TtlCache::default())
+    }
+}
+
+impl<V: Clone + UnresolvableName> ResolverCache<Box<str>, V> for NameCache<V> {
+    fn get<Q>(&self, name: &Q) -> Option<V>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut key = KeyBytes::default();
+        name.hash(&mut key);
+        let bytes = key.0.strip_suffix(&[0xff]).unwrap_or(&key.0);
+        if std::str::from_utf8(bytes).is_ok_and(|n| !resolvable(n)) {
+            return Some(V::unresolvable());
+        }
+        self.0.get(name)
+    }
+
+    fn remove<Q>(&self, name: &Q) -> Option<V>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.remove(name)
+    }
+
+    fn insert(&self, key: Box<str>, value: V, valid_until: Instant) {
+        self.0.insert(key, value, valid_until);
+    }
+}
+
 /// The record caches shared by every message of one configuration.
 #[derive(Default)]
 struct Caches {
-    txt: TtlCache<Box<str>, Txt>,
-    mx: TtlCache<Box<str>, RecordSet<MX>>,
+    txt: NameCache<Txt>,
+    mx: NameCache<RecordSet<MX>>,
     ptr: TtlCache<IpAddr, RecordSet<Box<str>>>,
-    ipv4: TtlCache<Box<str>, RecordSet<Ipv4Addr>>,
-    ipv6: TtlCache<Box<str>, RecordSet<Ipv6Addr>>,
+    ipv4: NameCache<RecordSet<Ipv4Addr>>,
+    ipv6: NameCache<RecordSet<Ipv6Addr>>,
 }
 
 type CachedParameters<'x, P> = Parameters<
     'x,
     P,
-    TtlCache<Box<str>, Txt>,
-    TtlCache<Box<str>, RecordSet<MX>>,
-    TtlCache<Box<str>, RecordSet<Ipv4Addr>>,
-    TtlCache<Box<str>, RecordSet<Ipv6Addr>>,
+    NameCache<Txt>,
+    NameCache<RecordSet<MX>>,
+    NameCache<RecordSet<Ipv4Addr>>,
+    NameCache<RecordSet<Ipv6Addr>>,
     TtlCache<IpAddr, RecordSet<Box<str>>>,
 >;
 

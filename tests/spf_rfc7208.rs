@@ -13,10 +13,12 @@ use smtpgate::config::Config;
 use std::net::IpAddr;
 use std::path::Path;
 
-/// Measured with mail-auth 0.13.3: 148/203 (72.9%). Most failures are
-/// syntax errors mail-auth accepts (bad CIDR, multiple records, bad
-/// modifiers) and invalid names the resolver refuses before asking (temperror).
-const MINIMUM_PASS_RATE: f64 = 0.72;
+/// Measured with mail-auth 0.13.3: 154/203 (75.9%); 148 before names that
+/// cannot exist in DNS were answered by smtpgate's caches instead of
+/// becoming temperrors. Most failures left are syntax errors mail-auth
+/// accepts (bad CIDR, multiple records, bad modifiers) or answers as
+/// neutral/fail where the suite wants permerror.
+const MINIMUM_PASS_RATE: f64 = 0.75;
 
 #[derive(serde::Deserialize)]
 struct Scenario {
@@ -42,6 +44,7 @@ async fn rfc7208_test_suite_pass_rate() {
     let dns = DnsServer::start(Zone::new()).await;
     let (mut total, mut passed) = (0usize, 0usize);
     let mut failures = Vec::new();
+    let mut wrongly_temporary: Vec<String> = Vec::new();
     for scenario in &scenarios {
         dns.set_zone(Zone::parse(&scenario.zone));
         // A fresh resolver and cache per scenario: zones reuse names.
@@ -62,6 +65,9 @@ async fn rfc7208_test_suite_pass_rate() {
             if case.result.iter().any(|r| r == got) {
                 passed += 1;
             } else {
+                if got == "temperror" {
+                    wrongly_temporary.push(case.id.clone());
+                }
                 failures.push(format!(
                     "{} / {}: got {got}, expected {}",
                     scenario.description,
@@ -80,6 +86,14 @@ async fn rfc7208_test_suite_pass_rate() {
         println!("  FAIL {f}");
     }
     assert_eq!(total, 203);
+    // A broken record must not be a temporary error (it would tempfail the
+    // customer's mail with 451 4.4.3 for ever). The one exception is a TXT
+    // record with no strings at all, which the DNS server here cannot serve.
+    assert_eq!(
+        wrongly_temporary,
+        ["null-text"],
+        "temperror for a broken record"
+    );
     assert!(
         rate >= MINIMUM_PASS_RATE,
         "pass rate {rate:.3} < {MINIMUM_PASS_RATE}"

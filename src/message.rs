@@ -280,7 +280,7 @@ fn body_offset(raw: &[u8]) -> usize {
 pub fn url_host(url: &str) -> Option<String> {
     let rest = match url.find("://") {
         Some(i) => &url[i + 3..],
-        None if url.len() > 4 && url[..4].eq_ignore_ascii_case("www.") => url,
+        None if url.len() > 4 && url.as_bytes()[..4].eq_ignore_ascii_case(b"www.") => url,
         None => return None,
     };
     let authority = rest.split(['/', '?', '#']).next()?;
@@ -654,5 +654,10 @@ mod tests {
         );
         assert_eq!(url_host("www.x.test/a").as_deref(), Some("www.x.test"));
         assert_eq!(url_host("mailto:a@b"), None);
+        // Link texts are any text: a multi-byte character at byte 4 is not
+        // a place to cut.
+        assert_eq!(url_host("Café"), None);
+        assert_eq!(url_host("点击这里"), None);
+        assert_eq!(url_host("www.é.test").as_deref(), Some("www.é.test"));
     }
 }

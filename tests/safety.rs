@@ -100,6 +100,26 @@ async fn nul_in_message_is_refused() {
 }
 
 #[tokio::test]
+async fn non_ascii_link_text_is_scanned_not_a_panic() {
+    let (sink, gw) = start_pair(SinkConfig::default(), "", "").await;
+    let message = "From: <a@example.test>\r\nTo: <b@example.net>\r\nSubject: menu\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nCafé menu\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<a href=\"https://shop.example.test/\">Café</a> <a href=\"https://shop.example.test/cn\">点击这里</a>\r\n--b--\r\n.\r\n";
+    let r = common::client::send_message(
+        gw.addr,
+        "a@example.test",
+        &["b@example.net"],
+        message.as_bytes(),
+    )
+    .await;
+    assert_eq!(code(&r), (250, Some("2.0.0".into())), "{r:?}");
+    assert_eq!(
+        sink.wait_for_messages(1, Duration::from_secs(5))
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
 async fn twenty_errors_close_with_421() {
     let (_sink, gw) = start_pair(SinkConfig::default(), "", "").await;
     let mut c = greeted(gw.addr).await;

@@ -214,7 +214,8 @@ impl Session {
             };
             return self.end_transaction("spam (no alert recipient)", size, r);
         };
-        let (send, merged) = self.alert_merge(txn, &originator).await;
+        let key = Self::alert_key(txn, &originator);
+        let (send, merged) = self.alert_merge(&key).await;
         if !send {
             let r = reply::alert_merged(&originator, &txn.reference);
             return self.end_transaction("spam (alert merged)", size, r);
@@ -237,7 +238,10 @@ impl Session {
         .message();
         let reference = txn.reference.clone();
         let r = match self.send_alert(&originator, &alert).await {
-            Ok(()) => reply::alert_sent(&originator, &reference),
+            Ok(()) => {
+                self.alert_sent(&key, merged).await;
+                reply::alert_sent(&originator, &reference)
+            }
             Err(why) => {
                 tracing::warn!(%reference, %originator, error = %why, "SPAM alert not delivered");
                 reply::alert_failed()
@@ -246,10 +250,8 @@ impl Session {
         self.end_transaction("spam (alert)", size, r)
     }
 
-    /// Whether to send an alert now, and how many earlier ones it covers:
-    /// one alert per originator and symbol set per 10 minutes. A store
-    /// failure sends the alert (a duplicate is better than none).
-    async fn alert_merge(&self, txn: &Txn, originator: &str) -> (bool, u64) {
+    /// The store key of alerts to `originator` for this symbol set.
+    fn alert_key(txn: &Txn, originator: &str) -> String {
         let mut names: Vec<&str> = txn
             .breakdown
             .symbols()
@@ -258,32 +260,54 @@ impl Session {
             .collect();
         names.sort_unstable();
         names.dedup();
-        let key = format!(
+        format!(
             "alert:{}:{:016x}",
             originator.to_ascii_lowercase(),
             fnv1a(names.join(" ").as_bytes())
-        );
-        let suppressed = format!("{key}:merged");
+        )
+    }
+
+    /// Whether to send an alert now, and how many merged messages it
+    /// covers: one alert per originator and symbol set per 10 minutes. A
+    /// message is merged only into an alert the upstream has *accepted*
+    /// (`{key}:sent`, set by [`Session::alert_sent`]), so a failed alert
+    /// never leaves a later message answered 250 with nothing sent. A store
+    /// failure sends the alert (a duplicate is better than none).
+    async fn alert_merge(&self, key: &str) -> (bool, u64) {
         let store = &self.app.store;
-        match store.incr(&key, 1, ALERT_WINDOW).await {
-            Ok(1) => {
-                let merged = match store.get(&suppressed).await {
-                    Ok(Some(v)) => String::from_utf8_lossy(&v).parse().unwrap_or(0),
-                    _ => 0,
-                };
-                if merged > 0 {
-                    let _ = store.delete(&suppressed).await;
+        match store.get(&format!("{key}:sent")).await {
+            Ok(Some(_)) => {
+                let merged = format!("{key}:merged");
+                match store.incr(&merged, 1, ALERT_WINDOW * 6 * 24 * 7).await {
+                    Ok(_) => (false, 0),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "alert merging skipped");
+                        (true, 0)
+                    }
                 }
-                (true, merged)
             }
-            Ok(_) => {
-                let _ = store.incr(&suppressed, 1, ALERT_WINDOW * 6 * 24 * 7).await;
-                (false, 0)
-            }
+            Ok(None) => match store.get(&format!("{key}:merged")).await {
+                Ok(Some(v)) => (true, String::from_utf8_lossy(&v).parse().unwrap_or(0)),
+                _ => (true, 0),
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "alert merging skipped");
                 (true, 0)
             }
+        }
+    }
+
+    /// Records an accepted alert: later ones merge into it for 10 minutes;
+    /// the `merged` messages it reported are no longer pending.
+    async fn alert_sent(&self, key: &str, merged: u64) {
+        let store = &self.app.store;
+        if let Err(e) = store.set(&format!("{key}:sent"), b"1", ALERT_WINDOW).await {
+            tracing::warn!(error = %e, "alert merging: not recorded");
+        }
+        if merged > 0 {
+            let _ = store
+                .incr(&format!("{key}:merged"), -(merged as i64), ALERT_WINDOW)
+                .await;
         }
     }
 

@@ -253,7 +253,12 @@ impl Authenticator {
                 .unwrap_or_default(),
             hostname: config.server.hostname.clone(),
             signer,
-            budget: config.dns.timeout.0 * (config.dns.attempts.max(1) as u32) * BUDGET_LOOKUPS,
+            budget: config
+                .dns
+                .timeout
+                .0
+                .saturating_mul(u32::try_from(config.dns.attempts.max(1)).unwrap_or(u32::MAX))
+                .saturating_mul(BUDGET_LOOKUPS),
         })
     }
 

@@ -82,13 +82,21 @@ pub fn parse_toml<T: de::DeserializeOwned>(path: &Path, text: &str) -> Result<T,
     })
 }
 
-/// A duration written as `"500ms"`, `"30s"`, `"5m"`, `"2h"` or `"35d"`.
+/// A duration written as `"500ms"`, `"30s"`, `"5m"`, `"2h"` or `"35d"`, at
+/// most [`Span::MAX_DAYS`] days (so that `now + span` can never overflow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
 
 impl Span {
+    /// The longest duration any setting takes: ten years.
+    pub const MAX_DAYS: u64 = 3650;
+
     /// Parses the textual form.
     pub fn parse(text: &str) -> Option<Span> {
+        Span::parse_unbounded(text).filter(|s| s.0.as_secs() <= Span::MAX_DAYS * 86_400)
+    }
+
+    fn parse_unbounded(text: &str) -> Option<Span> {
         let digits = text.find(|c: char| !c.is_ascii_digit())?;
         let (number, unit) = text.split_at(digits);
         let n: u64 = number.parse().ok()?;
@@ -109,11 +117,16 @@ impl<'de> Deserialize<'de> for Span {
         let text = String::deserialize(d)?;
         Span::parse(&text).ok_or_else(|| {
             de::Error::custom(format!(
-                "invalid duration `{text}`: expected a number followed by ms, s, m, h or d, e.g. \"30s\""
+                "invalid duration `{text}`: expected a number followed by ms, s, m, h or d, e.g. \"30s\", at most \"{}d\"",
+                Span::MAX_DAYS
             ))
         })
     }
 }
+
+/// The most connections (client or upstream) one process may be told to
+/// hold.
+const MAX_CONNECTIONS: usize = 1_000_000;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -667,25 +680,38 @@ impl Config {
                 "server.listen: expected at least one address".into(),
             );
         }
-        for (key, value) in [
-            ("max_message_size", s.max_message_size),
-            ("max_recipients", s.max_recipients),
-            ("max_connections", s.max_connections),
+        for (section, key, value) in [
+            ("server", "max_message_size", s.max_message_size),
+            ("server", "max_recipients", s.max_recipients),
+            ("server", "max_connections", s.max_connections),
+            ("upstream", "max_connections", self.upstream.max_connections),
         ] {
             if value == 0 {
                 return invalid(
-                    "server",
+                    section,
                     key,
-                    format!("server.{key}: expected a number greater than 0"),
+                    format!("{section}.{key}: expected a number greater than 0"),
                 );
             }
         }
-        let u = &self.upstream;
-        if u.max_connections == 0 {
+        for (section, key, value) in [
+            ("server", "max_connections", s.max_connections),
+            ("upstream", "max_connections", self.upstream.max_connections),
+            ("upstream", "pool_size", self.upstream.pool_size),
+        ] {
+            if value > MAX_CONNECTIONS {
+                return invalid(
+                    section,
+                    key,
+                    format!("{section}.{key}: expected at most {MAX_CONNECTIONS}"),
+                );
+            }
+        }
+        if !(1..=10).contains(&self.dns.attempts) {
             return invalid(
-                "upstream",
-                "max_connections",
-                "upstream.max_connections: expected a number greater than 0".into(),
+                "dns",
+                "attempts",
+                "dns.attempts: expected a number from 1 to 10".into(),
             );
         }
         if !(self.scoring.threshold > 0.0 && self.scoring.threshold.is_finite()) {
@@ -767,5 +793,39 @@ mod tests {
         assert_eq!(Span::parse("250ms"), Some(Span(Duration::from_millis(250))));
         assert_eq!(Span::parse("5"), None);
         assert_eq!(Span::parse("m"), None);
+        // Ten years at most: `now + span` must not overflow anywhere.
+        assert_eq!(
+            Span::parse("3650d"),
+            Some(Span(Duration::from_secs(3650 * 86_400)))
+        );
+        assert_eq!(Span::parse("3651d"), None);
+        assert_eq!(Span::parse("18446744073709551615s"), None);
+    }
+
+    #[test]
+    fn absurd_values_are_config_errors_not_panics() {
+        let err = load(&MINIMAL.replace(
+            "[upstream]",
+            "idle_timeout = \"18446744073709551615s\"\n[upstream]",
+        ))
+        .unwrap_err();
+        assert!(
+            err.starts_with("gw.toml:4:") && err.contains("at most \"3650d\""),
+            "{err}"
+        );
+        let err = load(&MINIMAL.replace(
+            "[upstream]",
+            "max_connections = 18446744073709551615\n[upstream]",
+        ))
+        .unwrap_err();
+        assert!(
+            err.starts_with("gw.toml:4:1: server.max_connections: expected at most 1000000"),
+            "{err}"
+        );
+        let err = load(&format!("{MINIMAL}[dns]\nattempts = 100000\n")).unwrap_err();
+        assert!(
+            err.contains("dns.attempts: expected a number from 1 to 10"),
+            "{err}"
+        );
     }
 }

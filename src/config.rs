@@ -240,6 +240,11 @@ pub struct ServerConfig {
     /// Longest wait for the next chunk of DATA.
     #[serde(default = "default_data_timeout")]
     pub data_timeout: Span,
+    /// Longest time one message's DATA may take in all (a client that
+    /// trickles a byte now and then must not hold its upstream connection
+    /// for ever).
+    #[serde(default = "default_data_deadline")]
+    pub data_deadline: Span,
     /// On SIGTERM, how long sessions may take to finish.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Span,
@@ -608,6 +613,9 @@ fn default_max_errors() -> u32 {
 }
 fn default_idle_timeout() -> Span {
     Span(Duration::from_secs(300))
+}
+fn default_data_deadline() -> Span {
+    Span(Duration::from_secs(1800))
 }
 fn default_data_timeout() -> Span {
     Span(Duration::from_secs(180))

@@ -217,6 +217,72 @@ async fn slow_data_times_out_and_nothing_is_delivered() {
 }
 
 #[tokio::test]
+async fn a_client_that_does_not_read_its_replies_is_dropped_and_frees_the_upstream() {
+    let sink = common::sink::Sink::start(SinkConfig::default()).await;
+    let text = common::config_text(sink.addr, "idle_timeout = \"1s\"", "")
+        .replace("[upstream]\n", "[upstream]\nmax_connections = 1\n");
+    let gw = common::start(&text).await;
+    let mut stuck = greeted(gw.addr).await;
+    stuck.expect("MAIL FROM:<a@example.test>", 250).await;
+    // Holds the only upstream connection.
+    stuck.expect("RCPT TO:<b@example.net>", 250).await;
+    // Pipelines NOOPs and never reads a reply (bounded: 6 s, 64 MB).
+    let writer = tokio::spawn(async move {
+        let noops = b"NOOP\r\n".repeat(10_000);
+        let start = std::time::Instant::now();
+        let mut sent = 0;
+        while start.elapsed() < Duration::from_secs(6) && sent < 64 << 20 {
+            if !stuck.send_within(&noops, Duration::from_millis(500)).await {
+                break;
+            }
+            sent += noops.len();
+        }
+        stuck
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut c = greeted(gw.addr).await;
+    c.expect("MAIL FROM:<a@example.test>", 250).await;
+    let r = c.cmd("RCPT TO:<c@example.net>").await;
+    assert_eq!(
+        code(&r),
+        (250, Some("2.1.5".into())),
+        "the stuck session gave its upstream connection back: {r:?}"
+    );
+    drop(writer.await.unwrap());
+}
+
+#[tokio::test]
+async fn a_trickling_client_hits_the_data_deadline() {
+    let (sink, gw) = start_pair(
+        SinkConfig::default(),
+        "data_timeout = \"1s\"\ndata_deadline = \"2s\"",
+        "",
+    )
+    .await;
+    let mut c = greeted(gw.addr).await;
+    c.expect("MAIL FROM:<a@example.test>", 250).await;
+    c.expect("RCPT TO:<b@example.net>", 250).await;
+    c.expect("DATA", 354).await;
+    let start = std::time::Instant::now();
+    // One byte every 300 ms: each read is quick, the whole is not.
+    let mut sent = 0;
+    while sent < 20 && c.send_within(b"x", Duration::from_millis(500)).await {
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if start.elapsed() > Duration::from_millis(2500) {
+            break;
+        }
+    }
+    assert_eq!(code(&c.read_reply().await), (421, Some("4.4.2".into())));
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
 async fn connections_over_the_limit_get_421() {
     let (_sink, gw) = start_pair(SinkConfig::default(), "max_connections = 2", "").await;
     let _a = greeted(gw.addr).await;

@@ -146,7 +146,11 @@ impl Session {
         }
         self.abort_transaction("disconnect");
         let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
+        let _ = tokio::time::timeout(
+            self.app.config.server.idle_timeout.0,
+            self.stream.shutdown(),
+        )
+        .await;
         tracing::debug!(client = %self.peer, "disconnect");
     }
 
@@ -160,15 +164,32 @@ impl Session {
         reply.write_to(&mut self.out);
     }
 
-    /// Writes queued replies.
+    /// Writes queued replies, waiting at most `idle_timeout` for a client
+    /// that does not read them (it would otherwise hold its session, and
+    /// any upstream connection, for ever).
     pub async fn flush(&mut self) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let result = self.stream.write_all(&self.out).await;
+        let limit = self.app.config.server.idle_timeout.0;
+        let stream = &mut self.stream;
+        let out = &self.out;
+        let result = tokio::time::timeout(limit, async move {
+            stream.write_all(out).await?;
+            stream.flush().await
+        })
+        .await;
         self.out.clear();
-        result?;
-        self.stream.flush().await
+        match result {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::info!(client = %self.peer, "client does not read its replies; closing");
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "client does not read",
+                ))
+            }
+        }
     }
 
     /// Counts a protocol error and replies; too many end the session.

@@ -83,6 +83,16 @@ impl Client {
         self.io.flush().await.expect("flush");
     }
 
+    /// Sends raw bytes unless that takes longer than `limit` (the peer
+    /// stopped reading) or fails; true when they were sent.
+    #[allow(dead_code)]
+    pub async fn send_within(&mut self, bytes: &[u8], limit: std::time::Duration) -> bool {
+        matches!(
+            tokio::time::timeout(limit, self.io.write_all(bytes)).await,
+            Ok(Ok(()))
+        )
+    }
+
     /// Reads one more chunk into the buffer; false at EOF or error.
     async fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 8192];

@@ -66,8 +66,10 @@ impl Session {
 
     /// Reads the message up to `CRLF.CRLF`; bytes after it go back to the
     /// command framer (a pipelined QUIT, say). Each read waits at most
-    /// `data_timeout`; a shutdown does not interrupt it.
+    /// `data_timeout`, all of them together `data_deadline`; a shutdown
+    /// does not interrupt it.
     async fn receive(&mut self) -> Received {
+        let deadline = tokio::time::Instant::now() + self.app.config.server.data_deadline.0;
         let mut decoder = DataDecoder::new(self.app.config.server.max_message_size);
         let mut chunk = self.framer.take_buffered();
         loop {
@@ -81,10 +83,9 @@ impl Session {
             }
             chunk.clear();
             chunk.reserve(64 * 1024);
-            let read = tokio::time::timeout(
-                self.app.config.server.data_timeout.0,
-                self.stream.read_buf(&mut chunk),
-            );
+            let limit =
+                (tokio::time::Instant::now() + self.app.config.server.data_timeout.0).min(deadline);
+            let read = tokio::time::timeout_at(limit, self.stream.read_buf(&mut chunk));
             match read.await {
                 Err(_) => return Received::Timeout,
                 Ok(Err(_)) | Ok(Ok(0)) => return Received::Closed,

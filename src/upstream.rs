@@ -11,7 +11,7 @@ use crate::smtp::codec::{stuff_into, LineFramer};
 use crate::smtp::command::{Address, MailParams};
 use crate::smtp::reply::{self, default_enhanced, Reply};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -67,6 +67,8 @@ struct Connection {
     framer: LineFramer,
     caps: Capabilities,
     idle_since: Instant,
+    /// `upstream.timeout`: the longest a write may make no progress.
+    io_timeout: Duration,
 }
 
 impl Connection {
@@ -81,6 +83,7 @@ impl Connection {
             framer: LineFramer::default(),
             caps: Capabilities::default(),
             idle_since: Instant::now(),
+            io_timeout: config.timeout.0,
         };
         let greeting = conn.read_reply(config).await?;
         if greeting.code != 220 {
@@ -113,8 +116,15 @@ impl Connection {
         Ok(conn)
     }
 
+    /// Writes `bytes`; an MTA that accepts none of a 64 KB piece within
+    /// `upstream.timeout` (it stopped reading) is a timeout, so the client
+    /// gets its 451 and the slot is freed.
     async fn send(&mut self, bytes: &[u8]) -> Result<(), UpstreamError> {
-        self.stream.write_all(bytes).await?;
+        for piece in bytes.chunks(64 * 1024) {
+            timeout(self.io_timeout, self.stream.write_all(piece))
+                .await
+                .map_err(|_| UpstreamError::Timeout("sending to the MTA"))??;
+        }
         Ok(())
     }
 
@@ -438,6 +448,10 @@ impl Transaction {
             }
             conn.send(b"DATA\r\n").await?;
             let go = conn.read_reply(&config).await?;
+            if go.is_positive() {
+                // Passing a 2xx on would tell the client "delivered".
+                return Err(UpstreamError::Protocol(format!("DATA: {go}")));
+            }
             if go.code != 354 {
                 return Ok(go);
             }

@@ -238,6 +238,39 @@ async fn silent_upstream_times_out_with_4xx() {
 }
 
 #[tokio::test]
+async fn an_upstream_that_stops_reading_times_out_with_4xx() {
+    let cfg = SinkConfig {
+        stall_after_354: true,
+        ..Default::default()
+    };
+    let (_sink, gw) = start_pair(cfg, "max_message_size = 41943040", "").await;
+    let started = std::time::Instant::now();
+    // 20 MB: far more than the socket buffers hold.
+    let body = "x".repeat(998) + "\r\n";
+    let message = format!(
+        "Subject: big\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <big@example.test>\r\n\r\n{}.\r\n",
+        body.repeat(20_000)
+    );
+    let r = send_message(
+        gw.addr,
+        "a@example.test",
+        &["b@example.net"],
+        message.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (r.code, r.enhanced().as_deref()),
+        (451, Some("4.4.2")),
+        "{r:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "upstream.timeout (2s) bounds each write: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn silent_upstream_greeting_gives_4xx_at_rcpt() {
     let cfg = SinkConfig {
         silent_greeting: true,

@@ -21,6 +21,8 @@ pub struct SinkConfig {
     pub drop_after_data_bytes: Option<usize>,
     /// Never answer the end of DATA (the connection stays open).
     pub silent_after_data: bool,
+    /// Stop reading once 354 is sent (the connection stays open).
+    pub stall_after_354: bool,
     /// Accept connections but never send the greeting.
     pub silent_greeting: bool,
     /// Offer CHUNKING (RFC 3030) and accept BDAT.
@@ -223,6 +225,10 @@ async fn serve(stream: TcpStream, cfg: Arc<SinkConfig>, state: Arc<Mutex<State>>
                     .await
                     .is_err()
                 {
+                    return;
+                }
+                if cfg.stall_after_354 {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
                     return;
                 }
                 let Some(data) = read_data(&mut rd, cfg.drop_after_data_bytes).await else {

@@ -147,6 +147,10 @@ async fn a_hard_bounced_recipient_is_learned_and_blocked_alone() {
         "gone@example.net".to_string(),
         "550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown".to_string(),
     );
+    rcpt_replies.insert(
+        "sender-typo@example.net".to_string(),
+        "550 5.1.0 <a@example.test>: Sender address rejected: User unknown in local recipient table".to_string(),
+    );
     let sink = Sink::start(SinkConfig {
         rcpt_replies,
         ..Default::default()
@@ -188,6 +192,27 @@ async fn a_hard_bounced_recipient_is_learned_and_blocked_alone() {
         asked.len(),
         1,
         "the second attempt never reached the MTA: {asked:?}"
+    );
+    // A refusal about the sender, given at RCPT (Postfix's delayed sender
+    // restriction, 5.1.0), teaches nothing about the recipient.
+    c.expect("RSET", 250).await;
+    c.expect("MAIL FROM:<a@example.test>", 250).await;
+    let r = c.cmd("RCPT TO:<sender-typo@example.net>").await;
+    assert_eq!(code(&r), (550, "5.1.0".into()), "{r:?}");
+    c.expect("RSET", 250).await;
+    c.expect("MAIL FROM:<a@example.test>", 250).await;
+    let r = c.cmd("RCPT TO:<sender-typo@example.net>").await;
+    assert!(
+        !r.text().contains("reject_known_bad_recipient_address"),
+        "not learned: {r:?}"
+    );
+    assert_eq!(
+        sink.commands()
+            .iter()
+            .filter(|l| l.contains("sender-typo@example.net"))
+            .count(),
+        2,
+        "both attempts asked the MTA"
     );
 }
 

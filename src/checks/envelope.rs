@@ -405,7 +405,11 @@ impl Check for KnownBadRecipientCheck {
 }
 
 /// Learns a hard bounce: the upstream answered RCPT with 550/551/553 and
-/// an enhanced 5.1.x code (user unknown, mailbox gone, bad address).
+/// an enhanced code about the *recipient* (RFC 3463: 5.1.1 no such
+/// mailbox, 5.1.2 no such system, 5.1.3 bad address syntax, 5.1.6 moved,
+/// 5.1.10 null MX). 5.1.0, 5.1.7 and 5.1.8 are about the sender (Postfix
+/// gives a delayed sender refusal at RCPT): one customer's bad sender must
+/// not block a recipient for everyone.
 pub async fn learn_bad_recipient(
     config: &Config,
     store: &dyn Store,
@@ -415,7 +419,12 @@ pub async fn learn_bad_recipient(
     if !config.envelope.reject_known_bad_recipient_address {
         return;
     }
-    if !matches!(reply.code, 550 | 551 | 553) || !reply.enhanced.starts_with("5.1.") {
+    if !matches!(reply.code, 550 | 551 | 553)
+        || !matches!(
+            reply.enhanced.as_str(),
+            "5.1.1" | "5.1.2" | "5.1.3" | "5.1.6" | "5.1.10"
+        )
+    {
         return;
     }
     let why = format!("{} {} {}", reply.code, reply.enhanced, reply.text());
@@ -433,7 +442,6 @@ pub async fn learn_bad_recipient(
     }
 }
 
-/// Leaks symbol names made from configuration (a few per reload).
 /// `name` as a `&'static str`, leaked once per distinct name (zone symbols
 /// come from the config, so a SIGHUP reload must not leak them again).
 fn intern(name: String) -> &'static str {

@@ -46,8 +46,8 @@ impl Session {
             }
             Action::Pass | Action::Spam(_) => {}
         }
-        let reply = self.relay_rcpt(&recipient).await;
-        if reply.class() == 5 {
+        let (reply, from_rcpt) = self.relay_rcpt(&recipient).await;
+        if from_rcpt && reply.class() == 5 {
             crate::checks::envelope::learn_bad_recipient(
                 &self.app.config,
                 self.app.store.as_ref(),
@@ -69,37 +69,39 @@ impl Session {
 
     /// Sends the recipient upstream, opening the upstream transaction at the
     /// first one. Any upstream failure is a 4xx.
-    async fn relay_rcpt(&mut self, recipient: &Address) -> Reply {
+    async fn relay_rcpt(&mut self, recipient: &Address) -> (Reply, bool) {
         let upstream = self.app.upstream.clone();
         let Some(txn) = self.txn.as_mut() else {
-            return reply::bad_sequence("need MAIL command");
+            return (reply::bad_sequence("need MAIL command"), false);
         };
         if txn.upstream_lost {
-            return reply::upstream_lost();
+            return (reply::upstream_lost(), false);
         }
         if txn.upstream.is_none() {
             return match upstream.begin(&txn.sender, &txn.params, recipient).await {
                 Ok((open, reply)) => {
+                    // Without an open transaction the reply is MAIL's.
+                    let from_rcpt = open.is_some();
                     txn.upstream = open;
-                    reply
+                    (reply, from_rcpt)
                 }
                 Err(e) => {
                     tracing::warn!(reference = %txn.reference, error = %e, "upstream MAIL failed");
-                    e.reply()
+                    (e.reply(), false)
                 }
             };
         }
         let Some(open) = txn.upstream.as_mut() else {
-            return reply::upstream_protocol_error();
+            return (reply::upstream_protocol_error(), false);
         };
         match open.rcpt(recipient).await {
-            Ok(reply) => reply,
+            Ok(reply) => (reply, true),
             Err(e) => {
                 tracing::warn!(reference = %txn.reference, error = %e, "upstream RCPT failed");
                 // The recipients accepted so far lived on that connection.
                 txn.upstream = None;
                 txn.upstream_lost = !txn.recipients.is_empty();
-                e.reply()
+                (e.reply(), false)
             }
         }
     }

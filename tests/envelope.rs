@@ -432,4 +432,39 @@ async fn sender_callout_accepts_refuses_and_tempfails_with_caching() {
     c.expect("EHLO client.example.test", 250).await;
     let r = c.cmd("MAIL FROM:<ok@sender.test>").await;
     assert_eq!(code(&r), (450, "4.1.7".into()), "{r:?}");
+
+    // A babbling MX (no newline, ever): given up on after a line's worth,
+    // long before callout_timeout, and still a tempfail.
+    let babbler = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = babbler.local_addr().unwrap().port();
+    let babble = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let (mut s, _) = babbler.accept().await.unwrap();
+        let junk = vec![b'x'; 64 * 1024];
+        let mut sent = 0usize;
+        while sent < 64 << 20 {
+            match tokio::time::timeout(Duration::from_secs(5), s.write_all(&junk)).await {
+                Ok(Ok(())) => sent += junk.len(),
+                _ => break,
+            }
+        }
+        sent
+    });
+    let extra = format!("[envelope]\nreject_unverified_sender = \"all\"\ncallout_port = {port}\ncallout_timeout = \"10s\"\n");
+    let gw = gateway(&upstream, &dns, &extra).await;
+    let mut c = connect(gw.addr).await;
+    c.expect("EHLO client.example.test", 250).await;
+    let started = std::time::Instant::now();
+    let r = c.cmd("MAIL FROM:<ok@sender.test>").await;
+    assert_eq!(code(&r), (450, "4.1.7".into()), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let sent = babble.await.unwrap();
+    assert!(
+        sent < 64 << 20,
+        "the gateway hung up on the babbler ({sent} bytes)"
+    );
 }

@@ -14,7 +14,7 @@ use dashmap::DashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -120,11 +120,20 @@ impl CalloutCheck {
         let (rd, mut wr) = stream.into_split();
         let mut rd = BufReader::new(rd);
         let reply = async |rd: &mut BufReader<tokio::net::tcp::OwnedReadHalf>| -> std::io::Result<(u16, String)> {
+            // A hostile MX may stream without newlines: 512 octets a line
+            // (RFC 5321 §4.5.3.1.5), a little slack, 100 lines a reply.
             let mut text = String::new();
-            loop {
+            for _ in 0..100 {
                 let mut line = String::new();
-                if rd.read_line(&mut line).await? == 0 {
+                let n = (&mut *rd).take(2048).read_line(&mut line).await?;
+                if n == 0 {
                     return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                if !line.ends_with('\n') {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "reply line too long",
+                    ));
                 }
                 text.push_str(line.trim_end());
                 if line.as_bytes().get(3) != Some(&b'-') {
@@ -133,6 +142,10 @@ impl CalloutCheck {
                 }
                 text.push(' ');
             }
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "reply too long",
+            ))
         };
         let (code, text) = reply(&mut rd).await?;
         if code != 220 {

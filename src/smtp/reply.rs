@@ -225,6 +225,16 @@ pub fn timeout(hostname: &str) -> Reply {
     Reply::new(421, "4.4.2", format!("{hostname} Error: timeout exceeded"))
 }
 
+/// A bug (a panic) while handling a command: the session ends, and the
+/// client, told 421, keeps its message and tries again.
+pub fn internal_error(hostname: &str) -> Reply {
+    Reply::new(
+        421,
+        "4.3.0",
+        format!("{hostname} Error: internal error, closing connection"),
+    )
+}
+
 /// SIZE= or the DATA itself is over the limit.
 pub fn message_too_big() -> Reply {
     Reply::new(552, "5.3.4", "Error: message size exceeds fixed limit")

@@ -15,8 +15,11 @@ use crate::smtp::command::{self, Address, Command, CommandError, MailParams};
 use crate::smtp::reply::{self, Reply};
 use crate::smtp::stream::Stream;
 use crate::upstream::Transaction;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -124,7 +127,21 @@ impl Session {
         self.queue(&reply::greeting(&self.app.config.server.hostname));
         loop {
             let flow = match self.next_input().await {
-                Input::Line(line) => self.dispatch(&line).await,
+                Input::Line(line) => match CatchUnwind(Box::pin(self.dispatch(&line))).await {
+                    Ok(flow) => flow,
+                    Err(panic) => {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        tracing::error!(client = %self.peer, panic = %what, "bug while handling a command; session closed with 421");
+                        // The upstream connection's state is unknown: dropped.
+                        self.txn = None;
+                        self.queue(&reply::internal_error(&self.app.config.server.hostname));
+                        Flow::Close
+                    }
+                },
                 Input::Invalid(r) => self.protocol_error(r),
                 Input::Eof => Flow::Close,
                 Input::Timeout => {
@@ -384,5 +401,45 @@ async fn wait_for_shutdown(mut rx: watch::Receiver<bool>) {
         if rx.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+/// A future whose panic comes back as an `Err` (the session answers 421
+/// instead of dropping the connection without a word).
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod catch_unwind_tests {
+    use super::CatchUnwind;
+
+    #[tokio::test]
+    async fn a_panicking_future_is_an_error_not_a_dead_task() {
+        let ok = CatchUnwind(Box::pin(async { 7 })).await;
+        assert_eq!(ok.ok(), Some(7));
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let bad = CatchUnwind(Box::pin(async {
+            tokio::task::yield_now().await;
+            let v: Vec<u8> = Vec::new();
+            v[1]
+        }))
+        .await;
+        std::panic::set_hook(hook);
+        let panic = bad.expect_err("the panic is caught");
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains("index out of bounds"), "{message}");
     }
 }

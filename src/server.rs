@@ -185,10 +185,10 @@ async fn open(
     app: &App,
 ) -> Option<(Stream, SocketAddr)> {
     let limit = app.config.server.idle_timeout.0;
-    let mut peer = peer;
+    let mut peer = canonical(peer);
     if config.proxy_protocol {
         match tokio::time::timeout(limit, crate::proxy::read_header(&mut tcp)).await {
-            Ok(Ok(source)) => peer = source,
+            Ok(Ok(source)) => peer = canonical(source),
             Ok(Err(e)) => {
                 tracing::info!(client = %peer, error = %e, "PROXY header missing or invalid: closed");
                 return None;
@@ -214,6 +214,13 @@ async fn open(
             None
         }
     }
+}
+
+/// An IPv4 client seen through a dual-stack socket (`::ffff:192.0.2.1`)
+/// is the IPv4 client: mynetworks, DNSBL, greylisting networks and the
+/// Received header all see `192.0.2.1`.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Tells an excess client why it is turned away.

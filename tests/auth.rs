@@ -498,7 +498,13 @@ async fn via_proxy(addr: SocketAddr, header: &[u8]) -> Client {
 fn proxy_v2(source: &str) -> Vec<u8> {
     use ppp::v2::{Builder, Command, Protocol, Version};
     let src: SocketAddr = source.parse().unwrap();
-    let dst: SocketAddr = "127.0.0.1:25".parse().unwrap();
+    let dst: SocketAddr = if src.is_ipv6() {
+        "[::1]:25"
+    } else {
+        "127.0.0.1:25"
+    }
+    .parse()
+    .unwrap();
     Builder::with_addresses(Version::Two | Command::Proxy, Protocol::Stream, (src, dst))
         .build()
         .unwrap()
@@ -532,6 +538,13 @@ async fn proxy_protocol_source_address_decides_relay() {
     assert!(text.contains("[127.0.0.9]"), "{text}");
     // v2 from a mynetworks address also relays.
     let mut c = via_proxy(gw.addr, &proxy_v2("127.0.0.7:40002")).await;
+    assert_eq!(c.read_reply().await.code, 220);
+    c.expect("EHLO client.example.test", 250).await;
+    c.expect("MAIL FROM:<a@example.test>", 250).await;
+    c.expect("RCPT TO:<b@example.net>", 250).await;
+    // An IPv4 client as a dual-stack socket shows it (::ffff:127.0.0.6) is
+    // that IPv4 client: in mynetworks.
+    let mut c = via_proxy(gw.addr, &proxy_v2("[::ffff:127.0.0.6]:40003")).await;
     assert_eq!(c.read_reply().await.code, 220);
     c.expect("EHLO client.example.test", 250).await;
     c.expect("MAIL FROM:<a@example.test>", 250).await;

@@ -154,7 +154,9 @@ fn no_args(args: &str, cmd: Command, usage: &'static str) -> Result<Command, Com
 
 fn hostname_arg(args: &str, usage: &'static str) -> Result<String, CommandError> {
     let name = args.split_whitespace().next().unwrap_or("");
-    if name.is_empty() {
+    // Control characters never make a host name, and the name goes into
+    // our Received header.
+    if name.is_empty() || name.chars().any(char::is_control) {
         Err(CommandError::Syntax(usage))
     } else {
         Ok(name.to_string())
@@ -343,6 +345,10 @@ mod tests {
             Err(CommandError::Parameter("XYZ=1".into()))
         );
         assert_eq!(parse(b"EHLO"), Err(CommandError::Syntax("EHLO hostname")));
+        assert_eq!(
+            parse(b"EHLO a\x1b[31m.test"),
+            Err(CommandError::Syntax("EHLO hostname"))
+        );
         assert!(matches!(
             parse(b"MAIL FROM:<nodomain>"),
             Err(CommandError::Address(_))

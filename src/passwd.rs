@@ -43,11 +43,44 @@ struct Entry {
     hash: String,
 }
 
+impl Entry {
+    fn check(&self, password: &str) -> bool {
+        let hash = &self.hash;
+        match self.scheme {
+            Scheme::Plain => constant_time_eq(hash.as_bytes(), password.as_bytes()),
+            Scheme::Sha512Crypt => sha_crypt::sha512_check(password, hash).is_ok(),
+            Scheme::Sha256Crypt => sha_crypt::sha256_check(password, hash).is_ok(),
+            Scheme::BlfCrypt => bcrypt::verify(password, hash).unwrap_or(false),
+            Scheme::Argon2id => PasswordHash::new(hash).is_ok_and(|h| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            }),
+        }
+    }
+}
+
+impl Scheme {
+    /// Rough order of verification cost.
+    fn cost(self) -> u8 {
+        match self {
+            Scheme::Plain => 0,
+            Scheme::Sha256Crypt => 1,
+            Scheme::Sha512Crypt => 2,
+            Scheme::BlfCrypt => 3,
+            Scheme::Argon2id => 4,
+        }
+    }
+}
+
 /// The users who may authenticate, and which senders each owns.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     users: HashMap<String, Entry>,
     owners: Option<HashMap<String, Vec<String>>>,
+    /// The costliest entry, checked for unknown users so that the reply
+    /// time does not tell which logins exist.
+    decoy: Option<Entry>,
 }
 
 fn invalid(path: &Path, text: &str, offset: usize, message: String) -> ConfigError {
@@ -139,9 +172,11 @@ impl Credentials {
                 },
             );
         }
+        let decoy = users.values().max_by_key(|e| e.scheme.cost()).cloned();
         Ok(Credentials {
             users,
             owners: None,
+            decoy,
         })
     }
 
@@ -159,19 +194,12 @@ impl Credentials {
     /// run it on a blocking thread.
     pub fn verify(&self, user: &str, password: &str) -> bool {
         let Some(entry) = self.users.get(&user.to_ascii_lowercase()) else {
+            if let Some(decoy) = &self.decoy {
+                let _ = decoy.check(password);
+            }
             return false;
         };
-        match entry.scheme {
-            Scheme::Plain => constant_time_eq(entry.hash.as_bytes(), password.as_bytes()),
-            Scheme::Sha512Crypt => sha_crypt::sha512_check(password, &entry.hash).is_ok(),
-            Scheme::Sha256Crypt => sha_crypt::sha256_check(password, &entry.hash).is_ok(),
-            Scheme::BlfCrypt => bcrypt::verify(password, &entry.hash).unwrap_or(false),
-            Scheme::Argon2id => PasswordHash::new(&entry.hash).is_ok_and(|h| {
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            }),
-        }
+        entry.check(password)
     }
 
     /// With sender_login_maps: whether `login` may send as `sender`

@@ -236,10 +236,12 @@ async fn auth_is_offered_only_after_tls_and_lets_untrusted_clients_relay() {
     assert_eq!(code(&r), (538, "5.7.11".into()), "{r:?}");
     let (mut c, lines) = tls(gw.addr).await;
     assert!(lines.iter().any(|l| l == "AUTH PLAIN LOGIN"), "{lines:?}");
+    // However the client spells the login, the identity is the
+    // passwd-file's (one rate-limit budget, one name in Received).
     let r = c
         .cmd(&format!(
             "AUTH PLAIN {}",
-            plain("plain@example.test", "secret")
+            plain("Plain@Example.TEST", "secret")
         ))
         .await;
     assert_eq!(code(&r), (235, "2.7.0".into()), "{r:?}");
@@ -351,6 +353,17 @@ async fn lockout_refuses_even_the_right_password_until_it_expires() {
         "max_failures = 3\nlockout = \"2s\"\n",
     ))
     .await;
+    // A connection that starts AUTH LOGIN now and answers after the
+    // lockout has begun (a staged guess) is refused too.
+    let (mut staged, _) = tls(gw.addr).await;
+    assert_eq!(staged.cmd("AUTH LOGIN").await.code, 334);
+    assert_eq!(
+        staged
+            .cmd(&base64::encode(b"plain@example.test"))
+            .await
+            .code,
+        334
+    );
     let (mut c, _) = tls(gw.addr).await;
     for _ in 0..2 {
         let r = c
@@ -366,6 +379,8 @@ async fn lockout_refuses_even_the_right_password_until_it_expires() {
     assert_eq!(code(&c.read_reply().await), (535, "5.7.8".into()));
     assert_eq!(code(&c.read_reply().await), (421, "4.7.0".into()));
     assert!(c.is_closed().await);
+    let r = staged.cmd(&base64::encode(b"secret")).await;
+    assert_eq!(code(&r), (421, "4.7.0".into()), "staged guess: {r:?}");
     // Locked: the right password is refused too, and the connection closed.
     let (mut c, _) = tls(gw.addr).await;
     let r = c

@@ -8,7 +8,6 @@ use crate::base64;
 use crate::smtp::reply;
 use crate::smtp::session::{Flow, Session};
 use crate::smtp::stream::Stream;
-use std::time::Duration;
 
 /// What the client sent to log in.
 struct Login {
@@ -46,40 +45,76 @@ impl Session {
             return self.protocol_error(reply::auth_mechanism(&mechanism));
         }
         let ip = self.peer.ip();
-        let lock_key = format!("authlock:{ip}");
-        match self.app.store.get(&lock_key).await {
-            Ok(Some(_)) => {
-                self.queue(&reply::auth_locked(&self.app.config.server.hostname));
-                return Flow::Close;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(client = %ip, error = %e, "AUTH: store unavailable");
-                return self.reply_ok(reply::auth_tempfail());
-            }
+        let client = auth_client(ip);
+        let lock_key = format!("authlock:{client}");
+        let count_key = format!("authfail:{client}");
+        match self.locked(&lock_key).await {
+            Ok(false) => {}
+            Ok(true) => return self.locked_out(),
+            Err(flow) => return flow,
         }
         let login = match self.read_login(&mechanism, initial).await {
             Ok(Some(login)) => login,
             Ok(None) => return Flow::Continue,
             Err(flow) => return flow,
         };
+        // The lockout may have begun while this client typed (several
+        // connections can stage guesses): asked again, and this attempt
+        // is reserved before the hash is checked, so parallel guesses can
+        // never exceed max_failures.
+        match self.locked(&lock_key).await {
+            Ok(false) => {}
+            Ok(true) => return self.locked_out(),
+            Err(flow) => return flow,
+        }
+        let store = self.app.store.clone();
+        let lockout = config.lockout.0;
+        let attempt = match store.incr(&count_key, 1, lockout).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(client = %ip, error = %e, "AUTH: store unavailable");
+                return self.reply_ok(reply::auth_tempfail());
+            }
+        };
+        if attempt > config.max_failures {
+            return self.locked_out();
+        }
         let Some(credentials) = self.app.credentials.clone() else {
             return self.reply_ok(reply::auth_tempfail());
         };
-        let user = login.user.clone();
+        // One identity however the client spells it (rate limits, logs,
+        // Received, the alert): the passwd-file's, lowercase.
+        let user = login.user.to_ascii_lowercase();
         let verified =
             tokio::task::spawn_blocking(move || credentials.verify(&login.user, &login.password))
                 .await;
         match verified {
             Ok(true) => {
+                // Not a failure: the reservation is given back.
+                if let Ok(n) = store.incr(&count_key, -1, lockout).await {
+                    if n <= 0 {
+                        let _ = store.delete(&count_key).await;
+                    }
+                }
                 tracing::info!(client = %ip, login = %user, "authenticated");
                 crate::metrics::auth("ok");
                 self.login = Some(user);
                 self.reply_ok(reply::auth_ok())
             }
             Ok(false) => {
-                self.auth_failure(&user, &lock_key, config.max_failures, config.lockout.0)
-                    .await
+                tracing::info!(client = %ip, login = %user, failures = attempt, "authentication failed");
+                crate::metrics::auth("failed");
+                if attempt < config.max_failures {
+                    return self.protocol_error(reply::auth_failed());
+                }
+                if let Err(e) = store.set(&lock_key, b"1", lockout).await {
+                    tracing::warn!(client = %ip, error = %e, "AUTH: lockout not stored");
+                }
+                tracing::warn!(client = %client, failures = attempt, lockout_secs = lockout.as_secs(), "AUTH lockout: too many failed attempts");
+                crate::metrics::auth("lockout");
+                self.queue(&reply::auth_failed());
+                self.queue(&reply::auth_locked(&self.app.config.server.hostname));
+                Flow::Close
             }
             Err(e) => {
                 tracing::error!(client = %ip, error = %e, "AUTH: verifier failed");
@@ -88,37 +123,18 @@ impl Session {
         }
     }
 
-    /// Counts a failure; the one that reaches the limit starts the lockout
-    /// (logged once) and closes the connection.
-    async fn auth_failure(
-        &mut self,
-        user: &str,
-        lock_key: &str,
-        max: i64,
-        lockout: Duration,
-    ) -> Flow {
-        let ip = self.peer.ip();
-        let count_key = format!("authfail:{ip}");
-        let store = self.app.store.clone();
-        let count = match store.incr(&count_key, 1, lockout).await {
-            Ok(n) => n,
+    /// Whether the client is locked out; a store failure answers 454.
+    async fn locked(&mut self, lock_key: &str) -> Result<bool, Flow> {
+        match self.app.store.get(lock_key).await {
+            Ok(found) => Ok(found.is_some()),
             Err(e) => {
-                tracing::warn!(client = %ip, error = %e, "AUTH: store unavailable");
-                return self.reply_ok(reply::auth_tempfail());
+                tracing::warn!(client = %self.peer.ip(), error = %e, "AUTH: store unavailable");
+                Err(self.reply_ok(reply::auth_tempfail()))
             }
-        };
-        tracing::info!(client = %ip, login = %user, failures = count, "authentication failed");
-        crate::metrics::auth("failed");
-        if count < max {
-            return self.protocol_error(reply::auth_failed());
         }
-        if let Err(e) = store.set(lock_key, b"1", lockout).await {
-            tracing::warn!(client = %ip, error = %e, "AUTH: lockout not stored");
-        }
-        let _ = store.delete(&count_key).await;
-        tracing::warn!(client = %ip, failures = count, lockout_secs = lockout.as_secs(), "AUTH lockout: too many failed attempts");
-        crate::metrics::auth("lockout");
-        self.queue(&reply::auth_failed());
+    }
+
+    fn locked_out(&mut self) -> Flow {
         self.queue(&reply::auth_locked(&self.app.config.server.hostname));
         Flow::Close
     }
@@ -208,5 +224,17 @@ impl Session {
             return Ok(None);
         }
         Ok(Some(text))
+    }
+}
+
+/// Whom failures are counted against: an IPv4 address, or an IPv6 /64 (a
+/// client with a routed /64 would otherwise get a fresh budget per address).
+fn auth_client(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
     }
 }

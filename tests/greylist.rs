@@ -177,6 +177,28 @@ async fn triplets_are_per_network_sender_and_recipient() {
 }
 
 #[tokio::test]
+async fn refused_recipients_record_no_triplet() {
+    // An untrusted client (mynetworks elsewhere) probing for relay: 554,
+    // and nothing written to the store by greylisting.
+    let (_sink, gw) = start_pair(
+        SinkConfig::default(),
+        "",
+        "[relay]\nmynetworks = [\"192.0.2.0/24\"]\nlocal_domains = [\"example.test\"]\n[greylist]\n",
+    )
+    .await;
+    for _ in 0..2 {
+        let (r, _) = attempt(gw.addr, "a@example.test", "victim@example.net").await;
+        assert_eq!(r.code, 554, "{r:?}");
+    }
+    let store = gw.handle.app().store.clone();
+    assert_eq!(store.keys("gl:", 10).await.unwrap(), Vec::<String>::new());
+    // A local recipient is greylisted as usual (and recorded).
+    let (r, _) = attempt(gw.addr, "a@example.test", "b@example.test").await;
+    assert_greylisted(&r, 300);
+    assert_eq!(store.keys("gl:", 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn whitelists_and_mynetworks_skip_greylisting() {
     let extra = "[greylist]\nwhitelist_sender_domains = [\"example.org\"]\n\
                  whitelist_recipients = [\"postmaster@example.net\", \"partner.test\"]\n";

@@ -9,7 +9,7 @@
 use crate::app::App;
 use crate::checks::{CheckError, Phase, View};
 use crate::config::Listener;
-use crate::score::{Breakdown, ScoredSymbol};
+use crate::score::{Breakdown, ForcedAction, ScoredSymbol};
 use crate::smtp::codec::{LineError, LineFramer, MAX_LINE};
 use crate::smtp::command::{self, Address, Command, CommandError, MailParams};
 use crate::smtp::reply::{self, Reply};
@@ -342,10 +342,20 @@ impl Session {
         view: &View<'_>,
     ) -> Result<Vec<ScoredSymbol>, CheckError> {
         let started = Instant::now();
-        let mut found = Vec::new();
+        let mut found: Vec<ScoredSymbol> = Vec::new();
         for check in self.app.checks.iter().filter(|c| c.phase() == phase) {
             for hit in check.check(view).await? {
                 found.push(ScoredSymbol::weigh(&self.app.symbols, hit));
+            }
+            // A forced refusal ends the phase: later checks (rate limits,
+            // greylisting) must not count or record what is refused. At
+            // DATA a blocking symbol does not: the alert lists every symbol.
+            if found.iter().any(|s| match s.action {
+                Some(ForcedAction::Reject | ForcedAction::Tempfail) => true,
+                Some(ForcedAction::Block) => phase != Phase::Data,
+                None => false,
+            }) {
+                break;
             }
         }
         crate::metrics::phase(phase, started.elapsed());

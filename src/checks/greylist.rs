@@ -300,8 +300,9 @@ fn domain_matches(domain: &str, pattern: &str) -> bool {
 }
 
 /// The sender as postgrey keys it: lower case, without a `+extension`,
-/// without a BATV `prvs=tag=` prefix, digit runs replaced by `#` (so VERP
-/// and SRS addresses of one sender are one sender). `<>` is empty.
+/// without a BATV `prvs=tag=` prefix, numbers that stand as words of their
+/// own replaced by `#` (so VERP addresses of one sender are one sender,
+/// while user1@ and user2@ stay two). `<>` is empty.
 pub fn normalise_sender(sender: &Address) -> String {
     let mut local = sender.local.to_ascii_lowercase();
     for batv in ["prvs=", "msprvs1=", "btv1="] {
@@ -315,17 +316,30 @@ pub fn normalise_sender(sender: &Address) -> String {
     if let Some(plus) = local.find('+') {
         local.truncate(plus);
     }
+    // postgrey: s/\b\d+\b/#/g — only digit runs that are words of their
+    // own ("bounce-123-456"), not part of one ("user1").
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let bytes = local.as_bytes();
     let mut out = String::with_capacity(local.len() + sender.domain.len() + 1);
-    let mut in_digits = false;
-    for ch in local.chars() {
-        if ch.is_ascii_digit() {
-            if !in_digits {
-                out.push('#');
-            }
-            in_digits = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = bytes[i..]
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .map_or(bytes.len(), |n| i + n);
+        let bounded =
+            end > i && (i == 0 || !word(bytes[i - 1])) && (end == bytes.len() || !word(bytes[end]));
+        if bounded {
+            out.push('#');
+            i = end;
         } else {
-            out.push(ch);
-            in_digits = false;
+            let next = local[i..]
+                .chars()
+                .next()
+                .map_or(1, char::len_utf8)
+                .max(end - i);
+            out.push_str(&local[i..i + next]);
+            i += next;
         }
     }
     if !sender.domain.is_empty() {
@@ -378,6 +392,14 @@ mod tests {
         assert_eq!(
             normalise_sender(&addr("bounce-123-456", "lists.example.test")),
             "bounce-#-#@lists.example.test"
+        );
+        assert_eq!(
+            normalise_sender(&addr("user1", "example.test")),
+            "user1@example.test"
+        );
+        assert_eq!(
+            normalise_sender(&addr("123.x.45é6", "example.test")),
+            "#.x.#é#@example.test"
         );
         assert_eq!(
             normalise_sender(&addr("prvs=1234abcd=user+tag", "example.test")),

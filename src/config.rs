@@ -251,7 +251,7 @@ pub struct ServerConfig {
 }
 
 /// One listening socket: `"127.0.0.1:2525"` or a table.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     /// Address and port.
@@ -263,6 +263,11 @@ pub struct Listener {
     /// balancer); its source address is the client for every decision.
     #[serde(default)]
     pub proxy_protocol: bool,
+    /// With `proxy_protocol`: the load balancers allowed to send the
+    /// header; a connection from anywhere else is closed unread. Empty:
+    /// any peer (then the port must not be reachable by clients).
+    #[serde(default)]
+    pub proxy_from: Vec<ipnet::IpNet>,
     /// TLS from the first byte (port 465 style); needs `[tls]`.
     #[serde(default)]
     pub implicit_tls: bool,
@@ -283,6 +288,7 @@ impl<'de> Deserialize<'de> for ListenerEntry {
                             address,
                             trusted_cleartext: false,
                             proxy_protocol: false,
+                            proxy_from: Vec::new(),
                             implicit_tls: false,
                         })
                     })

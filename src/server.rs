@@ -73,7 +73,13 @@ impl Server {
                     format!("cannot listen on {}: {e}", listen.address),
                 )
             })?;
-            listeners.push((listener, *listen));
+            if listen.proxy_protocol && listen.proxy_from.is_empty() {
+                tracing::warn!(
+                    listen = %listen.address,
+                    "proxy_protocol without proxy_from: any peer that reaches this port can claim any client address"
+                );
+            }
+            listeners.push((listener, listen.clone()));
         }
         let max_connections = app.config.server.max_connections;
         let (shutdown, _) = watch::channel(false);
@@ -139,6 +145,7 @@ async fn accept_loop(
     handle: Handle,
     connections: Arc<Semaphore>,
 ) {
+    let config = Arc::new(config);
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -155,10 +162,11 @@ async fn accept_loop(
         match Arc::clone(&connections).try_acquire_owned() {
             Ok(permit) => {
                 let shutdown = handle.shutdown.subscribe();
+                let config = Arc::clone(&config);
                 tokio::spawn(async move {
                     if let Some((stream, peer)) = open(tcp, peer, &config, &app).await {
                         let mut session = Session::new(app, stream, peer, shutdown);
-                        session.listener = config;
+                        session.trusted_cleartext = config.trusted_cleartext;
                         session.run().await;
                     }
                     drop(permit);
@@ -187,6 +195,12 @@ async fn open(
     let limit = app.config.server.idle_timeout.0;
     let mut peer = canonical(peer);
     if config.proxy_protocol {
+        if !config.proxy_from.is_empty()
+            && !config.proxy_from.iter().any(|n| n.contains(&peer.ip()))
+        {
+            tracing::warn!(client = %peer, "PROXY listener: peer not in proxy_from: closed");
+            return None;
+        }
         match tokio::time::timeout(limit, crate::proxy::read_header(&mut tcp)).await {
             Ok(Ok(source)) => peer = canonical(source),
             Ok(Err(e)) => {

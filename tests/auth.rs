@@ -569,6 +569,23 @@ async fn proxy_protocol_source_address_decides_relay() {
     assert!(c.is_closed().await, "garbage instead of a PROXY header");
     let mut c = via_proxy(gw.addr, b"PROXY UNKNOWN\r\n").await;
     assert!(c.is_closed().await, "UNKNOWN carries no client address");
+
+    // proxy_from: only the load balancers may send the header.
+    for (from, allowed) in [("192.0.2.0/24", false), ("127.0.0.0/8", true)] {
+        let text = config(&sink, TRUSTED, "").replace(
+            "listen = [\"127.0.0.1:0\"]",
+            &format!(
+                "listen = [{{ address = \"127.0.0.1:0\", proxy_protocol = true, proxy_from = [\"{from}\"] }}]"
+            ),
+        );
+        let gw = common::start(&text).await;
+        let mut c = via_proxy(gw.addr, &proxy_v2("127.0.0.9:40004")).await;
+        if allowed {
+            assert_eq!(c.read_reply().await.code, 220, "{from}");
+        } else {
+            assert!(c.is_closed().await, "a peer outside proxy_from {from}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -8,7 +8,6 @@
 
 use crate::app::App;
 use crate::checks::{CheckError, Phase, View};
-use crate::config::Listener;
 use crate::score::{Breakdown, ForcedAction, ScoredSymbol};
 use crate::smtp::codec::{LineError, LineFramer, MAX_LINE};
 use crate::smtp::command::{self, Address, Command, CommandError, MailParams};
@@ -85,8 +84,8 @@ pub struct Session {
     pub txn: Option<Txn>,
     errors: u32,
     shutdown: watch::Receiver<bool>,
-    /// The listener this client came in on.
-    pub listener: Listener,
+    /// The listener this client came in on offers AUTH without TLS.
+    pub trusted_cleartext: bool,
     /// The SMTP AUTH login, once authenticated.
     pub login: Option<String>,
 }
@@ -111,12 +110,7 @@ impl Session {
             txn: None,
             errors: 0,
             shutdown,
-            listener: Listener {
-                address: peer,
-                trusted_cleartext: false,
-                proxy_protocol: false,
-                implicit_tls: false,
-            },
+            trusted_cleartext: false,
             login: None,
         }
     }

@@ -19,7 +19,7 @@ impl Session {
     /// True when AUTH may be offered on this connection now.
     pub(crate) fn auth_offered(&self) -> bool {
         self.app.credentials.is_some()
-            && (matches!(self.stream, Stream::Tls(_)) || self.listener.trusted_cleartext)
+            && (matches!(self.stream, Stream::Tls(_)) || self.trusted_cleartext)
     }
 
     /// AUTH mechanism [initial-response].

@@ -52,7 +52,14 @@ fn default_messages_per_day() -> u64 {
 impl RateLimitConfig {
     /// (messages per day, recipients per hour) for `identity`.
     pub fn limits(&self, identity: &str) -> (u64, u64) {
-        let o = self.overrides.get(identity);
+        // Logins are case-insensitive (the session keeps them lowercase);
+        // the operator may have written one either way.
+        let o = self.overrides.get(identity).or_else(|| {
+            self.overrides
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(identity))
+                .map(|(_, v)| v)
+        });
         (
             o.and_then(|l| l.messages_per_day)
                 .unwrap_or(self.messages_per_day),
@@ -230,11 +237,12 @@ mod tests {
     #[test]
     fn overrides_replace_only_what_they_set() {
         let text = format!(
-            "{MINIMAL}[ratelimit]\nrecipients_per_hour = 50\n[ratelimit.overrides]\nbig = {{ messages_per_day = 9000 }}\n"
+            "{MINIMAL}[ratelimit]\nrecipients_per_hour = 50\n[ratelimit.overrides]\nbig = {{ messages_per_day = 9000 }}\n\"Shop@Example.TEST\" = {{ messages_per_day = 1000 }}\n"
         );
         let config = Config::from_text(Path::new("gw.toml"), &text).unwrap();
         let r = config.ratelimit.unwrap();
         assert_eq!(r.limits("big"), (9000, 50));
+        assert_eq!(r.limits("shop@example.test"), (1000, 50));
         assert_eq!(r.limits("small"), (500, 50));
         let err = Config::from_text(
             Path::new("gw.toml"),

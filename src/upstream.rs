@@ -67,7 +67,8 @@ struct Connection {
     framer: LineFramer,
     caps: Capabilities,
     idle_since: Instant,
-    /// `upstream.timeout`: the longest a write may make no progress.
+    /// `upstream.timeout`: the longest a read or a write may make no
+    /// progress.
     io_timeout: Duration,
 }
 
@@ -85,12 +86,12 @@ impl Connection {
             idle_since: Instant::now(),
             io_timeout: config.timeout.0,
         };
-        let greeting = conn.read_reply(config).await?;
+        let greeting = conn.read_reply().await?;
         if greeting.code != 220 {
             return Err(UpstreamError::Protocol(format!("greeting: {greeting}")));
         }
         conn.send(format!("EHLO {helo}\r\n").as_bytes()).await?;
-        let ehlo = conn.read_reply(config).await?;
+        let ehlo = conn.read_reply().await?;
         if ehlo.code == 250 {
             for line in ehlo.lines.iter().skip(1) {
                 let keyword = line
@@ -108,7 +109,7 @@ impl Connection {
             }
         } else {
             conn.send(format!("HELO {helo}\r\n").as_bytes()).await?;
-            let reply = conn.read_reply(config).await?;
+            let reply = conn.read_reply().await?;
             if reply.code != 250 {
                 return Err(UpstreamError::Protocol(format!("HELO: {reply}")));
             }
@@ -129,7 +130,7 @@ impl Connection {
     }
 
     /// Reads one complete (possibly multi-line) reply.
-    async fn read_reply(&mut self, config: &UpstreamConfig) -> Result<Reply, UpstreamError> {
+    async fn read_reply(&mut self) -> Result<Reply, UpstreamError> {
         let mut lines = Vec::new();
         let mut code = 0;
         loop {
@@ -140,7 +141,7 @@ impl Connection {
                 }
                 None => {
                     let mut buf = [0u8; 4096];
-                    let n = timeout(config.timeout.0, self.stream.read(&mut buf))
+                    let n = timeout(self.io_timeout, self.stream.read(&mut buf))
                         .await
                         .map_err(|_| UpstreamError::Timeout("waiting for a reply"))??;
                     if n == 0 {
@@ -349,15 +350,14 @@ impl Upstream {
         }
         mail.push_str("\r\n");
         let rcpt = format!("RCPT TO:<{recipient}>\r\n");
-        let config = &self.config;
         if conn.caps.pipelining {
             let reset = if reset_first { "RSET\r\n" } else { "" };
             conn.send(format!("{reset}{mail}{rcpt}").as_bytes()).await?;
             if reset_first {
-                expect_rset(conn.read_reply(config).await?)?;
+                expect_rset(conn.read_reply().await?)?;
             }
-            let mail_reply = conn.read_reply(config).await?;
-            let rcpt_reply = conn.read_reply(config).await?;
+            let mail_reply = conn.read_reply().await?;
+            let rcpt_reply = conn.read_reply().await?;
             return Ok(if mail_reply.is_positive() {
                 (mail_reply, Some(rcpt_reply))
             } else {
@@ -366,15 +366,15 @@ impl Upstream {
         }
         if reset_first {
             conn.send(b"RSET\r\n").await?;
-            expect_rset(conn.read_reply(config).await?)?;
+            expect_rset(conn.read_reply().await?)?;
         }
         conn.send(mail.as_bytes()).await?;
-        let mail_reply = conn.read_reply(config).await?;
+        let mail_reply = conn.read_reply().await?;
         if !mail_reply.is_positive() {
             return Ok((mail_reply, None));
         }
         conn.send(rcpt.as_bytes()).await?;
-        Ok((mail_reply, Some(conn.read_reply(config).await?)))
+        Ok((mail_reply, Some(conn.read_reply().await?)))
     }
 }
 
@@ -411,12 +411,11 @@ impl Transaction {
 
     /// Sends `RCPT TO` and returns the MTA's reply.
     pub async fn rcpt(&mut self, recipient: &Address) -> Result<Reply, UpstreamError> {
-        let config = self.upstream.config.clone();
         let conn = self.conn()?;
         let result = async {
             conn.send(format!("RCPT TO:<{recipient}>\r\n").as_bytes())
                 .await?;
-            conn.read_reply(&config).await
+            conn.read_reply().await
         }
         .await;
         self.guarded(result)
@@ -433,7 +432,6 @@ impl Transaction {
     }
 
     async fn data_inner(mut self, header: &[u8], message: &[u8]) -> Result<Reply, UpstreamError> {
-        let config = self.upstream.config.clone();
         let conn = self.conn()?;
         let result = async {
             if conn.caps.chunking {
@@ -444,10 +442,10 @@ impl Transaction {
                 wire.extend_from_slice(header);
                 wire.extend_from_slice(message);
                 conn.send(&wire).await?;
-                return conn.read_reply(&config).await;
+                return conn.read_reply().await;
             }
             conn.send(b"DATA\r\n").await?;
-            let go = conn.read_reply(&config).await?;
+            let go = conn.read_reply().await?;
             if go.is_positive() {
                 // Passing a 2xx on would tell the client "delivered".
                 return Err(UpstreamError::Protocol(format!("DATA: {go}")));
@@ -459,7 +457,7 @@ impl Transaction {
             wire.extend_from_slice(header);
             stuff_into(message, &mut wire);
             conn.send(&wire).await?;
-            conn.read_reply(&config).await
+            conn.read_reply().await
         }
         .await;
         let result = self.guarded(result);

@@ -321,19 +321,17 @@ impl Authenticator {
         };
 
         // Signed as it will be delivered; delivery reuses the signature.
-        let delivered = crate::message::as_delivered(&self.hostname, env.message);
         let mut signing_key = None;
         let mut owned;
         let mut message = env.message;
-        if let Some((key, header)) = self
-            .signer
-            .as_ref()
-            .and_then(|s| s.sign_and_keep(&delivered))
-        {
-            owned = header.into_bytes();
-            owned.extend_from_slice(&delivered);
-            message = &owned;
-            signing_key = Some((key.domain.clone(), key.selector.clone(), key.record.clone()));
+        if let Some(signer) = &self.signer {
+            let delivered = crate::message::as_delivered(&self.hostname, env.message);
+            if let Some((key, header)) = signer.sign_and_keep(&delivered) {
+                owned = header.into_bytes();
+                owned.extend_from_slice(&delivered);
+                message = &owned;
+                signing_key = Some((key.domain.clone(), key.selector.clone(), key.record.clone()));
+            }
         }
         let Some(parsed) = AuthenticatedMessage::parse(message) else {
             return Evaluation {

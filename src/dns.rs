@@ -170,12 +170,6 @@ impl Lookup for HickoryLookup {
             if impossible(name) {
                 return Ok(None);
             }
-            if impossible(name) {
-                return Ok(None);
-            }
-            if impossible(name) {
-                return Ok(None);
-            }
             let started = Instant::now();
             let (v4, v6) = tokio::join!(
                 self.resolver.ipv4_lookup(fqdn(name)),

@@ -143,9 +143,8 @@ fn bad_recipients(path: &Path, action: BadAction) -> ExitCode {
                     if addr.is_empty() {
                         continue;
                     }
-                    if parse_address(&format!("<{}>", addr.trim_matches(['<', '>'])), false)
-                        .is_err()
-                    {
+                    let bare = addr.trim_matches(['<', '>']);
+                    if parse_address(&format!("<{bare}>"), false).is_err() {
                         return Err(format!(
                             "{}:{}: not an address: {addr}",
                             file.display(),
@@ -153,11 +152,7 @@ fn bad_recipients(path: &Path, action: BadAction) -> ExitCode {
                         ));
                     }
                     store
-                        .set(
-                            &known_bad_key(addr.trim_matches(['<', '>'])),
-                            b"imported",
-                            ttl,
-                        )
+                        .set(&known_bad_key(bare), b"imported", ttl)
                         .await
                         .map_err(|e| e.to_string())?;
                     n += 1;

@@ -35,6 +35,17 @@ impl Scheme {
             _ => return None,
         })
     }
+
+    /// Rough order of verification cost.
+    fn cost(self) -> u8 {
+        match self {
+            Scheme::Plain => 0,
+            Scheme::Sha256Crypt => 1,
+            Scheme::Sha512Crypt => 2,
+            Scheme::BlfCrypt => 3,
+            Scheme::Argon2id => 4,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -56,19 +67,6 @@ impl Entry {
                     .verify_password(password.as_bytes(), &h)
                     .is_ok()
             }),
-        }
-    }
-}
-
-impl Scheme {
-    /// Rough order of verification cost.
-    fn cost(self) -> u8 {
-        match self {
-            Scheme::Plain => 0,
-            Scheme::Sha256Crypt => 1,
-            Scheme::Sha512Crypt => 2,
-            Scheme::BlfCrypt => 3,
-            Scheme::Argon2id => 4,
         }
     }
 }

@@ -333,13 +333,14 @@ pub fn normalise_sender(sender: &Address) -> String {
             out.push('#');
             i = end;
         } else {
-            let next = local[i..]
-                .chars()
-                .next()
-                .map_or(1, char::len_utf8)
-                .max(end - i);
-            out.push_str(&local[i..i + next]);
-            i += next;
+            // A number inside a word, kept whole; else one character.
+            let next = if end > i {
+                end
+            } else {
+                i + local[i..].chars().next().map_or(1, char::len_utf8)
+            };
+            out.push_str(&local[i..next]);
+            i = next;
         }
     }
     if !sender.domain.is_empty() {

@@ -21,18 +21,7 @@ use tokio::sync::Semaphore;
 const KEEP_OK: Duration = Duration::from_secs(31 * 86_400);
 const KEEP_BAD: Duration = Duration::from_secs(3 * 86_400);
 
-/// Which senders are verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Nobody (the default).
-    #[default]
-    None,
-    /// Senders of relay.local_domains.
-    Local,
-    /// Every sender.
-    All,
-}
+pub use crate::config::CalloutScope as Scope;
 
 /// What the MX said.
 enum Verdict {

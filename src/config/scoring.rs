@@ -1,0 +1,49 @@
+//! `[scoring]`: the threshold and what happens to spam.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// What happens to a message scored as spam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpamAction {
+    /// Refuse at end of DATA with a one-line 5xx breakdown.
+    Reject,
+    /// Accept, and send the SPAM alert to the originator instead of the message.
+    Bounce,
+}
+
+/// `[scoring]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    /// A total at or above this is spam.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// Reject or bounce spam.
+    #[serde(default = "default_spam_action")]
+    pub spam_action: SpamAction,
+    /// Directory of rules/*.toml, relative to the working directory.
+    #[serde(default = "default_rules_dir")]
+    pub rules_dir: PathBuf,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        ScoringConfig {
+            threshold: default_threshold(),
+            spam_action: default_spam_action(),
+            rules_dir: default_rules_dir(),
+        }
+    }
+}
+
+fn default_threshold() -> f64 {
+    2.0
+}
+fn default_spam_action() -> SpamAction {
+    SpamAction::Bounce
+}
+fn default_rules_dir() -> PathBuf {
+    PathBuf::from("rules")
+}

@@ -1,0 +1,46 @@
+//! Durations in configuration files: `"500ms"`, `"30s"`, `"5m"`, `"2h"`, `"35d"`.
+
+use serde::{de, Deserialize, Deserializer};
+use std::time::Duration;
+
+/// A duration written as `"500ms"`, `"30s"`, `"5m"`, `"2h"` or `"35d"`, at
+/// most [`Span::MAX_DAYS`] days (so that `now + span` can never overflow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl Span {
+    /// The longest duration any setting takes: ten years.
+    pub const MAX_DAYS: u64 = 3650;
+
+    /// Parses the textual form.
+    pub fn parse(text: &str) -> Option<Span> {
+        Span::parse_unbounded(text).filter(|s| s.0.as_secs() <= Span::MAX_DAYS * 86_400)
+    }
+
+    fn parse_unbounded(text: &str) -> Option<Span> {
+        let digits = text.find(|c: char| !c.is_ascii_digit())?;
+        let (number, unit) = text.split_at(digits);
+        let n: u64 = number.parse().ok()?;
+        let secs = match unit {
+            "ms" => return Some(Span(Duration::from_millis(n))),
+            "s" => n,
+            "m" => n.checked_mul(60)?,
+            "h" => n.checked_mul(3600)?,
+            "d" => n.checked_mul(86_400)?,
+            _ => return None,
+        };
+        Some(Span(Duration::from_secs(secs)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+        let text = String::deserialize(d)?;
+        Span::parse(&text).ok_or_else(|| {
+            de::Error::custom(format!(
+                "invalid duration `{text}`: expected a number followed by ms, s, m, h or d, e.g. \"30s\", at most \"{}d\"",
+                Span::MAX_DAYS
+            ))
+        })
+    }
+}

@@ -6,10 +6,10 @@
 #[path = "../tests/common/dns.rs"]
 mod dns;
 
+use smtpgate::address::parse_address;
 use smtpgate::app::App;
 use smtpgate::checks::{Phase, View};
 use smtpgate::config::Config;
-use smtpgate::smtp::command::parse_address;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

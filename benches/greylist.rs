@@ -6,10 +6,10 @@
 //!
 //! Run: `cargo bench --bench greylist`
 
+use smtpgate::address::Address;
 use smtpgate::checks::greylist::GreylistCheck;
 use smtpgate::checks::{Check, View};
 use smtpgate::config::Config;
-use smtpgate::smtp::command::Address;
 use smtpgate::store::memory::MemoryStore;
 use smtpgate::store::redis::RedisStore;
 use smtpgate::store::Store;

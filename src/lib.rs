@@ -4,6 +4,7 @@
 //! upstream MTA receives what passed.
 
 pub mod action;
+pub mod address;
 pub mod app;
 pub mod auth;
 pub mod base64;
@@ -21,6 +22,7 @@ pub mod reference;
 pub mod rules;
 pub mod score;
 pub mod server;
+pub mod session;
 pub mod smtp;
 pub mod store;
 pub mod upstream;

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use smtpgate::action::Action;
+use smtpgate::address::parse_address;
 use smtpgate::app::App;
 use smtpgate::bounce::breakdown_text;
 use smtpgate::checks::Phase;
@@ -10,7 +11,6 @@ use smtpgate::config::SpamAction;
 use smtpgate::notify::notify;
 use smtpgate::pipeline::{self, to_crlf, Envelope, Verdict};
 use smtpgate::server::{Handle, Server};
-use smtpgate::smtp::command::parse_address;
 use smtpgate::smtp::reply;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -3,12 +3,12 @@
 //! phase, without a client or an upstream.
 
 use crate::action::{decide, decide_phase, Action};
+use crate::address::Address;
 use crate::app::App;
 use crate::checks::{CheckError, Phase, View};
 use crate::message::Parsed;
 use crate::reference::new_reference;
 use crate::score::{Breakdown, ScoredSymbol};
-use crate::smtp::command::Address;
 use crate::smtp::reply::Reply;
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -3,9 +3,9 @@
 
 use crate::app::App;
 use crate::config::Listener;
+use crate::session::stream::Stream;
+use crate::session::Session;
 use crate::smtp::reply;
-use crate::smtp::session::Session;
-use crate::smtp::stream::Stream;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -6,9 +6,10 @@
 //! once, transparently). Every read is bounded by `upstream.timeout`; any
 //! failure is an [`UpstreamError`] that the session turns into a 4xx.
 
+use crate::address::Address;
 use crate::config::UpstreamConfig;
 use crate::smtp::codec::{stuff_into, LineFramer};
-use crate::smtp::command::{Address, MailParams};
+use crate::smtp::command::MailParams;
 use crate::smtp::reply::{self, default_enhanced, Reply};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -7,9 +7,9 @@
 //! share the view.
 
 use super::{Check, CheckError, CheckFuture, Phase, View};
+use crate::address::Address;
 use crate::config::{Config, ConfigError, GreylistConfig, OnError};
 use crate::score::Hit;
-use crate::smtp::command::Address;
 use crate::store::{GreylistOutcome, Greylisting, Store};
 use ipnet::IpNet;
 use std::net::IpAddr;

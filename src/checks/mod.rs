@@ -13,10 +13,10 @@ pub mod recipient;
 pub mod relay;
 pub mod sender;
 
+use crate::address::Address;
 use crate::app::Deps;
 use crate::config::{Config, ConfigError};
 use crate::score::Hit;
-use crate::smtp::command::Address;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;

@@ -133,7 +133,7 @@ pub async fn record_delivery(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::command::Address;
+    use crate::address::Address;
     use crate::store::memory::MemoryStore;
     use std::path::Path;
 

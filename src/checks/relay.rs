@@ -10,10 +10,10 @@
 //!   the senders `auth.sender_login_maps` gives its login.
 
 use super::{Check, CheckFuture, Phase, View};
+use crate::address::Address;
 use crate::config::Config;
 use crate::passwd::Credentials;
 use crate::score::Hit;
-use crate::smtp::command::Address;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -219,7 +219,7 @@ impl Check for SenderLoginCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::command::parse_address;
+    use crate::address::parse_address;
 
     fn trick(path: &str) -> Option<&'static str> {
         let ours: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap()];

@@ -1,42 +1,8 @@
 //! Pure parser for SMTP command lines (RFC 5321 §4.1, RFC 1870, RFC 6152,
 //! RFC 6531). Turns a line into a [`Command`] or says what is wrong with it.
 
-use std::fmt;
-
-/// A mailbox address split at its last `@`. The null reverse-path is
-/// represented by an empty local part and domain.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Address {
-    /// Everything before the last `@`, as sent (quotes kept).
-    pub local: String,
-    /// The domain, lower-cased (empty for the null sender and for `postmaster`).
-    pub domain: String,
-}
-
-impl Address {
-    /// The null reverse-path `<>`.
-    pub fn null() -> Address {
-        Address {
-            local: String::new(),
-            domain: String::new(),
-        }
-    }
-
-    /// True for `<>`.
-    pub fn is_null(&self) -> bool {
-        self.local.is_empty() && self.domain.is_empty()
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.domain.is_empty() {
-            write!(f, "{}", self.local)
-        } else {
-            write!(f, "{}@{}", self.local, self.domain)
-        }
-    }
-}
+pub use crate::address::Address;
+use crate::address::{parse_address, AddressError};
 
 /// MAIL FROM parameters we understand.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,6 +55,12 @@ pub enum CommandError {
     Address(String),
     /// An ESMTP parameter we do not support.
     Parameter(String),
+}
+
+impl From<AddressError> for CommandError {
+    fn from(e: AddressError) -> CommandError {
+        CommandError::Address(e.0)
+    }
 }
 
 /// AUTH command and response lines (RFC 4954 §4).
@@ -198,48 +170,9 @@ fn closing_bracket(s: &str) -> Option<usize> {
     None
 }
 
-/// Parses the mailbox inside `<>`; `allow_null` for MAIL FROM.
-pub fn parse_address(path: &str, allow_null: bool) -> Result<Address, CommandError> {
-    if path.is_empty() {
-        return if allow_null {
-            Ok(Address::null())
-        } else {
-            Err(CommandError::Address("empty address".into()))
-        };
-    }
-    if path
-        .chars()
-        .any(|c| c.is_control() || c == ' ' && !path.starts_with('"'))
-    {
-        return Err(CommandError::Address(format!(
-            "<{path}>: invalid character"
-        )));
-    }
-    if path.eq_ignore_ascii_case("postmaster") {
-        return Ok(Address {
-            local: path.to_string(),
-            domain: String::new(),
-        });
-    }
-    let at = path
-        .rfind('@')
-        .ok_or_else(|| CommandError::Address(format!("<{path}>: missing @domain")))?;
-    let (local, domain) = (&path[..at], &path[at + 1..]);
-    if local.is_empty() {
-        return Err(CommandError::Address(format!("<{path}>: empty local part")));
-    }
-    if domain.is_empty() {
-        return Err(CommandError::Address(format!("<{path}>: empty domain")));
-    }
-    Ok(Address {
-        local: local.to_string(),
-        domain: domain.to_ascii_lowercase(),
-    })
-}
-
 fn parse_mail(args: &str) -> Result<Command, CommandError> {
     let (path, params) = path_and_params(args, "FROM:", "MAIL FROM:<address>")?;
-    let address = parse_address(path, true)?;
+    let address = parse_address(path, true).map_err(CommandError::from)?;
     let mut parsed = MailParams::default();
     for param in params.split_whitespace() {
         let (key, value) = match param.split_once('=') {
@@ -270,7 +203,9 @@ fn parse_rcpt(args: &str) -> Result<Command, CommandError> {
     if let Some(param) = params.split_whitespace().next() {
         return Err(CommandError::Parameter(param.to_string()));
     }
-    Ok(Command::Rcpt(parse_address(path, false)?))
+    Ok(Command::Rcpt(
+        parse_address(path, false).map_err(CommandError::from)?,
+    ))
 }
 
 #[cfg(test)]

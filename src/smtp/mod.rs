@@ -1,9 +1,7 @@
-//! The SMTP server side: framing, commands, replies and the session.
+//! The SMTP protocol, pure: framing, commands, replies and the Received
+//! line — shared by the session (server side) and the upstream client.
 
 pub mod codec;
 pub mod command;
-pub mod phases;
 pub mod received;
 pub mod reply;
-pub mod session;
-pub mod stream;

@@ -2,10 +2,10 @@
 //! which is the client's reply (before-queue semantics).
 
 use crate::action::{decide_phase, Action};
+use crate::address::Address;
 use crate::checks::Phase;
-use crate::smtp::command::Address;
+use crate::session::{Flow, Session};
 use crate::smtp::reply::{self, Reply};
-use crate::smtp::session::{Flow, Session};
 
 impl Session {
     /// RCPT TO.

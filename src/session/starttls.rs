@@ -1,8 +1,8 @@
 //! RSET and STARTTLS.
 
+use crate::session::stream::Stream;
+use crate::session::{Flow, Session};
 use crate::smtp::reply;
-use crate::smtp::session::{Flow, Session};
-use crate::smtp::stream::Stream;
 
 impl Session {
     /// RSET: abort the transaction, keep the HELO.

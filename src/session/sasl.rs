@@ -5,9 +5,9 @@
 //! with the right password. Hashes are checked on a blocking thread.
 
 use crate::base64;
+use crate::session::stream::Stream;
+use crate::session::{Flow, Session};
 use crate::smtp::reply;
-use crate::smtp::session::{Flow, Session};
-use crate::smtp::stream::Stream;
 
 /// What the client sent to log in.
 struct Login {

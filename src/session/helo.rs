@@ -2,9 +2,9 @@
 
 use crate::action::{decide_phase, Action};
 use crate::checks::Phase;
+use crate::session::stream::Stream;
+use crate::session::{Flow, Session};
 use crate::smtp::reply;
-use crate::smtp::session::{Flow, Session};
-use crate::smtp::stream::Stream;
 
 impl Session {
     /// EHLO (`esmtp`) or HELO: resets any transaction (RFC 5321 §4.1.4).

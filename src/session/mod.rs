@@ -1,18 +1,27 @@
 //! One client connection: the ESMTP state machine (RFC 5321 §4.1.4). This
 //! file holds the session's state, its input loop and its output; what each
-//! command does lives in `phases/`.
+//! command does lives in the files beside it, one per phase.
 //!
 //! Replies are queued in `out` and written in one flush when no complete
 //! command is left in the input buffer, so a pipelined batch of commands
 //! gets its replies in one segment (RFC 2920).
 
+mod data;
+mod helo;
+mod mail;
+mod rcpt;
+mod sasl;
+mod starttls;
+pub mod stream;
+
+use crate::address::Address;
 use crate::app::App;
 use crate::checks::{CheckError, Phase, View};
 use crate::score::{Breakdown, ForcedAction, ScoredSymbol};
+use crate::session::stream::Stream;
 use crate::smtp::codec::{LineError, LineFramer, MAX_LINE};
-use crate::smtp::command::{self, Address, Command, CommandError, MailParams};
+use crate::smtp::command::{self, Command, CommandError, MailParams};
 use crate::smtp::reply::{self, Reply};
-use crate::smtp::stream::Stream;
 use crate::upstream::Transaction;
 use std::future::Future;
 use std::net::SocketAddr;

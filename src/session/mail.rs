@@ -1,12 +1,13 @@
 //! MAIL FROM: sequence, size and the MAIL-phase checks.
 
 use crate::action::{decide_phase, Action};
+use crate::address::Address;
 use crate::checks::Phase;
 use crate::reference::new_reference;
 use crate::score::Breakdown;
-use crate::smtp::command::{Address, MailParams};
+use crate::session::{Flow, Session, Txn};
+use crate::smtp::command::MailParams;
 use crate::smtp::reply;
-use crate::smtp::session::{Flow, Session, Txn};
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -3,15 +3,16 @@
 //! upstream's 250.
 
 use crate::action::{decide, Action};
+use crate::address::{parse_address, Address};
 use crate::bounce::{breakdown_text, Alert};
 use crate::checks::Phase;
 use crate::config::SpamAction;
 use crate::message::Parsed;
+use crate::session::{Flow, Session, Txn};
 use crate::smtp::codec::{DataDecoder, DataError, DataStatus};
-use crate::smtp::command::{parse_address, Address, MailParams};
+use crate::smtp::command::MailParams;
 use crate::smtp::received::Trace;
 use crate::smtp::reply::{self, Reply};
-use crate::smtp::session::{Flow, Session, Txn};
 use std::time::{Duration, SystemTime};
 use tokio::io::AsyncReadExt;
 

@@ -2,7 +2,6 @@
 
 use crate::config::SpamAction;
 use crate::score::{Breakdown, ForcedAction, Score, ScoredSymbol};
-use crate::smtp::reply::{self, Reply};
 
 /// What the operator configured for verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,8 +17,14 @@ pub struct Policy {
 pub enum Action {
     /// Go on / deliver.
     Pass,
-    /// Refuse now with this reply (a `reject` or `tempfail` symbol).
-    Refuse(Reply),
+    /// Refuse now because of this symbol (its rule says `reject`, or
+    /// `tempfail` when `temporary`); the flow layer turns it into a reply.
+    Refuse {
+        /// The symbol that refused.
+        symbol: crate::score::Hit,
+        /// The rule says `tempfail`.
+        temporary: bool,
+    },
     /// A `block` symbol stopped it, whatever the total.
     Block,
     /// The total reached the threshold: reject or bounce per policy.
@@ -34,18 +39,16 @@ pub fn decide_phase<'a>(found: impl IntoIterator<Item = &'a ScoredSymbol>) -> Ac
     for symbol in found {
         match symbol.action {
             Some(ForcedAction::Reject) => {
-                return Action::Refuse(reply::for_symbol(
-                    &symbol.hit.name,
-                    symbol.hit.subject(),
-                    false,
-                ))
+                return Action::Refuse {
+                    symbol: symbol.hit.clone(),
+                    temporary: false,
+                }
             }
             Some(ForcedAction::Tempfail) => {
-                return Action::Refuse(reply::for_symbol(
-                    &symbol.hit.name,
-                    symbol.hit.subject(),
-                    true,
-                ))
+                return Action::Refuse {
+                    symbol: symbol.hit.clone(),
+                    temporary: true,
+                }
             }
             Some(ForcedAction::Block) => action = Action::Block,
             None => {}
@@ -117,10 +120,15 @@ mod tests {
     }
 
     #[test]
-    fn reject_symbol_refuses_with_its_reply() {
+    fn reject_symbol_refuses_naming_the_symbol() {
         let b = breakdown(&[("reject_non_fqdn_sender", 0.0, Some(ForcedAction::Reject))]);
         match decide_phase(b.symbols()) {
-            Action::Refuse(r) => assert_eq!((r.code, r.enhanced.as_str()), (504, "5.5.2")),
+            Action::Refuse { symbol, temporary } => {
+                assert_eq!(
+                    (symbol.name.as_str(), temporary),
+                    ("reject_non_fqdn_sender", false)
+                )
+            }
             other => panic!("{other:?}"),
         }
     }

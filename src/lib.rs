@@ -11,6 +11,7 @@ pub mod base64;
 pub mod bounce;
 pub mod checks;
 pub mod config;
+pub mod delivery;
 pub mod dns;
 pub mod message;
 pub mod metrics;

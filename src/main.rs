@@ -3,13 +3,12 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use smtpgate::action::Action;
-use smtpgate::address::parse_address;
+use smtpgate::address::parse_typed;
 use smtpgate::app::App;
 use smtpgate::bounce::breakdown_text;
-use smtpgate::checks::Phase;
 use smtpgate::config::SpamAction;
 use smtpgate::notify::notify;
-use smtpgate::pipeline::{self, to_crlf, Envelope, Verdict};
+use smtpgate::pipeline::{self, to_crlf, Envelope, Judgement, Stop};
 use smtpgate::server::{Handle, Server};
 use smtpgate::smtp::reply;
 use std::path::{Path, PathBuf};
@@ -143,16 +142,11 @@ fn bad_recipients(path: &Path, action: BadAction) -> ExitCode {
                     if addr.is_empty() {
                         continue;
                     }
-                    let bare = addr.trim_matches(['<', '>']);
-                    if parse_address(&format!("<{bare}>"), false).is_err() {
-                        return Err(format!(
-                            "{}:{}: not an address: {addr}",
-                            file.display(),
-                            i + 1
-                        ));
-                    }
+                    let parsed = parse_typed(addr, false).map_err(|e| {
+                        format!("{}:{}: not an address: {e}", file.display(), i + 1)
+                    })?;
                     store
-                        .set(&known_bad_key(bare), b"imported", ttl)
+                        .set(&known_bad_key(&parsed.to_string()), b"imported", ttl)
                         .await
                         .map_err(|e| e.to_string())?;
                     n += 1;
@@ -263,11 +257,7 @@ fn check(args: CheckArgs) -> ExitCode {
     };
     let parsed = smtpgate::message::Parsed::parse(&raw);
     let address = |text: &str, what: &str| {
-        parse_address(
-            &format!("<{}>", text.trim_matches(['<', '>'])),
-            what == "sender",
-        )
-        .map_err(|e| format!("{what} {text}: {e:?}"))
+        parse_typed(text, what == "sender").map_err(|e| format!("--{what} {text}: {e}"))
     };
     let from = args
         .from
@@ -283,15 +273,19 @@ fn check(args: CheckArgs) -> ExitCode {
         Ok(Envelope {
             client_ip: args.ip,
             helo: args.helo.clone(),
-            sender: address(&from, "sender")?,
+            sender: address(&from, "from")?,
             recipients: rcpts
                 .iter()
-                .map(|r| address(r, "recipient"))
+                .map(|r| address(r, "rcpt"))
                 .collect::<Result<_, _>>()?,
             login: args.login.clone(),
         })
     })();
     let envelope = match envelope {
+        Ok(e) if e.recipients.is_empty() => {
+            eprintln!("no recipient: give --rcpt ADDR or a To header");
+            return ExitCode::from(2);
+        }
         Ok(e) => e,
         Err(e) => {
             eprintln!("{e}");
@@ -301,16 +295,35 @@ fn check(args: CheckArgs) -> ExitCode {
     let Some(runtime) = small_runtime() else {
         return ExitCode::FAILURE;
     };
-    let verdict = match runtime.block_on(pipeline::run(&app, &envelope, &raw)) {
+    let judged = match runtime.block_on(pipeline::judge(&app, &envelope, &raw)) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("tempfail: {e}");
+            if args.json {
+                let out = serde_json::json!({"action": "tempfail", "error": e.to_string()});
+                println!("{out:#}");
+            } else {
+                println!(
+                    "Action: tempfail ({e}; a session would answer {})",
+                    reply::check_tempfail()
+                );
+            }
             return ExitCode::from(75);
         }
     };
-    let (action, reply) = describe(&app, &verdict);
+    let trusted = app.config.relay.is_trusted(envelope.client_ip);
+    let client = format!(
+        "{} ({}; relay checks depend on it: give --ip and --login as the customer connects)",
+        envelope.client_ip,
+        match (&envelope.login, trusted) {
+            (Some(l), _) => format!("authenticated as {l}"),
+            (None, true) => "trusted: in relay.mynetworks".to_string(),
+            (None, false) => "not trusted: not in relay.mynetworks, no login".to_string(),
+        }
+    );
+    let (action, code) = describe(&judged);
+    let reply = judged.reply.as_ref().map(ToString::to_string);
     if args.json {
-        let symbols: Vec<serde_json::Value> = verdict
+        let symbols: Vec<serde_json::Value> = judged
             .breakdown
             .sorted()
             .iter()
@@ -326,18 +339,48 @@ fn check(args: CheckArgs) -> ExitCode {
                 })
             })
             .collect();
+        let refused: Vec<serde_json::Value> = judged
+            .refused
+            .iter()
+            .map(|(a, r)| serde_json::json!({"rcpt": a.to_string(), "reply": r.to_string()}))
+            .collect();
         let out = serde_json::json!({
-            "score": verdict.breakdown.total().0 as f64 / 100.0,
+            "client": {
+                "ip": envelope.client_ip.to_string(),
+                "helo": envelope.helo,
+                "login": envelope.login,
+                "trusted": trusted,
+            },
+            "from": envelope.sender.to_string(),
+            "rcpts": envelope.recipients.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "score": judged.breakdown.total().0 as f64 / 100.0,
             "threshold": app.policy.threshold.0 as f64 / 100.0,
             "action": action,
             "reply": reply,
+            "refused": refused,
+            "reference": judged.reference,
             "symbols": symbols,
         });
         println!("{out:#}");
     } else {
+        println!("Client: {client}");
+        println!(
+            "Envelope: from <{}> to {}",
+            envelope.sender,
+            envelope
+                .recipients
+                .iter()
+                .map(|r| format!("<{r}>"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (rcpt, r) in &judged.refused {
+            println!("Refused: <{rcpt}>: {r}");
+        }
+        println!();
         print!(
             "{}",
-            breakdown_text(&verdict.breakdown, &app.symbols, app.policy.threshold)
+            breakdown_text(&judged.breakdown, &app.symbols, app.policy.threshold)
         );
         println!();
         match reply {
@@ -345,41 +388,36 @@ fn check(args: CheckArgs) -> ExitCode {
             None => println!("Action: {action}"),
         }
     }
-    ExitCode::SUCCESS
+    ExitCode::from(code)
 }
 
-/// The action's name and, when the client would get a refusal, the reply.
-fn describe(app: &App, v: &Verdict) -> (&'static str, Option<String>) {
-    if let Some((phase, reply)) = &v.refused_at {
-        let name = match phase {
-            Phase::Helo => "reject at HELO",
-            Phase::Mail => "reject at MAIL",
-            Phase::Rcpt => "reject at RCPT",
-            Phase::Data => "reject",
-        };
-        return (name, Some(reply.to_string()));
-    }
-    match &v.action {
-        Action::Pass => ("pass", None),
-        Action::Refuse(r) => ("reject", Some(r.to_string())),
-        Action::Block => ("block", None),
-        Action::Spam(SpamAction::Reject) => {
-            let symbols: Vec<(String, String)> = v
-                .breakdown
-                .sorted()
-                .iter()
-                .map(|s| (s.hit.name.clone(), s.score.to_string()))
-                .collect();
-            let r = reply::spam_rejected(
-                &v.breakdown.total().to_string(),
-                &app.policy.threshold.to_string(),
-                &symbols,
-                &v.reference,
-            );
-            ("spam: reject", Some(r.to_string()))
-        }
-        Action::Spam(SpamAction::Bounce) => ("spam: SPAM alert to the originator", None),
-    }
+/// The action's name and `check`'s exit status, as `spamc -c` has them:
+/// 0 delivered, 1 stopped (spam, blocked or refused), 75 a temporary
+/// refusal (the client would retry).
+fn describe(j: &Judgement) -> (String, u8) {
+    let temporary = j.reply.as_ref().is_some_and(|r| r.class() == 4);
+    let name = match (j.stop, &j.action) {
+        (Stop::Helo, _) => "reject at HELO",
+        (Stop::Mail, _) => "reject at MAIL",
+        (Stop::Rcpt, _) => "reject at RCPT",
+        (Stop::Data, Action::Pass) => "pass",
+        (Stop::Data, Action::Refuse { .. }) => "reject",
+        (Stop::Data, Action::Block) if j.reply.is_none() => "block: SPAM alert to the originator",
+        (Stop::Data, Action::Block) => "block",
+        (Stop::Data, Action::Spam(SpamAction::Reject)) => "spam: reject",
+        (Stop::Data, Action::Spam(SpamAction::Bounce)) => "spam: SPAM alert to the originator",
+    };
+    let code = match (&j.action, temporary) {
+        (_, true) => 75,
+        (Action::Pass, false) if j.stop == Stop::Data => 0,
+        _ => 1,
+    };
+    let name = if temporary {
+        name.replace("reject", "tempfail")
+    } else {
+        name.to_string()
+    };
+    (name, code)
 }
 
 fn check_config(path: &Path) -> ExitCode {

@@ -1,19 +1,146 @@
-//! The check pipeline run offline on one message (`smtpgate check`): the
-//! same checks, rules, composites and decision as a live session, phase by
-//! phase, without a client or an upstream.
+//! The ONE phase runner. A live session calls [`run_phase`] at HELO, MAIL,
+//! each RCPT and DATA, then [`decide_message`]; `smtpgate check` calls
+//! [`judge`], which walks the same phases with the same function, stops
+//! where a session would stop, and builds the same replies with
+//! [`phase_reply`] and [`message_reply`].
 
 use crate::action::{decide, decide_phase, Action};
 use crate::address::Address;
 use crate::app::App;
 use crate::checks::{CheckError, Phase, View};
+use crate::config::SpamAction;
 use crate::message::Parsed;
 use crate::reference::new_reference;
-use crate::score::{Breakdown, ScoredSymbol};
-use crate::smtp::reply::Reply;
+use crate::score::{Breakdown, ForcedAction, ScoredSymbol};
+use crate::smtp::reply::{self, Reply};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
-/// The envelope a message is judged with.
+/// What one phase's checks found, and the action they force.
+#[derive(Debug, Clone)]
+pub struct PhaseResult {
+    /// The symbols, weighed, in the order found.
+    pub found: Vec<ScoredSymbol>,
+    /// Pass, refuse (a `reject`/`tempfail` symbol) or block.
+    pub action: Action,
+}
+
+/// Runs every check of `phase` on `view` and weighs what they find. A
+/// forced refusal ends the phase: later checks (rate limits, greylisting)
+/// must not count or record what is refused. At DATA a blocking symbol
+/// does not end it: the alert lists every symbol.
+pub async fn run_phase(
+    app: &App,
+    phase: Phase,
+    view: &View<'_>,
+) -> Result<PhaseResult, CheckError> {
+    let started = Instant::now();
+    let mut found: Vec<ScoredSymbol> = Vec::new();
+    for check in app.checks.iter().filter(|c| c.phase() == phase) {
+        for hit in check.check(view).await? {
+            found.push(ScoredSymbol::weigh(&app.symbols, hit));
+        }
+        if found.iter().any(|s| match s.action {
+            Some(ForcedAction::Reject | ForcedAction::Tempfail) => true,
+            Some(ForcedAction::Block) => phase != Phase::Data,
+            None => false,
+        }) {
+            break;
+        }
+    }
+    crate::metrics::phase(phase.name(), started.elapsed());
+    let action = decide_phase(&found);
+    Ok(PhaseResult { found, action })
+}
+
+/// The end of DATA: composites, then the one decision on the whole message.
+pub fn decide_message(app: &App, breakdown: &mut Breakdown) -> Action {
+    app.composites.apply(breakdown, &app.symbols);
+    decide(breakdown, &app.policy)
+}
+
+/// The client's reply when a phase before DATA stops the command, else
+/// `None` (go on). `recipient` is the address of a RCPT.
+pub fn phase_reply(result: &PhaseResult, recipient: Option<&Address>) -> Option<Reply> {
+    match &result.action {
+        Action::Refuse { symbol, temporary } => Some(reply::for_symbol(
+            &symbol.name,
+            symbol.subject(),
+            symbol.why,
+            *temporary,
+        )),
+        Action::Block => {
+            let blocking = result.found.iter().find(|s| s.blocks());
+            let (name, score) = blocking.map_or(("", String::new()), |s| {
+                (s.hit.name.as_str(), s.score.to_string())
+            });
+            Some(match recipient {
+                Some(r) => reply::recipient_blocked(name, &score, &r.to_string()),
+                None => reply::blocked(name, &score, ""),
+            })
+        }
+        Action::Pass | Action::Spam(_) => None,
+    }
+}
+
+/// The client's reply for a message refused at the end of DATA: `None`
+/// when it is delivered, or when the SPAM alert path decides (bounce mode).
+pub fn message_reply(
+    app: &App,
+    action: &Action,
+    breakdown: &Breakdown,
+    reference: &str,
+) -> Option<Reply> {
+    match action {
+        Action::Pass => None,
+        Action::Refuse { symbol, temporary } => Some(reply::for_symbol(
+            &symbol.name,
+            symbol.subject(),
+            symbol.why,
+            *temporary,
+        )),
+        Action::Block if app.policy.spam_action == SpamAction::Reject => {
+            Some(blocked_reply(breakdown, reference))
+        }
+        Action::Spam(SpamAction::Reject) => Some(spam_reply(app, breakdown, reference)),
+        Action::Block | Action::Spam(SpamAction::Bounce) => None,
+    }
+}
+
+/// The reply to a stopped message that gets no alert: the blocking symbol,
+/// or the spam line with every symbol.
+pub fn stopped_reply(app: &App, action: &Action, breakdown: &Breakdown, reference: &str) -> Reply {
+    if *action == Action::Block {
+        blocked_reply(breakdown, reference)
+    } else {
+        spam_reply(app, breakdown, reference)
+    }
+}
+
+fn spam_reply(app: &App, breakdown: &Breakdown, reference: &str) -> Reply {
+    let symbols: Vec<(String, String)> = breakdown
+        .sorted()
+        .iter()
+        .map(|s| (s.hit.name.clone(), s.score.to_string()))
+        .collect();
+    reply::spam_rejected(
+        &breakdown.total().to_string(),
+        &app.policy.threshold.to_string(),
+        &symbols,
+        reference,
+    )
+}
+
+fn blocked_reply(breakdown: &Breakdown, reference: &str) -> Reply {
+    let sorted = breakdown.sorted();
+    let (name, score) = sorted.first().map_or(("", String::new()), |s| {
+        (s.hit.name.as_str(), s.score.to_string())
+    });
+    reply::blocked(name, &score, reference)
+}
+
+/// The envelope a message is judged with offline.
 #[derive(Debug, Clone)]
 pub struct Envelope {
     /// The client's address.
@@ -28,77 +155,127 @@ pub struct Envelope {
     pub login: Option<String>,
 }
 
-/// What the pipeline decided.
+/// Where an offline run stopped, as a session would have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// HELO refused.
+    Helo,
+    /// MAIL refused.
+    Mail,
+    /// Every RCPT refused: no DATA.
+    Rcpt,
+    /// The message was judged.
+    Data,
+}
+
+/// What [`judge`] found.
 #[derive(Debug, Clone)]
-pub struct Verdict {
-    /// Every symbol found, weighed.
+pub struct Judgement {
+    /// Every symbol found up to where it stopped, weighed.
     pub breakdown: Breakdown,
-    /// The decision at the end of DATA.
+    /// Where it stopped.
+    pub stop: Stop,
+    /// The decision (of the refusing phase, or of the message).
     pub action: Action,
-    /// A phase that would have refused the command before DATA.
-    pub refused_at: Option<(Phase, Reply)>,
+    /// The reply the client would get; `None` for delivery (`250` from the
+    /// MTA) and for the SPAM-alert path.
+    pub reply: Option<Reply>,
+    /// Recipients a RCPT check refused, with their replies.
+    pub refused: Vec<(Address, Reply)>,
     /// The reference this run got.
     pub reference: String,
 }
 
-/// Runs every phase's checks for `envelope` and `raw` (CRLF line ends).
-pub async fn run(app: &App, envelope: &Envelope, raw: &[u8]) -> Result<Verdict, CheckError> {
-    let parsed = Parsed::parse(raw);
+/// Runs one message through the phases exactly as a session does (the
+/// upstream assumed to accept every recipient): the same checks, the same
+/// early stop after a forced refusal, the same decision and reply.
+pub async fn judge(app: &App, envelope: &Envelope, raw: &[u8]) -> Result<Judgement, CheckError> {
+    let reference = new_reference();
     let mut breakdown = Breakdown::with_caps(Arc::clone(&app.caps));
-    let mut refused_at = None;
-    let base = View {
-        client_ip: envelope.client_ip,
-        helo: &envelope.helo,
-        tls: false,
-        login: envelope.login.as_deref(),
-        trusted: app.config.relay.is_trusted(envelope.client_ip),
-        sender: Some(&envelope.sender),
-        recipient: None,
-        recipients: &envelope.recipients,
-        message: None,
-        parsed: None,
-    };
-    let mut views = vec![(Phase::Helo, base), (Phase::Mail, base)];
-    for rcpt in &envelope.recipients {
-        views.push((
-            Phase::Rcpt,
-            View {
-                recipient: Some(rcpt),
-                ..base
-            },
-        ));
-    }
-    views.push((
-        Phase::Data,
-        View {
-            message: Some(raw),
-            parsed: Some(&parsed),
-            ..base
-        },
-    ));
-    for (phase, view) in &views {
-        let mut found: Vec<ScoredSymbol> = Vec::new();
-        for check in app.checks.iter().filter(|c| c.phase() == *phase) {
-            for hit in check.check(view).await? {
-                found.push(ScoredSymbol::weigh(&app.symbols, hit));
-            }
-        }
-        if refused_at.is_none() && *phase != Phase::Data {
-            if let Action::Refuse(reply) = decide_phase(&found) {
-                refused_at = Some((*phase, reply));
-            }
-        }
-        for symbol in found {
-            breakdown.push(symbol);
-        }
-    }
-    app.composites.apply(&mut breakdown, &app.symbols);
-    let action = decide(&breakdown, &app.policy);
-    Ok(Verdict {
+    let base = View::new(
+        envelope.client_ip,
+        &envelope.helo,
+        false,
+        envelope.login.as_deref(),
+        &app.config.relay,
+    );
+    let stopped = |breakdown, stop, result: PhaseResult, reply, refused| Judgement {
         breakdown,
+        stop,
+        action: result.action,
+        reply,
+        refused,
+        reference: reference.clone(),
+    };
+    let phase_into = |breakdown: &mut Breakdown, result: &PhaseResult| {
+        for s in &result.found {
+            breakdown.push(s.clone());
+        }
+    };
+    let helo = run_phase(app, Phase::Helo, &base).await?;
+    phase_into(&mut breakdown, &helo);
+    if let Some(r) = phase_reply(&helo, None).filter(|_| helo.action != Action::Block) {
+        return Ok(stopped(breakdown, Stop::Helo, helo, Some(r), Vec::new()));
+    }
+    let mut accepted: Vec<Address> = Vec::new();
+    let mail_view = base.with_transaction(&envelope.sender, &accepted);
+    let mail = run_phase(app, Phase::Mail, &mail_view).await?;
+    if let Some(r) = phase_reply(&mail, None).filter(|_| mail.action != Action::Block) {
+        phase_into(&mut breakdown, &mail);
+        return Ok(stopped(breakdown, Stop::Mail, mail, Some(r), Vec::new()));
+    }
+    phase_into(&mut breakdown, &mail);
+    let mut refused = Vec::new();
+    let mut refused_found: Vec<ScoredSymbol> = Vec::new();
+    for rcpt in &envelope.recipients {
+        let view = base
+            .with_transaction(&envelope.sender, &accepted)
+            .with_recipient(rcpt);
+        let result = run_phase(app, Phase::Rcpt, &view).await?;
+        match phase_reply(&result, Some(rcpt)) {
+            Some(r) => {
+                // A refused recipient's symbols do not count towards the
+                // message (a session drops them too).
+                refused_found.extend(result.found);
+                refused.push((rcpt.clone(), r));
+            }
+            None => {
+                phase_into(&mut breakdown, &result);
+                accepted.push(rcpt.clone());
+            }
+        }
+    }
+    if accepted.is_empty() {
+        // Nothing reaches DATA: what refused the recipients is the story.
+        for s in refused_found {
+            breakdown.push(s);
+        }
+        let last = refused.last().map(|(_, r)| r.clone());
+        let action = decide_phase(breakdown.symbols());
+        return Ok(Judgement {
+            breakdown,
+            stop: Stop::Rcpt,
+            action,
+            reply: last.or_else(|| Some(reply::no_valid_recipients())),
+            refused,
+            reference,
+        });
+    }
+    let parsed = Parsed::parse(raw);
+    let view = base
+        .with_transaction(&envelope.sender, &accepted)
+        .with_message(raw, &parsed);
+    let data = run_phase(app, Phase::Data, &view).await?;
+    phase_into(&mut breakdown, &data);
+    let action = decide_message(app, &mut breakdown);
+    let reply = message_reply(app, &action, &breakdown, &reference);
+    Ok(Judgement {
+        breakdown,
+        stop: Stop::Data,
         action,
-        refused_at,
-        reference: new_reference(),
+        reply,
+        refused,
+        reference,
     })
 }
 
@@ -114,4 +291,20 @@ pub fn to_crlf(data: &[u8]) -> Vec<u8> {
         prev = b;
     }
     out
+}
+
+/// After the upstream answered a RCPT: a hard bounce about the recipient
+/// teaches the known-bad list (the session only reports the reply).
+pub async fn upstream_answered_rcpt(app: &App, recipient: &Address, reply: &Reply) {
+    if reply.class() == 5 {
+        crate::checks::envelope::learn_bad_recipient(
+            &app.config,
+            app.store.as_ref(),
+            &recipient.to_string(),
+            reply.code,
+            &reply.enhanced,
+            &reply.text(),
+        )
+        .await;
+    }
 }

@@ -103,6 +103,21 @@ pub struct Hit {
     pub name: String,
     /// Details: the first one is what the symbol is about (HELO name, address).
     pub options: Vec<String>,
+    /// Why, where one symbol has several causes that reply differently.
+    pub why: Why,
+}
+
+/// The cause of a hit where the reply depends on it (a typed field, so the
+/// reply never parses a detail string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Why {
+    /// The symbol's usual meaning.
+    #[default]
+    Plain,
+    /// The domain publishes a null MX (RFC 7505): it sends no mail.
+    NullMx,
+    /// The evidence is temporary (a callout got no answer): retry later.
+    Temporary,
 }
 
 impl Hit {
@@ -111,7 +126,19 @@ impl Hit {
         Hit {
             name: name.to_string(),
             options: vec![subject.into()],
+            why: Why::Plain,
         }
+    }
+
+    /// The same hit with a cause; the cause is also shown as a detail.
+    pub fn because(mut self, why: Why) -> Hit {
+        match why {
+            Why::Plain => {}
+            Why::NullMx => self.options.push("null MX".into()),
+            Why::Temporary => self.options.push("no answer yet".into()),
+        }
+        self.why = why;
+        self
     }
 
     /// What the hit is about (its first option), or "".

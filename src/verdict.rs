@@ -32,3 +32,39 @@ pub async fn load(store: &dyn Store, reference: &str) -> Result<Option<String>, 
         .await?
         .map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
+
+/// What `smtpgate why` shows of a stopped message.
+pub struct Story<'a> {
+    /// The reference.
+    pub reference: &'a str,
+    /// The client's address and HELO name.
+    pub client: (std::net::IpAddr, &'a str),
+    /// MAIL FROM.
+    pub sender: &'a crate::address::Address,
+    /// The recipients.
+    pub recipients: &'a [crate::address::Address],
+    /// The transaction's log label.
+    pub action: &'a str,
+    /// The client's reply.
+    pub reply: &'a crate::smtp::reply::Reply,
+    /// Every symbol, weighed.
+    pub breakdown: &'a crate::score::Breakdown,
+}
+
+/// Keeps a stopped message's breakdown for `smtpgate why`.
+pub fn keep(app: &crate::app::App, s: Story<'_>) {
+    let rcpts: Vec<String> = s.recipients.iter().map(ToString::to_string).collect();
+    let text = format!(
+        "Reference: {}\nDate: {}\nClient: {} ({})\nFrom: <{}>\nTo: {}\nAction: {}\nReply: {}\n\n{}",
+        s.reference,
+        crate::smtp::received::rfc5322_date(std::time::SystemTime::now()),
+        s.client.0,
+        s.client.1,
+        s.sender,
+        rcpts.join(", "),
+        s.action,
+        s.reply,
+        crate::bounce::breakdown_text(s.breakdown, &app.symbols, app.policy.threshold),
+    );
+    save(app.store.clone(), s.reference.to_string(), text);
+}

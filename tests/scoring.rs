@@ -537,6 +537,7 @@ fn alert_text_matches_the_golden_file_and_parses_as_a_report() {
     b.add(
         &app.symbols,
         Hit {
+            why: Default::default(),
             name: "MISSING_MID".into(),
             options: vec![],
         },
@@ -544,6 +545,7 @@ fn alert_text_matches_the_golden_file_and_parses_as_a_report() {
     b.add(
         &app.symbols,
         Hit {
+            why: Default::default(),
             name: "BULK_NO_UNSUBSCRIBE".into(),
             options: vec!["PRECEDENCE_BULK".into()],
         },

@@ -78,10 +78,10 @@ impl Check for AuthenticationCheck {
             let budget = self.auth.budget();
             match tokio::time::timeout(budget, evaluation).await {
                 Ok(evaluation) => Ok(hits(&evaluation)),
-                Err(_) => Err(CheckError {
-                    check: "authentication",
-                    reason: format!("SPF/DKIM/DMARC took longer than {budget:?}"),
-                }),
+                Err(_) => Err(CheckError::new(
+                    "authentication",
+                    format!("SPF/DKIM/DMARC took longer than {budget:?}"),
+                )),
             }
         })
     }

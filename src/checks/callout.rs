@@ -8,7 +8,7 @@
 use super::{Check, CheckError, CheckFuture, Phase, View};
 use crate::config::{Config, OnError};
 use crate::dns::Lookup;
-use crate::score::Hit;
+use crate::score::{Hit, Why};
 use crate::store::Store;
 use dashmap::DashMap;
 use std::net::SocketAddr;
@@ -72,10 +72,7 @@ impl CalloutCheck {
     }
 
     async fn verify(&self, sender: &str, domain: &str) -> Result<Verdict, CheckError> {
-        let fail = |reason: String| CheckError {
-            check: "callout",
-            reason,
-        };
+        let fail = |reason: String| CheckError::new("callout", reason);
         let mut hosts = match self.dns.mx(domain).await.map_err(|e| fail(e.to_string()))? {
             Some(mx) => mx,
             None => vec![(0, domain.to_string())],
@@ -192,17 +189,12 @@ impl Check for CalloutCheck {
             let cached = match self.store.get(&key).await {
                 Ok(v) => v,
                 Err(_) if self.on_error == OnError::Accept => None,
-                Err(e) => {
-                    return Err(CheckError {
-                        check: "callout",
-                        reason: e.to_string(),
-                    })
-                }
+                Err(e) => return Err(CheckError::store("callout", e)),
             };
-            let hit = |subject: String| Ok(vec![Hit::new("reject_unverified_sender", subject)]);
+            let hit = |subject: String| Hit::new("reject_unverified_sender", subject);
             match cached.as_deref() {
                 Some(b"ok") => return Ok(Vec::new()),
-                Some(_) => return hit(address),
+                Some(_) => return Ok(vec![hit(address)]),
                 None => {}
             }
             match self.verify(&address, &domain).await? {
@@ -213,11 +205,11 @@ impl Check for CalloutCheck {
                 Verdict::Refused(why) => {
                     tracing::info!(sender = %address, reply = %why, "callout: sender refused");
                     let _ = self.store.set(&key, b"bad", KEEP_BAD).await;
-                    hit(address)
+                    Ok(vec![hit(address)])
                 }
                 Verdict::Unknown(why) => {
                     tracing::info!(sender = %address, reason = %why, "callout: no verdict");
-                    hit(format!("{address} (tempfail)"))
+                    Ok(vec![hit(address).because(Why::Temporary)])
                 }
             }
         })

@@ -62,6 +62,7 @@ impl Check for ContentCheck {
 fn facts(p: &Parsed, hits: &mut Vec<Hit>) {
     if p.html_part_count > 0 && p.text_part_count == 0 {
         hits.push(Hit {
+            why: Default::default(),
             name: "MIME_HTML_ONLY".into(),
             options: Vec::new(),
         });

@@ -10,16 +10,13 @@
 use super::{is_address_literal, is_fqdn, Check, CheckError, CheckFuture, Phase, View};
 use crate::config::{Config, DnsblOnError, OnError};
 use crate::dns::{DnsError, Lookup};
-use crate::score::Hit;
+use crate::score::{Hit, Why};
 use crate::store::Store;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 fn dns_error(check: &'static str, e: DnsError) -> CheckError {
-    CheckError {
-        check,
-        reason: e.to_string(),
-    }
+    CheckError::new(check, e.to_string())
 }
 
 /// Whether `name` has an address or a mail exchanger. `Ok(None)`: it
@@ -70,6 +67,7 @@ impl Check for HeloDnsCheck {
                     .map_err(|e| dns_error("helo_dns", e))?
                 {
                     hits.push(Hit {
+                        why: Default::default(),
                         name: "reject_unknown_helo_hostname".into(),
                         options: vec![helo.to_string(), why.to_string()],
                     });
@@ -147,12 +145,12 @@ impl Check for SenderDnsCheck {
                     .await
                     .map_err(|e| dns_error("sender_dns", e))?
                 {
-                    let subject = if why == "null MX" {
-                        format!("{domain} (null MX)")
+                    let hit = Hit::new("reject_unknown_sender_domain", domain);
+                    hits.push(if why == "null MX" {
+                        hit.because(Why::NullMx)
                     } else {
-                        domain.to_string()
-                    };
-                    hits.push(Hit::new("reject_unknown_sender_domain", subject));
+                        hit
+                    });
                 }
             }
             for (zone, symbol) in &self.rhsbl {
@@ -280,15 +278,13 @@ impl Check for KnownBadRecipientCheck {
             };
             match self.store.get(&known_bad_key(&rcpt.to_string())).await {
                 Ok(Some(why)) => Ok(vec![Hit {
+                    why: Default::default(),
                     name: "reject_known_bad_recipient_address".into(),
                     options: vec![rcpt.to_string(), String::from_utf8_lossy(&why).into_owned()],
                 }]),
                 Ok(None) => Ok(Vec::new()),
                 Err(_) if self.on_error == OnError::Accept => Ok(Vec::new()),
-                Err(e) => Err(CheckError {
-                    check: "known_bad_recipient",
-                    reason: e.to_string(),
-                }),
+                Err(e) => Err(CheckError::store("known_bad_recipient", e)),
             }
         })
     }
@@ -304,20 +300,19 @@ pub async fn learn_bad_recipient(
     config: &Config,
     store: &dyn Store,
     rcpt: &str,
-    reply: &crate::smtp::reply::Reply,
+    code: u16,
+    enhanced: &str,
+    text: &str,
 ) {
     if !config.envelope.reject_known_bad_recipient_address {
         return;
     }
-    if !matches!(reply.code, 550 | 551 | 553)
-        || !matches!(
-            reply.enhanced.as_str(),
-            "5.1.1" | "5.1.2" | "5.1.3" | "5.1.6" | "5.1.10"
-        )
+    if !matches!(code, 550 | 551 | 553)
+        || !matches!(enhanced, "5.1.1" | "5.1.2" | "5.1.3" | "5.1.6" | "5.1.10")
     {
         return;
     }
-    let why = format!("{} {} {}", reply.code, reply.enhanced, reply.text());
+    let why = format!("{code} {enhanced} {text}");
     if let Err(e) = store
         .set(
             &known_bad_key(rcpt),

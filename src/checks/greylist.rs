@@ -190,6 +190,7 @@ impl GreylistCheck {
                     "GREYLIST"
                 );
                 Ok(vec![Hit {
+                    why: Default::default(),
                     name: GREYLIST.to_string(),
                     options: vec![seconds.to_string(), format!("{net} <{sender}> <{rcpt}>")],
                 }])
@@ -197,10 +198,7 @@ impl GreylistCheck {
             Ok(GreylistOutcome::Passed(_) | GreylistOutcome::Whitelisted) => Ok(Vec::new()),
             Err(e) => match self.on_error {
                 OnError::Accept => Ok(Vec::new()),
-                OnError::Tempfail => Err(CheckError {
-                    check: "greylist",
-                    reason: e.to_string(),
-                }),
+                OnError::Tempfail => Err(CheckError::store("greylist", e)),
             },
         }
     }

@@ -34,6 +34,18 @@ pub enum Phase {
     Data,
 }
 
+impl Phase {
+    /// The phase's name in logs and metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Helo => "helo",
+            Phase::Mail => "mail",
+            Phase::Rcpt => "rcpt",
+            Phase::Data => "data",
+        }
+    }
+}
+
 /// What a check may look at.
 #[derive(Debug, Clone, Copy)]
 pub struct View<'a> {
@@ -59,6 +71,58 @@ pub struct View<'a> {
     pub parsed: Option<&'a crate::message::Parsed>,
 }
 
+impl<'a> View<'a> {
+    /// The client's part of the view, as every phase sees it; `trusted`
+    /// comes from `relay.mynetworks`. The session and `smtpgate check`
+    /// both build their views here.
+    pub fn new(
+        client_ip: IpAddr,
+        helo: &'a str,
+        tls: bool,
+        login: Option<&'a str>,
+        relay: &crate::config::RelayConfig,
+    ) -> View<'a> {
+        View {
+            client_ip,
+            helo,
+            tls,
+            login,
+            trusted: relay.is_trusted(client_ip),
+            sender: None,
+            recipient: None,
+            recipients: &[],
+            message: None,
+            parsed: None,
+        }
+    }
+
+    /// From MAIL on: the sender and the recipients accepted so far.
+    pub fn with_transaction(self, sender: &'a Address, recipients: &'a [Address]) -> View<'a> {
+        View {
+            sender: Some(sender),
+            recipients,
+            ..self
+        }
+    }
+
+    /// At RCPT: the recipient being checked.
+    pub fn with_recipient(self, recipient: &'a Address) -> View<'a> {
+        View {
+            recipient: Some(recipient),
+            ..self
+        }
+    }
+
+    /// At DATA: the message as received and parsed once.
+    pub fn with_message(self, message: &'a [u8], parsed: &'a crate::message::Parsed) -> View<'a> {
+        View {
+            message: Some(message),
+            parsed: Some(parsed),
+            ..self
+        }
+    }
+}
+
 /// A check could not reach a verdict (a dependency failed): the phase is
 /// tempfailed, never rejected.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -68,13 +132,28 @@ pub struct CheckError {
     pub check: &'static str,
     /// What went wrong.
     pub reason: String,
+    /// The shared store failed: the store logs that once per outage, so
+    /// callers need not log it per command.
+    pub store_outage: bool,
 }
 
 impl CheckError {
-    /// True when the shared store failed: the store logs that once per
-    /// outage, so callers need not log it per command.
-    pub fn is_store_outage(&self) -> bool {
-        self.reason.starts_with("store: ")
+    /// A dependency other than the store failed.
+    pub fn new(check: &'static str, reason: impl Into<String>) -> CheckError {
+        CheckError {
+            check,
+            reason: reason.into(),
+            store_outage: false,
+        }
+    }
+
+    /// The shared store failed.
+    pub fn store(check: &'static str, error: impl std::fmt::Display) -> CheckError {
+        CheckError {
+            check,
+            reason: error.to_string(),
+            store_outage: true,
+        }
     }
 }
 

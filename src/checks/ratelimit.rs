@@ -95,10 +95,7 @@ impl Check for RateLimitCheck {
             match self.decide(view).await {
                 Ok(hits) => Ok(hits),
                 Err(_) if self.on_error == OnError::Accept => Ok(Vec::new()),
-                Err(e) => Err(CheckError {
-                    check: "ratelimit",
-                    reason: e.to_string(),
-                }),
+                Err(e) => Err(CheckError::store("ratelimit", e)),
             }
         })
     }

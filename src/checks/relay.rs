@@ -207,6 +207,7 @@ impl Check for SenderLoginCheck {
             // The null sender (bounces) belongs to everyone.
             if !sender.domain.is_empty() && !self.credentials.owns(login, &sender.to_string()) {
                 hits.push(Hit {
+                    why: Default::default(),
                     name: "reject_sender_login_mismatch".into(),
                     options: vec![sender.to_string(), format!("login {login}")],
                 });

@@ -340,6 +340,7 @@ impl ContentRules {
             .enumerate()
             .filter_map(|(i, f)| {
                 f.map(|what| Hit {
+                    why: Default::default(),
                     name: self.names[i].clone(),
                     options: if what.is_empty() {
                         Vec::new()
@@ -525,6 +526,7 @@ impl Composites {
             breakdown.push(ScoredSymbol::weigh(
                 table,
                 Hit {
+                    why: Default::default(),
                     name: symbol.clone(),
                     options: consumed,
                 },

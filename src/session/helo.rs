@@ -1,7 +1,8 @@
 //! EHLO and HELO: greet, advertise extensions, run the HELO checks.
 
-use crate::action::{decide_phase, Action};
+use crate::action::Action;
 use crate::checks::Phase;
+use crate::pipeline::phase_reply;
 use crate::session::stream::Stream;
 use crate::session::{Flow, Session};
 use crate::smtp::reply;
@@ -11,20 +12,16 @@ impl Session {
     pub(crate) async fn helo_command(&mut self, name: String, esmtp: bool) -> Flow {
         self.abort_transaction("helo");
         self.helo = Some(name);
-        let view = self.view(None, None);
-        let found = match self.run_checks(Phase::Helo, &view).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(client = %self.peer, error = %e, "HELO check failed");
-                self.helo = None;
-                return self.reply_ok(reply::check_tempfail());
-            }
+        let view = self.view();
+        let Some(result) = self.run_phase(Phase::Helo, &view).await else {
+            self.helo = None;
+            return self.reply_ok(reply::check_tempfail());
         };
-        if let Action::Refuse(r) = decide_phase(&found) {
+        if let Some(r) = phase_reply(&result, None).filter(|_| result.action != Action::Block) {
             self.helo = None;
             return self.reply_ok(r);
         }
-        self.helo_symbols = found;
+        self.helo_symbols = result.found;
         self.esmtp = esmtp;
         let hostname = self.app.config.server.hostname.clone();
         if !esmtp {

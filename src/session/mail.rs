@@ -1,8 +1,9 @@
 //! MAIL FROM: sequence, size and the MAIL-phase checks.
 
-use crate::action::{decide_phase, Action};
+use crate::action::Action;
 use crate::address::Address;
 use crate::checks::Phase;
+use crate::pipeline::phase_reply;
 use crate::reference::new_reference;
 use crate::score::Breakdown;
 use crate::session::{Flow, Session, Txn};
@@ -41,21 +42,17 @@ impl Session {
             breakdown,
             started: Instant::now(),
         });
-        let view = self.view(None, None);
-        let found = match self.run_checks(Phase::Mail, &view).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(client = %self.peer, error = %e, "MAIL check failed");
-                self.txn = None;
-                return self.reply_ok(reply::check_tempfail());
-            }
+        let view = self.view();
+        let Some(result) = self.run_phase(Phase::Mail, &view).await else {
+            self.txn = None;
+            return self.reply_ok(reply::check_tempfail());
         };
-        if let Action::Refuse(r) = decide_phase(&found) {
+        if let Some(r) = phase_reply(&result, None).filter(|_| result.action != Action::Block) {
             self.txn = None;
             return self.reply_ok(r);
         }
         if let Some(txn) = self.txn.as_mut() {
-            for symbol in found {
+            for symbol in result.found {
                 txn.breakdown.push(symbol);
             }
         }

@@ -16,8 +16,9 @@ pub mod stream;
 
 use crate::address::Address;
 use crate::app::App;
-use crate::checks::{CheckError, Phase, View};
-use crate::score::{Breakdown, ForcedAction, ScoredSymbol};
+use crate::checks::{Phase, View};
+use crate::pipeline::{self, PhaseResult};
+use crate::score::{Breakdown, ScoredSymbol};
 use crate::session::stream::Stream;
 use crate::smtp::codec::{LineError, LineFramer, MAX_LINE};
 use crate::smtp::command::{self, Command, CommandError, MailParams};
@@ -317,52 +318,35 @@ impl Session {
         Flow::Continue
     }
 
-    /// A view of the session for checks.
-    pub fn view<'a>(
-        &'a self,
-        recipient: Option<&'a Address>,
-        message: Option<&'a [u8]>,
-    ) -> View<'a> {
-        let txn = self.txn.as_ref();
-        View {
-            client_ip: self.peer.ip(),
-            helo: self.helo.as_deref().unwrap_or(""),
-            tls: matches!(self.stream, Stream::Tls(_)),
-            login: self.login.as_deref(),
-            trusted: self.app.config.relay.is_trusted(self.peer.ip()),
-            sender: txn.map(|t| &t.sender),
-            recipient,
-            recipients: txn.map_or(&[], |t| t.recipients.as_slice()),
-            message,
-            parsed: None,
+    /// A view of the session for checks (the pipeline's one constructor).
+    pub fn view<'a>(&'a self) -> View<'a> {
+        let view = View::new(
+            self.peer.ip(),
+            self.helo.as_deref().unwrap_or(""),
+            matches!(self.stream, Stream::Tls(_)),
+            self.login.as_deref(),
+            &self.app.config.relay,
+        );
+        match self.txn.as_ref() {
+            Some(t) => view.with_transaction(&t.sender, &t.recipients),
+            None => view,
         }
     }
 
-    /// Runs every check of `phase` on `view` and weighs what they find.
-    pub async fn run_checks(
-        &self,
-        phase: Phase,
-        view: &View<'_>,
-    ) -> Result<Vec<ScoredSymbol>, CheckError> {
-        let started = Instant::now();
-        let mut found: Vec<ScoredSymbol> = Vec::new();
-        for check in self.app.checks.iter().filter(|c| c.phase() == phase) {
-            for hit in check.check(view).await? {
-                found.push(ScoredSymbol::weigh(&self.app.symbols, hit));
+    /// Runs the checks of `phase` through the pipeline, logging a failure
+    /// (a store outage is logged once by the store itself).
+    pub async fn run_phase(&self, phase: Phase, view: &View<'_>) -> Option<PhaseResult> {
+        match pipeline::run_phase(&self.app, phase, view).await {
+            Ok(result) => Some(result),
+            Err(e) if e.store_outage => {
+                tracing::debug!(client = %self.peer, phase = phase.name(), error = %e, "check failed");
+                None
             }
-            // A forced refusal ends the phase: later checks (rate limits,
-            // greylisting) must not count or record what is refused. At
-            // DATA a blocking symbol does not: the alert lists every symbol.
-            if found.iter().any(|s| match s.action {
-                Some(ForcedAction::Reject | ForcedAction::Tempfail) => true,
-                Some(ForcedAction::Block) => phase != Phase::Data,
-                None => false,
-            }) {
-                break;
+            Err(e) => {
+                tracing::warn!(client = %self.peer, phase = phase.name(), error = %e, "check failed");
+                None
             }
         }
-        crate::metrics::phase(phase, started.elapsed());
-        Ok(found)
     }
 
     /// Ends the current transaction without delivery (RSET, new EHLO,

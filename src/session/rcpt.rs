@@ -1,9 +1,9 @@
 //! RCPT TO: limits, the RCPT-phase checks, then the upstream's verdict,
 //! which is the client's reply (before-queue semantics).
 
-use crate::action::{decide_phase, Action};
 use crate::address::Address;
 use crate::checks::Phase;
+use crate::pipeline::{self, phase_reply};
 use crate::session::{Flow, Session};
 use crate::smtp::reply::{self, Reply};
 
@@ -17,49 +17,21 @@ impl Session {
             return self.reply_ok(reply::too_many_recipients());
         }
         txn.rcpt_attempts += 1;
-        let view = self.view(Some(&recipient), None);
-        let found = match self.run_checks(Phase::Rcpt, &view).await {
-            Ok(found) => found,
-            Err(e) if e.is_store_outage() => {
-                tracing::debug!(client = %self.peer, error = %e, "RCPT check failed");
-                return self.reply_ok(reply::check_tempfail());
-            }
-            Err(e) => {
-                tracing::warn!(client = %self.peer, error = %e, "RCPT check failed");
-                return self.reply_ok(reply::check_tempfail());
-            }
+        let view = self.view().with_recipient(&recipient);
+        let Some(result) = self.run_phase(Phase::Rcpt, &view).await else {
+            return self.reply_ok(reply::check_tempfail());
         };
-        match decide_phase(&found) {
-            Action::Refuse(r) => return self.reply_ok(r),
-            Action::Block => {
-                let (name, score) = found
-                    .iter()
-                    .find(|s| s.blocks())
-                    .map_or(("", String::new()), |s| {
-                        (s.hit.name.as_str(), s.score.to_string())
-                    });
-                return self.reply_ok(reply::recipient_blocked(
-                    name,
-                    &score,
-                    &recipient.to_string(),
-                ));
-            }
-            Action::Pass | Action::Spam(_) => {}
+        if let Some(r) = phase_reply(&result, Some(&recipient)) {
+            return self.reply_ok(r);
         }
         let (reply, from_rcpt) = self.relay_rcpt(&recipient).await;
-        if from_rcpt && reply.class() == 5 {
-            crate::checks::envelope::learn_bad_recipient(
-                &self.app.config,
-                self.app.store.as_ref(),
-                &recipient.to_string(),
-                &reply,
-            )
-            .await;
+        if from_rcpt {
+            pipeline::upstream_answered_rcpt(&self.app, &recipient, &reply).await;
         }
         if let Some(txn) = self.txn.as_mut() {
             if reply.is_positive() {
                 txn.recipients.push(recipient);
-                for symbol in found {
+                for symbol in result.found {
                     txn.breakdown.push(symbol);
                 }
             }

@@ -1,6 +1,7 @@
 //! Every SMTP reply smtpgate sends: code, RFC 3463 enhanced code and text.
 //! Texts and codes live here only, so operators and tests find them in one place.
 
+use crate::score::Why;
 use std::fmt;
 
 /// One SMTP reply: a three-digit code, an enhanced status code and its text.
@@ -295,7 +296,7 @@ pub fn check_tempfail() -> Reply {
 /// The reply for a symbol whose rule forces `reject` (or `tempfail` when
 /// `temporary`), at the phase where it fired. `subject` is what it is about
 /// (the HELO name, the address). Postfix's wording, plus the symbol name.
-pub fn for_symbol(symbol: &str, subject: &str, temporary: bool) -> Reply {
+pub fn for_symbol(symbol: &str, subject: &str, why: Why, temporary: bool) -> Reply {
     let (code, enhanced, text): (u16, &str, String) = match symbol {
         "reject_invalid_helo_hostname" => (
             501,
@@ -322,30 +323,30 @@ pub fn for_symbol(symbol: &str, subject: &str, temporary: bool) -> Reply {
             "5.5.2",
             format!("<{subject}>: Sender address rejected: need fully-qualified address"),
         ),
-        "reject_unknown_sender_domain" => match subject.strip_suffix(" (null MX)") {
+        "reject_unknown_sender_domain" => match why {
             // RFC 7505 §4.2: a domain that says it sends no mail.
-            Some(domain) => (
+            Why::NullMx => (
                 550,
                 "5.7.27",
                 format!(
-                    "<{domain}>: Sender address rejected: Domain does not accept mail (null MX)"
+                    "<{subject}>: Sender address rejected: Domain does not accept mail (null MX)"
                 ),
             ),
-            None => (
+            _ => (
                 550,
                 "5.1.8",
                 format!("<{subject}>: Sender address rejected: Domain not found"),
             ),
         },
-        "reject_unverified_sender" => match subject.strip_suffix(" (tempfail)") {
-            Some(address) => (
+        "reject_unverified_sender" => match why {
+            Why::Temporary => (
                 450,
                 "4.1.7",
                 format!(
-                    "<{address}>: Sender address rejected: unverified address: try again later"
+                    "<{subject}>: Sender address rejected: unverified address: try again later"
                 ),
             ),
-            None => (
+            _ => (
                 550,
                 "5.1.7",
                 format!("<{subject}>: Sender address rejected: undeliverable address"),
@@ -582,7 +583,7 @@ mod tests {
 
     #[test]
     fn tempfail_turns_a_symbol_reply_transient() {
-        let r = for_symbol("reject_non_fqdn_sender", "a@b", true);
+        let r = for_symbol("reject_non_fqdn_sender", "a@b", Why::Plain, true);
         assert_eq!((r.code, r.enhanced.as_str()), (450, "4.5.2"));
         assert!(r.text().ends_with("(reject_non_fqdn_sender)"));
     }

@@ -1,4 +1,4 @@
-//! The SPAM alert: an RFC 3464 delivery status notification to the
+//! The SPAM alert message: an RFC 3464 delivery status notification to the
 //! originator that lists every symbol with its score, what it means and how
 //! to fix it (DESIGN §6). Also the plain breakdown that `smtpgate check`
 //! prints: the same text, from the same function.

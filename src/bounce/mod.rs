@@ -1,0 +1,191 @@
+//! Bounce mode: a stopped message is not relayed; the SPAM alert goes to
+//! its originator through the upstream (`MAIL FROM:<>`), and only once the
+//! upstream accepted it does the client get 250. Alerts with the same
+//! symbols to the same originator are merged for 10 minutes. Never to a
+//! third party: without an originator we may write to, the message is
+//! rejected instead.
+
+mod alert;
+
+pub use alert::{breakdown_text, quoted_printable, Alert};
+
+use crate::action::Action;
+use crate::address::{parse_address, Address};
+use crate::app::App;
+use crate::message::Parsed;
+use crate::pipeline::stopped_reply;
+use crate::score::Breakdown;
+use crate::smtp::command::MailParams;
+use crate::smtp::reply::{self, Reply};
+use std::time::{Duration, SystemTime};
+
+/// Identical alerts are merged within this window.
+const ALERT_WINDOW: Duration = Duration::from_secs(600);
+
+/// A stopped message, as the alert path needs it.
+pub struct Stopped<'a> {
+    /// The decision (block or spam).
+    pub action: &'a Action,
+    /// Every symbol, weighed.
+    pub breakdown: &'a Breakdown,
+    /// The transaction's reference.
+    pub reference: &'a str,
+    /// The SMTP AUTH login, if any.
+    pub login: Option<&'a str>,
+    /// MAIL FROM.
+    pub sender: &'a Address,
+    /// The accepted recipients.
+    pub recipients: &'a [Address],
+    /// The message as received, and parsed.
+    pub message: &'a [u8],
+    /// The parsed message.
+    pub parsed: &'a Parsed,
+}
+
+/// Who receives the SPAM alert: the login when it is an address, else the
+/// envelope sender when its domain is ours; never anyone else.
+pub fn originator(app: &App, login: Option<&str>, sender: &Address) -> Option<String> {
+    if let Some(login) = login.filter(|l| l.contains('@')) {
+        return Some(login.to_string());
+    }
+    (!sender.domain.is_empty() && app.config.relay.is_local_domain(&sender.domain))
+        .then(|| sender.to_string())
+}
+
+/// Sends (or merges) the alert for a stopped message; returns the
+/// transaction's log label and the client's reply.
+pub async fn stop(app: &App, m: Stopped<'_>) -> (&'static str, Reply) {
+    let auto_submitted = m
+        .parsed
+        .header_values("auto-submitted")
+        .any(|v| !v.trim().eq_ignore_ascii_case("no"));
+    let originator = originator(app, m.login, m.sender).filter(|_| !auto_submitted);
+    let Some(originator) = originator else {
+        let r = stopped_reply(app, m.action, m.breakdown, m.reference);
+        return ("spam (no alert recipient)", r);
+    };
+    let key = alert_key(m.breakdown, &originator);
+    let (send, merged) = alert_merge(app, &key).await;
+    if !send {
+        return (
+            "spam (alert merged)",
+            reply::alert_merged(&originator, m.reference),
+        );
+    }
+    let recipients: Vec<String> = m.recipients.iter().map(ToString::to_string).collect();
+    let alert = Alert {
+        hostname: &app.config.server.hostname,
+        reference: m.reference,
+        originator: &originator,
+        recipients: &recipients,
+        original_headers: &m.message[..m.parsed.body_offset.min(m.message.len())],
+        message_id: m.parsed.message_id.as_deref(),
+        subject: m.parsed.subject.as_deref(),
+        breakdown: m.breakdown,
+        symbols: &app.symbols,
+        threshold: app.policy.threshold,
+        merged,
+        arrival: SystemTime::now(),
+    }
+    .message();
+    let r = match send_alert(app, &originator, &alert).await {
+        Ok(()) => {
+            alert_sent(app, &key, merged).await;
+            reply::alert_sent(&originator, m.reference)
+        }
+        Err(why) => {
+            tracing::warn!(reference = %m.reference, %originator, error = %why, "SPAM alert not delivered");
+            reply::alert_failed()
+        }
+    };
+    ("spam (alert)", r)
+}
+
+/// The store key of alerts to `originator` for this symbol set.
+fn alert_key(breakdown: &Breakdown, originator: &str) -> String {
+    let mut names: Vec<&str> = breakdown
+        .symbols()
+        .iter()
+        .map(|s| s.hit.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    format!(
+        "alert:{}:{:016x}",
+        originator.to_ascii_lowercase(),
+        fnv1a(names.join(" ").as_bytes())
+    )
+}
+
+/// Whether to send an alert now, and how many merged messages it covers:
+/// one alert per originator and symbol set per 10 minutes. A message is
+/// merged only into an alert the upstream has *accepted* (`{key}:sent`,
+/// set by [`alert_sent`]), so a failed alert never leaves a later message
+/// answered 250 with nothing sent. A store failure sends the alert (a
+/// duplicate is better than none).
+async fn alert_merge(app: &App, key: &str) -> (bool, u64) {
+    let store = &app.store;
+    match store.get(&format!("{key}:sent")).await {
+        Ok(Some(_)) => {
+            let merged = format!("{key}:merged");
+            match store.incr(&merged, 1, ALERT_WINDOW * 6 * 24 * 7).await {
+                Ok(_) => (false, 0),
+                Err(e) => {
+                    tracing::warn!(error = %e, "alert merging skipped");
+                    (true, 0)
+                }
+            }
+        }
+        Ok(None) => match store.get(&format!("{key}:merged")).await {
+            Ok(Some(v)) => (true, String::from_utf8_lossy(&v).parse().unwrap_or(0)),
+            _ => (true, 0),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "alert merging skipped");
+            (true, 0)
+        }
+    }
+}
+
+/// Records an accepted alert: later ones merge into it for 10 minutes; the
+/// `merged` messages it reported are no longer pending.
+async fn alert_sent(app: &App, key: &str, merged: u64) {
+    let store = &app.store;
+    if let Err(e) = store.set(&format!("{key}:sent"), b"1", ALERT_WINDOW).await {
+        tracing::warn!(error = %e, "alert merging: not recorded");
+    }
+    if merged > 0 {
+        let _ = store
+            .incr(&format!("{key}:merged"), -(merged as i64), ALERT_WINDOW)
+            .await;
+    }
+}
+
+/// Injects a message into the upstream as `MAIL FROM:<>` to `to`.
+pub async fn send_alert(app: &App, to: &str, alert: &[u8]) -> Result<(), String> {
+    let rcpt = parse_address(to, false).map_err(|_| format!("bad originator address {to}"))?;
+    let (open, reply) = app
+        .upstream
+        .begin(&Address::null(), &MailParams::default(), &rcpt)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(open) = open else {
+        return Err(format!("upstream refused: {reply}"));
+    };
+    if !reply.is_positive() {
+        open.release();
+        return Err(format!("upstream refused: {reply}"));
+    }
+    let r = open.data(b"", alert).await.map_err(|e| e.to_string())?;
+    if r.is_positive() {
+        Ok(())
+    } else {
+        Err(format!("upstream refused: {r}"))
+    }
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -1,0 +1,50 @@
+//! What a passed message carries to the MTA: the header block we prepend
+//! (the session's Received line, Authentication-Results, X-Spamd-Result,
+//! our DKIM signature) on the message with client copies of our verdict
+//! headers removed; and what a delivery counts (rate limits).
+
+mod headers;
+
+pub use headers::{authentication_results, spamd_result};
+
+use crate::app::App;
+use crate::checks::View;
+use crate::score::Breakdown;
+use std::borrow::Cow;
+
+/// A message ready for the upstream: our headers, then the message.
+pub struct Prepared<'a> {
+    /// The header block we prepend (CRLF-terminated lines).
+    pub header: String,
+    /// The message as delivered (client copies of our headers removed).
+    pub message: Cow<'a, [u8]>,
+}
+
+/// Prepares `message` for delivery: `received` (the session's trace line)
+/// first, then the verdict headers and the DKIM signature over the message
+/// as it will be delivered.
+pub fn prepare<'a>(
+    app: &App,
+    received: String,
+    breakdown: &Breakdown,
+    message: &'a [u8],
+) -> Prepared<'a> {
+    let hostname = &app.config.server.hostname;
+    let message = crate::message::as_delivered(hostname, message);
+    let mut header = received;
+    if let Some(results) = authentication_results(hostname, breakdown) {
+        header.push_str(&results);
+    } else {
+        header.push_str(&format!("Authentication-Results: {hostname}; none\r\n"));
+    }
+    header.push_str(&spamd_result(breakdown, &app.policy.threshold.to_string()));
+    header.extend(app.auth.sign(&message));
+    Prepared { header, message }
+}
+
+/// Counts a delivered message against the sender's rate limits.
+pub async fn delivered(app: &App, view: &View<'_>) {
+    let who = crate::checks::ratelimit::identity(view);
+    let rcpts = view.recipients.len();
+    crate::checks::ratelimit::record_delivery(&app.config, app.store.as_ref(), &who, rcpts).await;
+}

@@ -4,7 +4,7 @@
 
 use crate::action::Policy;
 use crate::auth::Authenticator;
-use crate::checks::{self, Check};
+use crate::checks::{self, Check, Deps};
 use crate::config::{Config, ConfigError};
 use crate::dns::{HickoryLookup, Lookup};
 use crate::passwd::Credentials;
@@ -50,22 +50,17 @@ pub struct App {
     pub dns: Arc<dyn Lookup>,
 }
 
-/// What checks are built with: the shared dependencies behind traits.
-#[derive(Clone)]
-pub struct Deps {
-    /// Shared state.
-    pub store: Arc<dyn Store>,
-    /// The compiled content rules.
-    pub content: Arc<ContentRules>,
-    /// SPF/DKIM/DMARC (resolver from `[dns]`, keys from `[dkim]`).
-    pub auth: Arc<Authenticator>,
-    /// SMTP AUTH users and their senders, when `[auth]` is configured.
-    pub credentials: Option<Arc<Credentials>>,
-    /// DNS for the envelope checks.
-    pub dns: Arc<dyn Lookup>,
-}
-
 impl App {
+    /// The AUTH lockout of the client at `ip`, when `[auth]` is configured.
+    pub fn lockout(&self, ip: std::net::IpAddr) -> Option<crate::lockout::Lockout<'_>> {
+        let config = self.config.auth.as_ref()?;
+        Some(crate::lockout::Lockout::new(
+            self.store.as_ref(),
+            config,
+            ip,
+        ))
+    }
+
     /// The compiled content rules.
     pub fn content(&self) -> &ContentRules {
         &self.content

@@ -14,12 +14,17 @@ pub mod relay;
 pub mod sender;
 
 use crate::address::Address;
-use crate::app::Deps;
+use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
+use crate::dns::Lookup;
+use crate::passwd::Credentials;
+use crate::rules::content::ContentRules;
 use crate::score::Hit;
+use crate::store::Store;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// When a check runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +175,21 @@ pub trait Check: Send + Sync {
     fn symbols(&self) -> &'static [&'static str];
     /// Looks at the transaction and returns the symbols found.
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a>;
+}
+
+/// What checks are built with: the shared dependencies behind traits.
+#[derive(Clone)]
+pub struct Deps {
+    /// Shared state.
+    pub store: Arc<dyn Store>,
+    /// The compiled content rules.
+    pub content: Arc<ContentRules>,
+    /// SPF/DKIM/DMARC (resolver from `[dns]`, keys from `[dkim]`).
+    pub auth: Arc<Authenticator>,
+    /// SMTP AUTH users and their senders, when `[auth]` is configured.
+    pub credentials: Option<Arc<Credentials>>,
+    /// DNS for the envelope checks.
+    pub dns: Arc<dyn Lookup>,
 }
 
 /// The checks of this configuration, in the order they run.

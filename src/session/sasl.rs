@@ -5,6 +5,7 @@
 //! with the right password. Hashes are checked on a blocking thread.
 
 use crate::base64;
+use crate::lockout::{Attempt, Lockout};
 use crate::session::stream::Stream;
 use crate::session::{Flow, Session};
 use crate::smtp::reply;
@@ -35,9 +36,9 @@ impl Session {
                 "AUTH not allowed during a mail transaction",
             ));
         }
-        let Some(config) = self.app.config.auth.clone() else {
+        if self.app.config.auth.is_none() {
             return self.protocol_error(reply::auth_mechanism(&mechanism));
-        };
+        }
         if !self.auth_offered() {
             return self.reply_ok(reply::auth_needs_tls());
         }
@@ -45,10 +46,11 @@ impl Session {
             return self.protocol_error(reply::auth_mechanism(&mechanism));
         }
         let ip = self.peer.ip();
-        let client = auth_client(ip);
-        let lock_key = format!("authlock:{client}");
-        let count_key = format!("authfail:{client}");
-        match self.locked(&lock_key).await {
+        let app = self.app.clone();
+        let Some(lockout) = app.lockout(ip) else {
+            return self.protocol_error(reply::auth_mechanism(&mechanism));
+        };
+        match self.locked(&lockout).await {
             Ok(false) => {}
             Ok(true) => return self.locked_out(),
             Err(flow) => return flow,
@@ -58,28 +60,21 @@ impl Session {
             Ok(None) => return Flow::Continue,
             Err(flow) => return flow,
         };
-        // The lockout may have begun while this client typed (several
-        // connections can stage guesses): asked again, and this attempt
-        // is reserved before the hash is checked, so parallel guesses can
-        // never exceed max_failures.
-        match self.locked(&lock_key).await {
+        // The lockout may have begun while this client typed: asked again.
+        match self.locked(&lockout).await {
             Ok(false) => {}
             Ok(true) => return self.locked_out(),
             Err(flow) => return flow,
         }
-        let store = self.app.store.clone();
-        let lockout = config.lockout.0;
-        let attempt = match store.incr(&count_key, 1, lockout).await {
-            Ok(n) => n,
+        let attempt = match lockout.reserve().await {
+            Ok(Attempt::Allowed(n)) => n,
+            Ok(Attempt::LockedOut) => return self.locked_out(),
             Err(e) => {
                 tracing::warn!(client = %ip, error = %e, "AUTH: store unavailable");
                 return self.reply_ok(reply::auth_tempfail());
             }
         };
-        if attempt > config.max_failures {
-            return self.locked_out();
-        }
-        let Some(credentials) = self.app.credentials.clone() else {
+        let Some(credentials) = app.credentials.clone() else {
             return self.reply_ok(reply::auth_tempfail());
         };
         // One identity however the client spells it (rate limits, logs,
@@ -90,12 +85,7 @@ impl Session {
                 .await;
         match verified {
             Ok(true) => {
-                // Not a failure: the reservation is given back.
-                if let Ok(n) = store.incr(&count_key, -1, lockout).await {
-                    if n <= 0 {
-                        let _ = store.delete(&count_key).await;
-                    }
-                }
+                lockout.succeeded().await;
                 tracing::info!(client = %ip, login = %user, "authenticated");
                 crate::metrics::auth("ok");
                 self.login = Some(user);
@@ -104,13 +94,9 @@ impl Session {
             Ok(false) => {
                 tracing::info!(client = %ip, login = %user, failures = attempt, "authentication failed");
                 crate::metrics::auth("failed");
-                if attempt < config.max_failures {
+                if !lockout.failed(attempt).await {
                     return self.protocol_error(reply::auth_failed());
                 }
-                if let Err(e) = store.set(&lock_key, b"1", lockout).await {
-                    tracing::warn!(client = %ip, error = %e, "AUTH: lockout not stored");
-                }
-                tracing::warn!(client = %client, failures = attempt, lockout_secs = lockout.as_secs(), "AUTH lockout: too many failed attempts");
                 crate::metrics::auth("lockout");
                 self.queue(&reply::auth_failed());
                 self.queue(&reply::auth_locked(&self.app.config.server.hostname));
@@ -124,9 +110,9 @@ impl Session {
     }
 
     /// Whether the client is locked out; a store failure answers 454.
-    async fn locked(&mut self, lock_key: &str) -> Result<bool, Flow> {
-        match self.app.store.get(lock_key).await {
-            Ok(found) => Ok(found.is_some()),
+    async fn locked(&mut self, lockout: &Lockout<'_>) -> Result<bool, Flow> {
+        match lockout.locked().await {
+            Ok(found) => Ok(found),
             Err(e) => {
                 tracing::warn!(client = %self.peer.ip(), error = %e, "AUTH: store unavailable");
                 Err(self.reply_ok(reply::auth_tempfail()))
@@ -224,16 +210,5 @@ impl Session {
             return Ok(None);
         }
         Ok(Some(text))
-    }
-}
-
-/// Whom failures are counted against: an IPv4 address, or an IPv6 /64 (a
-/// client with a routed /64 would otherwise get a fresh budget per address).
-fn auth_client(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-        std::net::IpAddr::V6(v6) => {
-            ipnet::Ipv6Net::new(v6, 64).map_or_else(|_| v6.to_string(), |n| n.trunc().to_string())
-        }
     }
 }

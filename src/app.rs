@@ -61,6 +61,25 @@ impl App {
         ))
     }
 
+    /// The active checks in the order they run, by phase: the start-up
+    /// line and `check-config` print it.
+    pub fn active_checks(&self) -> String {
+        use crate::checks::Phase;
+        [Phase::Helo, Phase::Mail, Phase::Rcpt, Phase::Data]
+            .iter()
+            .map(|p| {
+                let names: Vec<&str> = self
+                    .checks
+                    .iter()
+                    .filter(|c| c.phase() == *p)
+                    .map(|c| c.name())
+                    .collect();
+                format!("{}: {}", p.name(), names.join(" "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// The compiled content rules.
     pub fn content(&self) -> &ContentRules {
         &self.content

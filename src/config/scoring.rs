@@ -14,7 +14,7 @@ pub enum SpamAction {
 }
 
 /// `[scoring]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScoringConfig {
     /// A total at or above this is spam.

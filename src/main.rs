@@ -36,7 +36,10 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Run the checks on one message and print the breakdown and the action.
+    /// Run one message through the same phases as `serve`: print the client
+    /// assumed, the breakdown, the action and the reply. Exit status as
+    /// `spamc -c`: 0 pass, 1 spam/blocked/refused, 75 tempfail, 2 usage or
+    /// configuration error.
     Check(CheckArgs),
     /// The known-bad recipients list: import FILE, list, remove ADDR.
     BadRecipients {
@@ -358,6 +361,7 @@ fn check(args: CheckArgs) -> ExitCode {
             "action": action,
             "reply": reply,
             "refused": refused,
+            "alert_to": judged.alert_to,
             "reference": judged.reference,
             "symbols": symbols,
         });
@@ -383,9 +387,10 @@ fn check(args: CheckArgs) -> ExitCode {
             breakdown_text(&judged.breakdown, &app.symbols, app.policy.threshold)
         );
         println!();
-        match reply {
-            Some(r) => println!("Action: {action} ({r})"),
-            None => println!("Action: {action}"),
+        match (reply, &judged.alert_to) {
+            (Some(r), _) => println!("Action: {action} ({r})"),
+            (None, Some(to)) => println!("Action: {action} <{to}>"),
+            (None, None) => println!("Action: {action}"),
         }
     }
     ExitCode::from(code)
@@ -402,8 +407,13 @@ fn describe(j: &Judgement) -> (String, u8) {
         (Stop::Rcpt, _) => "reject at RCPT",
         (Stop::Data, Action::Pass) => "pass",
         (Stop::Data, Action::Refuse { .. }) => "reject",
-        (Stop::Data, Action::Block) if j.reply.is_none() => "block: SPAM alert to the originator",
+        (Stop::Data, Action::Block) if j.alert_to.is_some() => {
+            "block: SPAM alert to the originator"
+        }
         (Stop::Data, Action::Block) => "block",
+        (Stop::Data, Action::Spam(SpamAction::Bounce)) if j.alert_to.is_none() => {
+            "spam: reject (no alert recipient)"
+        }
         (Stop::Data, Action::Spam(SpamAction::Reject)) => "spam: reject",
         (Stop::Data, Action::Spam(SpamAction::Bounce)) => "spam: SPAM alert to the originator",
     };

@@ -108,6 +108,28 @@ pub fn message_reply(
     }
 }
 
+/// Who receives the SPAM alert of a stopped message: the login when it is
+/// an address, else the envelope sender when its domain is ours; never
+/// anyone else, and nobody for auto-submitted mail (no backscatter).
+pub fn alert_recipient(
+    app: &App,
+    login: Option<&str>,
+    sender: &Address,
+    parsed: &Parsed,
+) -> Option<String> {
+    if parsed
+        .header_values("auto-submitted")
+        .any(|v| !v.trim().eq_ignore_ascii_case("no"))
+    {
+        return None;
+    }
+    if let Some(login) = login.filter(|l| l.contains('@')) {
+        return Some(login.to_string());
+    }
+    (!sender.domain.is_empty() && app.config.relay.is_local_domain(&sender.domain))
+        .then(|| sender.to_string())
+}
+
 /// The reply to a stopped message that gets no alert: the blocking symbol,
 /// or the spam line with every symbol.
 pub fn stopped_reply(app: &App, action: &Action, breakdown: &Breakdown, reference: &str) -> Reply {
@@ -182,6 +204,8 @@ pub struct Judgement {
     pub reply: Option<Reply>,
     /// Recipients a RCPT check refused, with their replies.
     pub refused: Vec<(Address, Reply)>,
+    /// Bounce mode: who the SPAM alert would go to.
+    pub alert_to: Option<String>,
     /// The reference this run got.
     pub reference: String,
 }
@@ -205,6 +229,7 @@ pub async fn judge(app: &App, envelope: &Envelope, raw: &[u8]) -> Result<Judgeme
         action: result.action,
         reply,
         refused,
+        alert_to: None,
         reference: reference.clone(),
     };
     let phase_into = |breakdown: &mut Breakdown, result: &PhaseResult| {
@@ -258,6 +283,7 @@ pub async fn judge(app: &App, envelope: &Envelope, raw: &[u8]) -> Result<Judgeme
             action,
             reply: last.or_else(|| Some(reply::no_valid_recipients())),
             refused,
+            alert_to: None,
             reference,
         });
     }
@@ -268,13 +294,22 @@ pub async fn judge(app: &App, envelope: &Envelope, raw: &[u8]) -> Result<Judgeme
     let data = run_phase(app, Phase::Data, &view).await?;
     phase_into(&mut breakdown, &data);
     let action = decide_message(app, &mut breakdown);
-    let reply = message_reply(app, &action, &breakdown, &reference);
+    let mut reply = message_reply(app, &action, &breakdown, &reference);
+    let mut alert_to = None;
+    if reply.is_none() && action != Action::Pass {
+        // Bounce mode: the alert path decides, as in a session.
+        alert_to = alert_recipient(app, envelope.login.as_deref(), &envelope.sender, &parsed);
+        if alert_to.is_none() {
+            reply = Some(stopped_reply(app, &action, &breakdown, &reference));
+        }
+    }
     Ok(Judgement {
         breakdown,
         stop: Stop::Data,
         action,
         reply,
         refused,
+        alert_to,
         reference,
     })
 }

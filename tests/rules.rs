@@ -9,10 +9,48 @@ use std::collections::BTreeSet;
 #[test]
 fn every_emitted_symbol_has_a_rule_and_every_rule_is_emitted() {
     let text = std::fs::read_to_string(common::root().join("config/gateway.example.toml")).unwrap();
-    let text = text.replace(
+    // Every check on: the example states defaults, so switch them on here.
+    let mut text = text.replace(
         "rules_dir = \"rules\"",
         &format!("rules_dir = \"{}\"", common::root().join("rules").display()),
     );
+    for (off, on) in [
+        (
+            "reject_unknown_helo_hostname = false",
+            "reject_unknown_helo_hostname = true",
+        ),
+        (
+            "reject_unknown_reverse_client_hostname = false",
+            "reject_unknown_reverse_client_hostname = true",
+        ),
+        (
+            "reject_unknown_client_hostname = false",
+            "reject_unknown_client_hostname = true",
+        ),
+        (
+            "reject_unknown_sender_domain = false",
+            "reject_unknown_sender_domain = true",
+        ),
+        (
+            "reject_unverified_sender = \"none\"",
+            "reject_unverified_sender = \"local\"",
+        ),
+        (
+            "client = []",
+            "client = [{ zone = \"zen.spamhaus.org\", name = \"SPAMHAUS_ZEN\" }]",
+        ),
+        (
+            "sender = []",
+            "sender = [{ zone = \"dbl.spamhaus.org\", name = \"SPAMHAUS_DBL\" }]",
+        ),
+        ("# sender_login_maps = ", "sender_login_maps = "),
+    ] {
+        assert!(
+            text.contains(off),
+            "gateway.example.toml no longer has {off:?}"
+        );
+        text = text.replace(off, on);
+    }
     let app = common::build_app(&text);
     let mut emitted: BTreeSet<String> = BTreeSet::new();
     for check in &app.checks {

@@ -494,18 +494,28 @@ async fn check_command_prints_the_same_breakdown_as_the_alert() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
+    // Exit status as spamc -c: 1 for a stopped message.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // First the client it assumed and the envelope, then the breakdown.
+    assert!(stdout.starts_with("Client: 127.0.0.1 (trusted"), "{stdout}");
+    let (_, stdout) = stdout
+        .split_once("\n\n")
+        .expect("a blank line after the envelope");
     let (breakdown, action) = stdout.split_once("\nAction: ").expect("an Action line");
     assert_eq!(
         format!("{breakdown}\n"),
         from_alert.trim_end_matches('\n').to_string() + "\n\n"
     );
-    assert_eq!(action.trim(), "spam: SPAM alert to the originator");
+    assert_eq!(
+        action.trim(),
+        "spam: SPAM alert to the originator <info@example.test>"
+    );
     let json = std::process::Command::new(env!("CARGO_BIN_EXE_smtpgate"))
         .args([
             "check",

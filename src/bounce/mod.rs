@@ -13,7 +13,7 @@ use crate::action::Action;
 use crate::address::{parse_address, Address};
 use crate::app::App;
 use crate::message::Parsed;
-use crate::pipeline::stopped_reply;
+use crate::pipeline::{alert_recipient, stopped_reply};
 use crate::score::Breakdown;
 use crate::smtp::command::MailParams;
 use crate::smtp::reply::{self, Reply};
@@ -42,25 +42,10 @@ pub struct Stopped<'a> {
     pub parsed: &'a Parsed,
 }
 
-/// Who receives the SPAM alert: the login when it is an address, else the
-/// envelope sender when its domain is ours; never anyone else.
-pub fn originator(app: &App, login: Option<&str>, sender: &Address) -> Option<String> {
-    if let Some(login) = login.filter(|l| l.contains('@')) {
-        return Some(login.to_string());
-    }
-    (!sender.domain.is_empty() && app.config.relay.is_local_domain(&sender.domain))
-        .then(|| sender.to_string())
-}
-
 /// Sends (or merges) the alert for a stopped message; returns the
 /// transaction's log label and the client's reply.
 pub async fn stop(app: &App, m: Stopped<'_>) -> (&'static str, Reply) {
-    let auto_submitted = m
-        .parsed
-        .header_values("auto-submitted")
-        .any(|v| !v.trim().eq_ignore_ascii_case("no"));
-    let originator = originator(app, m.login, m.sender).filter(|_| !auto_submitted);
-    let Some(originator) = originator else {
+    let Some(originator) = alert_recipient(app, m.login, m.sender, m.parsed) else {
         let r = stopped_reply(app, m.action, m.breakdown, m.reference);
         return ("spam (no alert recipient)", r);
     };

@@ -131,18 +131,23 @@ impl Credentials {
                 continue;
             }
             let mut fields = line.splitn(3, ':');
-            let user = fields.next().unwrap_or("").trim();
+            let user_field = fields.next().unwrap_or("");
+            // Offsets come from the raw field, never from its trimmed
+            // form: a multi-byte character trimmed away must not shift
+            // them off a character boundary.
+            let user = user_field.trim_matches(|c: char| c.is_ascii_whitespace());
             let Some(password) = fields.next() else {
                 return Err(invalid(path, text, at, "expected user:{SCHEME}hash".into()));
             };
             if user.is_empty() {
                 return Err(invalid(path, text, at, "empty user name".into()));
             }
+            let password_at = at + user_field.len() + 1;
             let Some(rest) = password.strip_prefix('{') else {
                 return Err(invalid(
                     path,
                     text,
-                    at + user.len() + 1,
+                    password_at,
                     format!("user {user}: expected {{SCHEME}}hash, e.g. {{SHA512-CRYPT}}$6$..."),
                 ));
             };
@@ -150,7 +155,7 @@ impl Credentials {
                 return Err(invalid(
                     path,
                     text,
-                    at + user.len() + 1,
+                    password_at,
                     format!("user {user}: unclosed {{SCHEME}}"),
                 ));
             };
@@ -158,7 +163,7 @@ impl Credentials {
                 invalid(
                     path,
                     text,
-                    at + user.len() + 2,
+                    password_at + 1,
                     format!("user {user}: unsupported scheme {name}: expected SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, ARGON2ID or PLAIN"),
                 )
             })?;

@@ -2,7 +2,7 @@
 //! shutdown (the shape of mini-redis's `server::run`).
 
 use crate::app::App;
-use crate::config::Listener;
+use crate::config::{ConfigError, Listener};
 use crate::smtp::reply;
 use crate::smtp::session::Session;
 use crate::smtp::stream::Stream;
@@ -41,18 +41,25 @@ impl Handle {
 
     /// Loads, validates and builds the configuration at `path` (and its
     /// rules), then swaps it in; on any error the running one stays.
-    pub fn reload_from(&self, path: &std::path::Path) -> Result<(), crate::config::ConfigError> {
+    /// A panic in any loader is caught and reported like any other error.
+    pub fn reload_from(&self, path: &std::path::Path) -> Result<(), ConfigError> {
         let current = self.app();
-        let app = App::load(path, Some(&current))?;
+        let app = build_guarded(path, || App::load(path, Some(&current)))?;
         self.reload(app);
         Ok(())
     }
 
     /// Builds from configuration text (tests, embedding) and swaps it in.
-    pub fn reload_from_text(&self, text: &str) -> Result<(), crate::config::ConfigError> {
+    pub fn reload_from_text(&self, text: &str) -> Result<(), ConfigError> {
         let current = self.app();
-        let config = crate::config::Config::from_text(std::path::Path::new("reload.toml"), text)?;
-        self.reload(App::build(config, Some(&current))?);
+        let path = std::path::Path::new("reload.toml");
+        let app = build_guarded(path, || {
+            App::build(
+                crate::config::Config::from_text(path, text)?,
+                Some(&current),
+            )
+        })?;
+        self.reload(app);
         Ok(())
     }
 
@@ -243,4 +250,45 @@ async fn refuse(mut tcp: TcpStream, app: Arc<App>) {
     reply::too_many_connections(&app.config.server.hostname).write_to(&mut out);
     let _ = tcp.write_all(&out).await;
     let _ = tcp.shutdown().await;
+}
+
+/// Runs a configuration build, turning a panic inside it (a bug in some
+/// loader) into an error, so a reload keeps the running configuration
+/// instead of killing the gateway.
+fn build_guarded(
+    path: &std::path::Path,
+    build: impl FnOnce() -> Result<App, ConfigError>,
+) -> Result<App, ConfigError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string());
+        Err(ConfigError::Panicked {
+            path: path.display().to_string(),
+            message,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_loader_is_an_error_not_a_crash() {
+        let path = std::path::Path::new("gateway.toml");
+        let e = build_guarded(path, || panic!("index out of range")).err();
+        let e = e.expect("a panic is an error").to_string();
+        assert_eq!(
+            e,
+            "gateway.toml: loading failed on a bug: index out of range"
+        );
+        let e = build_guarded(path, || panic!("{} apples", 3)).err();
+        assert!(e
+            .expect("formatted panic")
+            .to_string()
+            .ends_with("3 apples"));
+    }
 }

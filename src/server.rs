@@ -2,6 +2,7 @@
 //! shutdown (the shape of mini-redis's `server::run`).
 
 use crate::app::App;
+use crate::proxy::Proxied;
 use crate::config::{ConfigError, Listener};
 use crate::smtp::reply;
 use crate::smtp::session::Session;
@@ -209,7 +210,11 @@ async fn open(
             return None;
         }
         match tokio::time::timeout(limit, crate::proxy::read_header(&mut tcp)).await {
-            Ok(Ok(source)) => peer = canonical(source),
+            Ok(Ok(Proxied::Client(source))) => peer = canonical(source),
+            // A health check: quiet, and the balancer is its own client.
+            Ok(Ok(Proxied::Local)) => {
+                tracing::debug!(client = %peer, "PROXY LOCAL: the connection's own address")
+            }
             Ok(Err(e)) => {
                 tracing::info!(client = %peer, error = %e, "PROXY header missing or invalid: closed");
                 return None;

@@ -4,6 +4,7 @@
 //! upstream MTA receives what passed.
 
 pub mod action;
+pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod base64;

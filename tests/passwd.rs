@@ -117,7 +117,7 @@ fn multibyte_whitespace_around_the_name_is_an_error_with_its_place() {
     let bytes = String::from_utf8(vec![0x7e, 0xc2, 0xa0, 0x3a]).unwrap();
     let e = parse(&bytes).unwrap_err();
     assert!(e.starts_with("passwd:1:"), "{e}");
-    let e = parse(&format!("ok:{{PLAIN}}pw\n\u{a0}b:\u{3000}{{PLAIN}}\n")).unwrap_err();
+    let e = parse("ok:{PLAIN}pw\n\u{a0}b:\u{3000}{PLAIN}\n").unwrap_err();
     assert!(e.starts_with("passwd:2:"), "{e}");
 }
 
@@ -214,8 +214,7 @@ async fn a_bad_passwd_line_on_reload_keeps_the_running_set() {
     let e = gw
         .handle
         .reload_from_text(&text)
-        .err()
-        .expect("reload refused");
+        .expect_err("reload refused");
     let e = e.to_string();
     assert!(
         e.starts_with(&format!("{}:2:", file.display())),

@@ -187,6 +187,7 @@ fn main() {
     let gw_addr = free_port();
     let config = format!(
         "[server]\nhostname = \"gw.example.test\"\nlisten = [\"{gw_addr}\"]\nmax_connections = {}\n\
+         max_connections_per_client = 0\nmax_connection_rate_per_client = 0\n\
          [upstream]\naddress = \"{sink_addr}\"\npool_size = 64\nmax_connections = 256\n\
          {dns}\n[outbound]\negress_ips = [\"127.0.0.1\"]\n\
          [relay]\nlocal_domains = [\"customer.test\"]\n\

@@ -44,6 +44,9 @@ cat > "$WORK/gw.toml" <<TOML
 [server]
 hostname = "gw.example.test"
 listen = ["127.0.0.1:$GW_PORT"]
+# The load generator is one client: no per-client limits.
+max_connections_per_client = 0
+max_connection_rate_per_client = 0
 [upstream]
 address = "127.0.0.1:$SINK_PORT"
 pool_size = 64

@@ -2,40 +2,68 @@
 //! layer order (ARCHITECTURE.md): each uses only its own layer and those
 //! above it — `tests/architecture.rs` holds the code to that.
 
-// leaves: plain data and pure functions
-pub mod address; // a mailbox address and its parser
+// Leaves: plain data and pure functions.
+/// A mailbox address and its parsers.
+pub mod address;
+/// Base64 for DKIM keys and the alert.
 pub mod base64;
-pub mod config; // the configuration file: one file per group of sections
-pub mod message; // the message parsed once: MIME, HTML, links, archives
-pub mod metrics; // Prometheus counters and histograms, plain labels
-pub mod reference; // the reference that ties logs, replies and alerts
-pub mod score; // scores in hundredths, hits, the breakdown // base64 for DKIM keys and the alert
+/// The configuration file, one file per group of sections.
+pub mod config;
+/// The message parsed once: MIME, HTML, links, archives.
+pub mod message;
+/// Prometheus counters and histograms, plain labels.
+pub mod metrics;
+/// The reference that ties logs, replies and alerts together.
+pub mod reference;
+/// Scores in hundredths, hits, the breakdown.
+pub mod score;
 
-// protocol: SMTP, pure, shared by the session and the upstream client
-pub mod smtp; // codec, command, reply, received
+// Protocol: SMTP, pure, shared by the session and the upstream client.
+/// Codec, command, reply, received.
+pub mod smtp;
 
-// adapters: the world behind traits
-pub mod auth; // SPF, DKIM, DMARC evaluation and signing
-pub mod dns; // the resolver behind the Lookup trait
+// Adapters: the world behind traits.
+/// SPF, DKIM, DMARC evaluation and signing.
+pub mod auth;
+/// The resolver behind the Lookup trait.
+pub mod dns;
+/// systemd's notify socket.
 pub mod notify;
-pub mod passwd; // the dovecot passwd-file
-pub mod proxy; // the PROXY v1/v2 header
-pub mod store; // shared state: memory or Redis
-pub mod upstream; // the pooled client to the MTA // systemd's notify socket
+/// The dovecot passwd-file.
+pub mod passwd;
+/// The PROXY v1/v2 header.
+pub mod proxy;
+/// Shared state: memory or Redis.
+pub mod store;
+/// The pooled client to the MTA.
+pub mod upstream;
 
-// policy: what a message is worth
-pub mod action; // the one decision: symbols to an action
-pub mod checks; // one file per check; View, Phase, Deps
+// Policy: who may connect, what a message is worth.
+/// The one decision: symbols to an action.
+pub mod action;
+/// Per-client connection limits.
+pub mod admission;
+/// One file per check; View, Phase, Deps.
+pub mod checks;
+/// The AUTH lockout counted in the store.
 pub mod lockout;
-pub mod rules; // rules/*.toml: symbols, scores, content rules, composites // the AUTH lockout counted in the store
+/// rules/*.toml: symbols, scores, content rules, composites.
+pub mod rules;
 
-// flow: running the policy and acting on it
+// Flow: running the policy and acting on it.
+/// Builds everything from the config, swapped whole on reload.
 pub mod app;
-pub mod bounce; // the SPAM alert: originator, merge, send
-pub mod delivery; // the headers we add to a passed message
-pub mod pipeline; // the ONE phase runner, for the session and `check`
-pub mod verdict; // a stopped message's story for `smtpgate why` // builds everything from the config, swapped on reload
+/// The SPAM alert: originator, merge, send.
+pub mod bounce;
+/// The headers we add to a passed message.
+pub mod delivery;
+/// The ONE phase runner, for the session and `check`.
+pub mod pipeline;
+/// A stopped message's story for `smtpgate why`.
+pub mod verdict;
 
-// top: the server
+// Top: the server.
+/// Listeners, admission, reload, shutdown.
 pub mod server;
-pub mod session; // one client connection, one file per phase // listeners, admission, reload, shutdown
+/// One client connection, one file per phase.
+pub mod session;

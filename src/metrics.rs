@@ -38,6 +38,11 @@ pub fn session_refused() {
     counter!("smtpgate_sessions_refused_total").increment(1);
 }
 
+/// A client turned away at a per-client limit (`connections`, `rate`).
+pub fn client_limit(limit: &'static str) {
+    counter!("smtpgate_client_limit_total", "limit" => limit).increment(1);
+}
+
 /// A reply sent to a client, by class (2xx, 3xx, 4xx, 5xx).
 pub fn reply(code: u16) {
     let class = match code / 100 {

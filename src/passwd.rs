@@ -1,84 +1,25 @@
 //! SMTP AUTH credentials: a dovecot-style passwd-file
-//! (`user:{SCHEME}hash[:uid:gid:...]`, `#` comments) and the
+//! (`user:{SCHEME}hash[:uid:gid:...]`, or a bare crypt hash as dovecot
+//! reads it; schemes in `passwd/scheme.rs`; `#` comments) and the
 //! sender_login_maps (TOML: login = ["address", "@domain", ...]). Both are
 //! loaded in `App::build`, so SIGHUP reloads them. Verifying a hash is CPU
 //! work: callers run [`Credentials::verify`] on a blocking thread.
 
+mod scheme;
+
 use crate::config::{line_col, ConfigError};
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use scheme::Hash;
 use std::collections::HashMap;
 use std::path::Path;
-
-/// A password scheme dovecot writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// `{PLAIN}` / `{CLEARTEXT}`: the password itself (tests only).
-    Plain,
-    /// `{SHA512-CRYPT}`: `$6$...`.
-    Sha512Crypt,
-    /// `{SHA256-CRYPT}`: `$5$...`.
-    Sha256Crypt,
-    /// `{BLF-CRYPT}`: bcrypt, `$2y$...`.
-    BlfCrypt,
-    /// `{ARGON2ID}`: `$argon2id$...`.
-    Argon2id,
-}
-
-impl Scheme {
-    fn parse(name: &str) -> Option<Scheme> {
-        Some(match name.to_ascii_uppercase().as_str() {
-            "PLAIN" | "CLEARTEXT" => Scheme::Plain,
-            "SHA512-CRYPT" => Scheme::Sha512Crypt,
-            "SHA256-CRYPT" => Scheme::Sha256Crypt,
-            "BLF-CRYPT" => Scheme::BlfCrypt,
-            "ARGON2ID" => Scheme::Argon2id,
-            _ => return None,
-        })
-    }
-
-    /// Rough order of verification cost.
-    fn cost(self) -> u8 {
-        match self {
-            Scheme::Plain => 0,
-            Scheme::Sha256Crypt => 1,
-            Scheme::Sha512Crypt => 2,
-            Scheme::BlfCrypt => 3,
-            Scheme::Argon2id => 4,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    scheme: Scheme,
-    hash: String,
-}
-
-impl Entry {
-    fn check(&self, password: &str) -> bool {
-        let hash = &self.hash;
-        match self.scheme {
-            Scheme::Plain => constant_time_eq(hash.as_bytes(), password.as_bytes()),
-            Scheme::Sha512Crypt => sha_crypt::sha512_check(password, hash).is_ok(),
-            Scheme::Sha256Crypt => sha_crypt::sha256_check(password, hash).is_ok(),
-            Scheme::BlfCrypt => bcrypt::verify(password, hash).unwrap_or(false),
-            Scheme::Argon2id => PasswordHash::new(hash).is_ok_and(|h| {
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            }),
-        }
-    }
-}
 
 /// The users who may authenticate, and which senders each owns.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
-    users: HashMap<String, Entry>,
+    users: HashMap<String, Hash>,
     owners: Option<HashMap<String, Vec<String>>>,
     /// The costliest entry, checked for unknown users so that the reply
     /// time does not tell which logins exist.
-    decoy: Option<Entry>,
+    decoy: Option<Hash>,
 }
 
 fn invalid(path: &Path, text: &str, offset: usize, message: String) -> ConfigError {
@@ -131,46 +72,23 @@ impl Credentials {
                 continue;
             }
             let mut fields = line.splitn(3, ':');
-            let user = fields.next().unwrap_or("").trim();
+            let user_field = fields.next().unwrap_or("");
+            // Offsets come from the raw field, never from its trimmed
+            // form: a multi-byte character trimmed away must not shift
+            // them off a character boundary.
+            let user = user_field.trim_matches(|c: char| c.is_ascii_whitespace());
             let Some(password) = fields.next() else {
                 return Err(invalid(path, text, at, "expected user:{SCHEME}hash".into()));
             };
             if user.is_empty() {
                 return Err(invalid(path, text, at, "empty user name".into()));
             }
-            let Some(rest) = password.strip_prefix('{') else {
-                return Err(invalid(
-                    path,
-                    text,
-                    at + user.len() + 1,
-                    format!("user {user}: expected {{SCHEME}}hash, e.g. {{SHA512-CRYPT}}$6$..."),
-                ));
-            };
-            let Some((name, hash)) = rest.split_once('}') else {
-                return Err(invalid(
-                    path,
-                    text,
-                    at + user.len() + 1,
-                    format!("user {user}: unclosed {{SCHEME}}"),
-                ));
-            };
-            let scheme = Scheme::parse(name).ok_or_else(|| {
-                invalid(
-                    path,
-                    text,
-                    at + user.len() + 2,
-                    format!("user {user}: unsupported scheme {name}: expected SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, ARGON2ID or PLAIN"),
-                )
-            })?;
-            users.insert(
-                user.to_ascii_lowercase(),
-                Entry {
-                    scheme,
-                    hash: hash.to_string(),
-                },
-            );
+            let password_at = at + user_field.len() + 1;
+            let hash = Hash::parse(password)
+                .map_err(|why| invalid(path, text, password_at, format!("user {user}: {why}")))?;
+            users.insert(user.to_ascii_lowercase(), hash);
         }
-        let decoy = users.values().max_by_key(|e| e.scheme.cost()).cloned();
+        let decoy = users.values().max_by_key(|h| h.cost()).cloned();
         Ok(Credentials {
             users,
             owners: None,
@@ -223,10 +141,6 @@ impl Credentials {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,9 +170,9 @@ plain:{PLAIN}secret
     #[test]
     fn bad_lines_name_file_and_line() {
         let e =
-            Credentials::parse_passwd(Path::new("passwd"), "a:{PLAIN}x\nb:{MD5}x\n").unwrap_err();
-        assert!(e.to_string().starts_with("passwd:2:"), "{e}");
-        assert!(e.to_string().contains("unsupported scheme MD5"), "{e}");
+            Credentials::parse_passwd(Path::new("passwd"), "a:{PLAIN}x\nb:{NTLM}x\n").unwrap_err();
+        assert!(e.to_string().starts_with("passwd:2:3: "), "{e}");
+        assert!(e.to_string().contains("unsupported scheme NTLM"), "{e}");
         let e = Credentials::parse_passwd(Path::new("passwd"), "a\n").unwrap_err();
         assert!(
             e.to_string()

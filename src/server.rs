@@ -1,15 +1,19 @@
-//! Listeners, the accept loop, the connection limit, reload and graceful
-//! shutdown (the shape of mini-redis's `server::run`).
+//! Listeners, the accept loop, the connection limits (all clients, and per
+//! client via `admission`), reload and graceful shutdown (the shape of
+//! mini-redis's `server::run`).
 
+use crate::admission::{ClientKey, ClientLimits, Refusal, Refused};
 use crate::app::App;
-use crate::config::Listener;
+use crate::config::{ConfigError, Listener};
+use crate::proxy::Proxied;
 use crate::session::stream::Stream;
 use crate::session::Session;
-use crate::smtp::reply;
+use crate::smtp::reply::{self, Reply};
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
@@ -26,6 +30,8 @@ pub struct Server {
 pub struct Handle {
     app: Arc<ArcSwap<App>>,
     shutdown: watch::Sender<bool>,
+    /// Per-client connection counts (they outlive reloads).
+    clients: Arc<ClientLimits>,
 }
 
 impl Handle {
@@ -41,18 +47,25 @@ impl Handle {
 
     /// Loads, validates and builds the configuration at `path` (and its
     /// rules), then swaps it in; on any error the running one stays.
-    pub fn reload_from(&self, path: &std::path::Path) -> Result<(), crate::config::ConfigError> {
+    /// A panic in any loader is caught and reported like any other error.
+    pub fn reload_from(&self, path: &std::path::Path) -> Result<(), ConfigError> {
         let current = self.app();
-        let app = App::load(path, Some(&current))?;
+        let app = build_guarded(path, || App::load(path, Some(&current)))?;
         self.reload(app);
         Ok(())
     }
 
     /// Builds from configuration text (tests, embedding) and swaps it in.
-    pub fn reload_from_text(&self, text: &str) -> Result<(), crate::config::ConfigError> {
+    pub fn reload_from_text(&self, text: &str) -> Result<(), ConfigError> {
         let current = self.app();
-        let config = crate::config::Config::from_text(std::path::Path::new("reload.toml"), text)?;
-        self.reload(App::build(config, Some(&current))?);
+        let path = std::path::Path::new("reload.toml");
+        let app = build_guarded(path, || {
+            App::build(
+                crate::config::Config::from_text(path, text)?,
+                Some(&current),
+            )
+        })?;
+        self.reload(app);
         Ok(())
     }
 
@@ -88,6 +101,7 @@ impl Server {
             handle: Handle {
                 app: Arc::new(ArcSwap::from_pointee(app)),
                 shutdown,
+                clients: Arc::default(),
             },
             connections: Arc::new(Semaphore::new(max_connections)),
             max_connections,
@@ -163,11 +177,21 @@ async fn accept_loop(
             Ok(permit) => {
                 let shutdown = handle.shutdown.subscribe();
                 let config = Arc::clone(&config);
+                let clients = Arc::clone(&handle.clients);
                 tokio::spawn(async move {
-                    if let Some((stream, peer)) = open(tcp, peer, &config, &app).await {
-                        let mut session = Session::new(app, stream, peer, shutdown);
-                        session.trusted_cleartext = config.trusted_cleartext;
-                        session.run().await;
+                    if let Some((tcp, peer)) = client_of(tcp, peer, &config, &app).await {
+                        let server = &app.config.server;
+                        match clients.admit(peer.ip(), server, Instant::now()) {
+                            Ok(admitted) => {
+                                if let Some(stream) = start(tcp, peer, &config, &app).await {
+                                    let mut session = Session::new(app, stream, peer, shutdown);
+                                    session.trusted_cleartext = config.trusted_cleartext;
+                                    session.run().await;
+                                }
+                                drop(admitted);
+                            }
+                            Err(refused) => turn_away(tcp, peer, refused, &config, &app).await,
+                        }
                     }
                     drop(permit);
                     crate::metrics::session_ended();
@@ -177,21 +201,22 @@ async fn accept_loop(
                 tracing::warn!(client = %peer, "too many connections");
                 crate::metrics::session_refused();
                 crate::metrics::session_ended();
-                tokio::spawn(refuse(tcp, app));
+                let reply = reply::too_many_connections(&app.config.server.hostname);
+                tokio::spawn(refuse(tcp, reply));
             }
         }
     }
 }
 
-/// The PROXY header (when the listener expects one) and the TLS handshake
-/// (for implicit-TLS listeners), each bounded by `idle_timeout`. `None`:
+/// The client of a connection: its peer, or the PROXY header's source
+/// (when the listener expects one, read within `idle_timeout`). `None`:
 /// the connection is closed without a greeting.
-async fn open(
+async fn client_of(
     mut tcp: TcpStream,
     peer: SocketAddr,
     config: &Listener,
     app: &App,
-) -> Option<(Stream, SocketAddr)> {
+) -> Option<(TcpStream, SocketAddr)> {
     let limit = app.config.server.idle_timeout.0;
     let mut peer = canonical(peer);
     if config.proxy_protocol {
@@ -202,7 +227,11 @@ async fn open(
             return None;
         }
         match tokio::time::timeout(limit, crate::proxy::read_header(&mut tcp)).await {
-            Ok(Ok(source)) => peer = canonical(source),
+            Ok(Ok(Proxied::Client(source))) => peer = canonical(source),
+            // A health check: quiet, and the balancer is its own client.
+            Ok(Ok(Proxied::Local)) => {
+                tracing::debug!(client = %peer, "PROXY LOCAL: the connection's own address")
+            }
             Ok(Err(e)) => {
                 tracing::info!(client = %peer, error = %e, "PROXY header missing or invalid: closed");
                 return None;
@@ -213,12 +242,19 @@ async fn open(
             }
         }
     }
+    Some((tcp, peer))
+}
+
+/// The client stream: the TCP connection, or on implicit-TLS listeners the
+/// TLS session (handshake within `idle_timeout`). `None`: closed.
+async fn start(tcp: TcpStream, peer: SocketAddr, config: &Listener, app: &App) -> Option<Stream> {
     if !config.implicit_tls {
-        return Some((Stream::Plain(tcp), peer));
+        return Some(Stream::Plain(tcp));
     }
     let acceptor = app.tls.as_ref()?;
+    let limit = app.config.server.idle_timeout.0;
     match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => Some((Stream::Tls(Box::new(tls)), peer)),
+        Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
         Ok(Err(e)) => {
             tracing::info!(client = %peer, error = %e, "TLS handshake failed");
             None
@@ -230,6 +266,40 @@ async fn open(
     }
 }
 
+/// A client over a per-client limit: 421 4.7.0 (inside TLS on an
+/// implicit-TLS listener), logged once a minute per client, counted.
+async fn turn_away(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    refused: Refused,
+    config: &Listener,
+    app: &App,
+) {
+    let client = ClientKey::of(peer.ip()).to_string();
+    crate::metrics::client_limit(refused.why.label());
+    if refused.log {
+        let (limit, max) = match refused.why {
+            Refusal::Connections(n) => ("max_connections_per_client", n as u64),
+            Refusal::Rate(n) => ("max_connection_rate_per_client", u64::from(n)),
+        };
+        tracing::warn!(
+            %client,
+            limit,
+            max,
+            suppressed = refused.suppressed,
+            "per-client limit reached: 421 (logged once a minute per client)"
+        );
+    }
+    let hostname = &app.config.server.hostname;
+    let reply = match refused.why {
+        Refusal::Connections(_) => reply::too_many_connections_from(hostname, &client),
+        Refusal::Rate(_) => reply::connection_rate_exceeded(hostname, &client),
+    };
+    if let Some(stream) = start(tcp, peer, config, app).await {
+        refuse(stream, reply).await;
+    }
+}
+
 /// An IPv4 client seen through a dual-stack socket (`::ffff:192.0.2.1`)
 /// is the IPv4 client: mynetworks, DNSBL, greylisting networks and the
 /// Received header all see `192.0.2.1`.
@@ -237,10 +307,54 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
-/// Tells an excess client why it is turned away.
-async fn refuse(mut tcp: TcpStream, app: Arc<App>) {
+/// Tells an excess client why it is turned away, and closes.
+async fn refuse(mut stream: impl AsyncWrite + Unpin, reply: Reply) {
     let mut out = Vec::new();
-    reply::too_many_connections(&app.config.server.hostname).write_to(&mut out);
-    let _ = tcp.write_all(&out).await;
-    let _ = tcp.shutdown().await;
+    reply.write_to(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Runs a configuration build, turning a panic inside it (a bug in some
+/// loader) into an error, so a reload keeps the running configuration
+/// instead of killing the gateway.
+fn build_guarded(
+    path: &std::path::Path,
+    build: impl FnOnce() -> Result<App, ConfigError>,
+) -> Result<App, ConfigError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string());
+        Err(ConfigError::Panicked {
+            path: path.display().to_string(),
+            message,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_loader_is_an_error_not_a_crash() {
+        let path = std::path::Path::new("gateway.toml");
+        let e = build_guarded(path, || panic!("index out of range")).err();
+        let e = e.expect("a panic is an error").to_string();
+        assert_eq!(
+            e,
+            "gateway.toml: loading failed on a bug: index out of range"
+        );
+        let e = build_guarded(path, || panic!("{} apples", 3)).err();
+        assert!(e
+            .expect("formatted panic")
+            .to_string()
+            .ends_with("3 apples"));
+    }
 }

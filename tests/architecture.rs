@@ -31,7 +31,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "dns", "store", "mailauth", "passwd", "upstream", "proxy", "notify", "maps",
         ],
     ),
-    ("policy", &["rules", "checks", "action", "lockout"]),
+    (
+        "policy",
+        &["rules", "checks", "action", "lockout", "admission"],
+    ),
     (
         "flow",
         &[

@@ -567,8 +567,13 @@ async fn proxy_protocol_source_address_decides_relay() {
     // No header (a plain SMTP client) or a garbage one: closed, no greeting.
     let mut c = via_proxy(gw.addr, b"EHLO client.example.test\r\n").await;
     assert!(c.is_closed().await, "garbage instead of a PROXY header");
+    // UNKNOWN (a health check) is the balancer's own connection (127.0.0.1).
     let mut c = via_proxy(gw.addr, b"PROXY UNKNOWN\r\n").await;
-    assert!(c.is_closed().await, "UNKNOWN carries no client address");
+    assert_eq!(
+        c.read_reply().await.code,
+        220,
+        "UNKNOWN: the connection's own address"
+    );
 
     // proxy_from: only the load balancers may send the header.
     for (from, allowed) in [("192.0.2.0/24", false), ("127.0.0.0/8", true)] {

@@ -394,3 +394,100 @@ async fn starttls_without_certificate_is_454() {
     let mut c = greeted(gw.addr).await;
     assert_eq!(code(&c.cmd("STARTTLS").await), (454, Some("4.7.0".into())));
 }
+
+/// A gateway whose listener expects a PROXY header, with a long
+/// idle_timeout (so "closed at once" cannot be the timeout) and
+/// mynetworks elsewhere (so the balancer itself may not relay).
+async fn proxy_gateway() -> (common::sink::Sink, common::Gateway) {
+    let sink = common::sink::Sink::start(SinkConfig::default()).await;
+    let text = common::config_text(
+        sink.addr,
+        "idle_timeout = \"60s\"",
+        "[relay]\nmynetworks = [\"192.0.2.0/24\"]\n",
+    )
+    .replace(
+        "listen = [\"127.0.0.1:0\"]",
+        "listen = [{ address = \"127.0.0.1:0\", proxy_protocol = true }]",
+    );
+    let gw = common::start(&text).await;
+    (sink, gw)
+}
+
+fn proxy_v2_local() -> Vec<u8> {
+    use ppp::v2::{Addresses, Builder, Command, Protocol, Version};
+    Builder::with_addresses(
+        Version::Two | Command::Local,
+        Protocol::Unspecified,
+        Addresses::Unspecified,
+    )
+    .build()
+    .unwrap()
+}
+
+/// HAProxy's `check-send-proxy` health check: a v2 LOCAL header. The
+/// connection is served as the balancer's own (127.0.0.1: outside
+/// mynetworks here, so no relay); v1 UNKNOWN likewise.
+#[tokio::test]
+async fn proxy_v2_local_health_check_is_served_as_the_balancer() {
+    let (_sink, gw) = proxy_gateway().await;
+    for header in [proxy_v2_local(), b"PROXY UNKNOWN\r\n".to_vec()] {
+        let mut c = Client::connect(gw.addr).await;
+        c.send(&header).await;
+        assert_eq!(c.read_reply().await.code, 220);
+        c.expect("EHLO haproxy.example.test", 250).await;
+        c.expect("MAIL FROM:<a@example.test>", 250).await;
+        let r = c.cmd("RCPT TO:<b@example.net>").await;
+        assert_eq!(code(&r), (554, Some("5.7.1".into())), "{r:?}");
+        c.expect("QUIT", 221).await;
+    }
+}
+
+/// CPU time of this thread (the test's current-thread runtime runs the
+/// gateway too), in clock ticks.
+fn thread_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// A half-sent PROXY header, then the client leaves: the gateway closes at
+/// once (not at idle_timeout), and clients that stop mid-header cost no
+/// CPU while they wait (no polling).
+#[tokio::test]
+async fn half_a_proxy_header_then_close_is_closed_at_once_without_spinning() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_sink, gw) = proxy_gateway().await;
+    let v2 = proxy_v2_local();
+    for half in [&v2[..10], &b"PROXY TCP4 192.0.2.1 "[..]] {
+        let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        tcp.write_all(half).await.unwrap();
+        tcp.shutdown().await.unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(1), tcp.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "closed without a greeting within 1 s: {read:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    let mut waiting = Vec::new();
+    for _ in 0..200 {
+        let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        tcp.write_all(&v2[..10]).await.unwrap();
+        waiting.push(tcp);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = thread_cpu_ticks();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let spent = thread_cpu_ticks() - before;
+    assert!(
+        spent <= 3,
+        "200 half headers used {spent} ticks of CPU in 1 s"
+    );
+}

@@ -27,11 +27,25 @@ pub enum ConfigError {
         /// What is wrong and what was expected.
         message: String,
     },
+    /// Loading hit a bug (a panic was caught); nothing was swapped in.
+    #[error("{path}: loading failed on a bug: {message}")]
+    Panicked {
+        /// The file being loaded.
+        path: String,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 /// 1-based line and column of byte `offset` in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    // An offset inside a character counts as that character's start (a
+    // caller's arithmetic must not turn a bad line into a panic).
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let col = before
         .rfind('\n')

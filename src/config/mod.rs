@@ -22,7 +22,7 @@ pub use outbound::{DkimConfig, OutboundConfig};
 pub use ratelimit::{Limits, RateLimitConfig};
 pub use relay::{AuthConfig, RelayConfig};
 pub use scoring::{ScoringConfig, SpamAction};
-pub use server::{Listener, MetricsConfig, ServerConfig, TlsConfig, UpstreamConfig};
+pub use server::{ClientLimit, Listener, MetricsConfig, ServerConfig, TlsConfig, UpstreamConfig};
 pub use span::Span;
 pub use store::{OnError, StoreBackend, StoreConfig};
 

@@ -25,6 +25,17 @@ pub struct ServerConfig {
     /// Most concurrent client connections; the excess gets 421 4.7.0.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Most connections one client (an IPv4 address, an IPv6 /64) may hold
+    /// at once, mynetworks included; 0: no limit. The excess gets 421 4.7.0.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Most connections one client may open a minute; 0: no limit.
+    #[serde(default = "default_max_connection_rate_per_client")]
+    pub max_connection_rate_per_client: u32,
+    /// Per-network overrides of the two per-client limits (the longest
+    /// matching network wins).
+    #[serde(default)]
+    pub client_limits: Vec<ClientLimit>,
     /// Unknown or invalid commands tolerated before 421 and close.
     #[serde(default = "default_max_errors")]
     pub max_errors: u32,
@@ -42,6 +53,19 @@ pub struct ServerConfig {
     /// On SIGTERM, how long sessions may take to finish.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Span,
+}
+
+/// `[[server.client_limits]]`: other per-client limits for the clients of
+/// one network (each client of it is still counted on its own).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientLimit {
+    /// The clients this applies to.
+    pub network: ipnet::IpNet,
+    /// Instead of `max_connections_per_client` (0: no limit).
+    pub max_connections: Option<usize>,
+    /// Instead of `max_connection_rate_per_client` (0: no limit).
+    pub max_rate: Option<u32>,
 }
 
 /// One listening socket: `"127.0.0.1:2525"` or a table.
@@ -157,6 +181,12 @@ fn default_max_recipients() -> usize {
 }
 fn default_max_connections() -> usize {
     10_000
+}
+fn default_max_connections_per_client() -> usize {
+    50
+}
+fn default_max_connection_rate_per_client() -> u32 {
+    600
 }
 fn default_max_errors() -> u32 {
     20

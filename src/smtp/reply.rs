@@ -212,6 +212,18 @@ pub fn too_many_connections(hostname: &str) -> Reply {
     )
 }
 
+/// One client holds `max_connections_per_client` connections already.
+pub fn too_many_connections_from(hostname: &str, client: &str) -> Reply {
+    let text = format!("{hostname} Error: too many connections from {client}");
+    Reply::new(421, "4.7.0", text)
+}
+
+/// One client opened `max_connection_rate_per_client` connections this minute.
+pub fn connection_rate_exceeded(hostname: &str, client: &str) -> Reply {
+    let text = format!("{hostname} Error: too many connections per minute from {client}");
+    Reply::new(421, "4.7.0", text)
+}
+
 /// The gateway is stopping.
 pub fn shutting_down(hostname: &str) -> Reply {
     Reply::new(

@@ -220,6 +220,7 @@ set y2tics
 set ytics nomirror
 set yrange [0:*]
 set grid
+set key below
 plot "$TABLE" using 1:(\$3/1024) with linespoints title "gateway VmRSS", \
      "$TABLE" using 1:(\$4/1024) with lines title "redis RSS", \
      "$TABLE" using 1:2 axes x1y2 with lines title "messages sent"

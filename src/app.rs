@@ -185,7 +185,9 @@ impl App {
 /// The configured store backend.
 fn build_store(config: &Config) -> Result<Arc<dyn Store>, ConfigError> {
     match config.store.backend {
-        crate::config::StoreBackend::Memory => Ok(Arc::new(MemoryStore::new())),
+        crate::config::StoreBackend::Memory => Ok(Arc::new(MemoryStore::with_max_entries(
+            config.store.max_entries,
+        ))),
         crate::config::StoreBackend::Redis => {
             let s = &config.store;
             crate::store::redis::RedisStore::new(&s.redis_url, &s.key_prefix, s.timeout.0)

@@ -90,6 +90,16 @@ pub fn store(op: &'static str, took: Duration, failed: bool) {
     }
 }
 
+/// Live keys the memory store evicted to stay within `store.max_entries`.
+pub fn store_evicted(n: u64) {
+    counter!("smtpgate_store_evictions_total").increment(n);
+}
+
+/// Keys the memory store holds.
+pub fn store_entries(n: usize) {
+    gauge!("smtpgate_store_entries").set(n as f64);
+}
+
 /// A DNS lookup and whether it failed (timeout, SERVFAIL).
 pub fn dns(took: Duration, failed: bool) {
     histogram!("smtpgate_dns_seconds").record(took.as_secs_f64());

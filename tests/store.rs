@@ -7,7 +7,7 @@ mod common;
 use common::redis::{start_replica, start_sentinel, RedisCluster, RedisServer};
 use smtpgate::store::memory::MemoryStore;
 use smtpgate::store::redis::RedisStore;
-use smtpgate::store::{GreylistOutcome, Greylisting, Store};
+use smtpgate::store::{GreylistOutcome, Greylisting, Increment, Store};
 use std::time::{Duration, Instant};
 
 fn redis_store(server: &RedisServer, prefix: &str) -> RedisStore {
@@ -173,8 +173,72 @@ async fn greylist_entries_expire(s: &dyn Store) {
     assert_eq!(s.get(net).await.unwrap(), None, "pass count forgotten too");
 }
 
+async fn several_values_are_read_at_once(s: &dyn Store) {
+    assert!(s.get_many(&[]).await.unwrap().is_empty());
+    s.set("m:a", b"1", Duration::from_secs(60)).await.unwrap();
+    s.set("m:{x}:c", b"three", Duration::from_secs(60))
+        .await
+        .unwrap();
+    s.set("m:gone", b"x", Duration::from_millis(50))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Keys in several Cluster slots, in the order asked, a repeat included.
+    let got = s
+        .get_many(&["m:a", "m:b", "m:{x}:c", "m:gone", "m:a"])
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        [
+            Some(b"1".to_vec()),
+            None,
+            Some(b"three".to_vec()),
+            None,
+            Some(b"1".to_vec())
+        ]
+    );
+}
+
+async fn several_counters_are_counted_at_once(s: &dyn Store) {
+    assert!(s.incr_many(&[]).await.unwrap().is_empty());
+    let short = Duration::from_millis(500);
+    let long = Duration::from_secs(60);
+    let batch = [
+        Increment {
+            key: "n:messages",
+            by: 1,
+            ttl: short,
+        },
+        Increment {
+            key: "n:recipients",
+            by: 7,
+            ttl: long,
+        },
+    ];
+    assert_eq!(s.incr_many(&batch).await.unwrap(), [1, 7]);
+    assert_eq!(s.incr_many(&batch).await.unwrap(), [2, 14]);
+    // Each key keeps its own window: the short one restarts alone.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(s.incr_many(&batch).await.unwrap(), [1, 21]);
+    // Interchangeable with incr on the same keys.
+    assert_eq!(s.incr("n:recipients", 1, long).await.unwrap(), 22);
+    let values = s.get_many(&["n:messages", "n:recipients"]).await.unwrap();
+    assert_eq!(values, [Some(b"1".to_vec()), Some(b"22".to_vec())]);
+    s.set("n:text", b"abc", long).await.unwrap();
+    let bad = [Increment {
+        key: "n:text",
+        by: 1,
+        ttl: long,
+    }];
+    let err = s.incr_many(&bad).await.unwrap_err();
+    assert!(err.to_string().starts_with("store: "), "{err}");
+}
+
 async fn contract(s: &dyn Store) {
     values_are_set_read_and_deleted(s).await;
+    several_values_are_read_at_once(s).await;
+    several_counters_are_counted_at_once(s).await;
     values_expire(s).await;
     counters_keep_a_fixed_window(s).await;
     keys_are_listed_by_prefix(s).await;

@@ -43,6 +43,10 @@ pub struct StoreConfig {
     /// `tempfail` or `accept` when the store fails.
     #[serde(default = "default_on_error")]
     pub on_error: OnError,
+    /// Most keys the memory store holds (0 = no bound); beyond it the key
+    /// that would expire first is evicted.
+    #[serde(default = "default_max_entries")]
+    pub max_entries: usize,
 }
 
 impl Default for StoreConfig {
@@ -53,10 +57,14 @@ impl Default for StoreConfig {
             key_prefix: default_key_prefix(),
             timeout: default_store_timeout(),
             on_error: default_on_error(),
+            max_entries: default_max_entries(),
         }
     }
 }
 
+fn default_max_entries() -> usize {
+    1_000_000
+}
 fn default_store_backend() -> StoreBackend {
     StoreBackend::Memory
 }

@@ -1,8 +1,9 @@
 //! Shared state behind one trait: greylist triplets, rate counters, lockout
 //! counters, known-bad recipients, callout results, verdicts. The memory
 //! backend serves one node; the Redis backend shares state between nodes.
-//! Every operation is one round trip; failures are [`StoreError`]s that the
-//! caller turns into a tempfail (or skips, per `store.on_error`).
+//! Every operation is one round trip (the batch forms let a phase read or
+//! count several keys in one); failures are [`StoreError`]s that the caller
+//! turns into a tempfail (or skips, per `store.on_error`).
 
 pub mod memory;
 pub mod redis;
@@ -31,6 +32,9 @@ pub trait Store: Send + Sync {
     /// The value at `key`, if present and not expired.
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
 
+    /// The values at `keys`, in order, in one round trip (Redis MGET).
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Vec<u8>>>>;
+
     /// Sets `key` to `value`, expiring after `ttl`.
     fn set<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()>;
 
@@ -42,6 +46,12 @@ pub trait Store: Send + Sync {
     /// keeps its expiry (a fixed window, like Redis INCRBY + EXPIRE NX).
     fn incr<'a>(&'a self, key: &'a str, by: i64, ttl: Duration) -> StoreFuture<'a, i64>;
 
+    /// [`Store::incr`] for each of `increments`, in one round trip, and the
+    /// new values in order. On one server (or Sentinel) the batch is atomic
+    /// (MULTI/EXEC); on a Cluster each key is (its keys may live on several
+    /// nodes). A value that is not an integer fails the call.
+    fn incr_many<'a>(&'a self, increments: &'a [Increment<'a>]) -> StoreFuture<'a, Vec<i64>>;
+
     /// Keys (without prefix) starting with `prefix`, at most `limit`.
     fn keys<'a>(&'a self, prefix: &'a str, limit: usize) -> StoreFuture<'a, Vec<String>>;
 
@@ -49,6 +59,17 @@ pub trait Store: Send + Sync {
     /// the client network's pass counter and the triplet, updates them and
     /// says what to do (see [`Greylisting`] for the rules).
     fn greylist<'a>(&'a self, request: &'a Greylisting<'a>) -> StoreFuture<'a, GreylistOutcome>;
+}
+
+/// One counter update of [`Store::incr_many`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Increment<'a> {
+    /// The counter's key.
+    pub key: &'a str,
+    /// What to add.
+    pub by: i64,
+    /// The window a new counter starts (an existing one keeps its expiry).
+    pub ttl: Duration,
 }
 
 /// A greylisting request (postgrey semantics). Times are whole seconds on
@@ -117,6 +138,10 @@ impl Store for Metered {
         Box::pin(timed("get", self.0.get(key)))
     }
 
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Vec<u8>>>> {
+        Box::pin(timed("get_many", self.0.get_many(keys)))
+    }
+
     fn set<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
         Box::pin(timed("set", self.0.set(key, value, ttl)))
     }
@@ -127,6 +152,10 @@ impl Store for Metered {
 
     fn incr<'a>(&'a self, key: &'a str, by: i64, ttl: Duration) -> StoreFuture<'a, i64> {
         Box::pin(timed("incr", self.0.incr(key, by, ttl)))
+    }
+
+    fn incr_many<'a>(&'a self, increments: &'a [Increment<'a>]) -> StoreFuture<'a, Vec<i64>> {
+        Box::pin(timed("incr_many", self.0.incr_many(increments)))
     }
 
     fn keys<'a>(&'a self, prefix: &'a str, limit: usize) -> StoreFuture<'a, Vec<String>> {

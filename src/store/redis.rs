@@ -10,7 +10,7 @@
 //! multi-step updates are atomic (MULTI/EXEC or a Lua script). An outage is
 //! logged once when it starts and once when it ends, not per operation.
 
-use super::{GreylistOutcome, Greylisting, Store, StoreError, StoreFuture};
+use super::{GreylistOutcome, Greylisting, Increment, Store, StoreError, StoreFuture};
 use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -55,6 +55,13 @@ if v then
 end
 redis.call('SET', KEYS[1], ARGV[1] .. ':0', 'EX', window)
 return {2, delay}
+";
+
+/// One counter of [`Store::incr_many`] on a Cluster (each key atomic on
+/// its own node). KEYS: the counter. ARGV: by, ttl in milliseconds.
+const INCR_LUA: &str = r"
+redis.call('SET', KEYS[1], 0, 'PX', ARGV[2], 'NX')
+return redis.call('INCRBY', KEYS[1], ARGV[1])
 ";
 
 /// Where the data lives.
@@ -323,6 +330,20 @@ impl Store for RedisStore {
         })
     }
 
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> StoreFuture<'a, Vec<Option<Vec<u8>>>> {
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.run("MGET", |mut c| async move {
+                // (a Cluster connection splits it by slot and merges the answers)
+                redis::cmd("MGET").arg(&keys).query_async(&mut c).await
+            })
+            .await
+        })
+    }
+
     fn set<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
         let key = self.key(key);
         Box::pin(async move {
@@ -370,6 +391,64 @@ impl Store for RedisStore {
                     .query_async(&mut c)
                     .await?;
                 Ok(n)
+            })
+            .await
+        })
+    }
+
+    fn incr_many<'a>(&'a self, increments: &'a [Increment<'a>]) -> StoreFuture<'a, Vec<i64>> {
+        let keys: Vec<String> = increments.iter().map(|i| self.key(i.key)).collect();
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.run("INCRBY batch", |mut c| async move {
+                if let Conn::Cluster(cluster) = &c {
+                    // Keys on several nodes, which take no cross-slot
+                    // pipeline: one script per key, all sent at once.
+                    let calls: Vec<_> = keys
+                        .iter()
+                        .zip(increments)
+                        .map(|(key, i)| {
+                            let mut cluster = cluster.clone();
+                            let mut eval = redis::cmd("EVAL");
+                            eval.arg(INCR_LUA)
+                                .arg(1)
+                                .arg(key)
+                                .arg(i.by)
+                                .arg(millis(i.ttl));
+                            tokio::spawn(async move { eval.query_async::<i64>(&mut cluster).await })
+                        })
+                        .collect();
+                    let mut values = Vec::with_capacity(calls.len());
+                    for call in calls {
+                        let value = call.await.map_err(|e| {
+                            redis::RedisError::from((
+                                redis::ErrorKind::Io,
+                                "INCRBY batch task",
+                                e.to_string(),
+                            ))
+                        })??;
+                        values.push(value);
+                    }
+                    return Ok(values);
+                }
+                // One MULTI/EXEC: each window starts only for a new key.
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for (key, i) in keys.iter().zip(increments) {
+                    pipe.cmd("SET")
+                        .arg(key)
+                        .arg(0)
+                        .arg("PX")
+                        .arg(millis(i.ttl))
+                        .arg("NX")
+                        .ignore()
+                        .cmd("INCRBY")
+                        .arg(key)
+                        .arg(i.by);
+                }
+                pipe.query_async(&mut c).await
             })
             .await
         })

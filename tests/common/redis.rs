@@ -223,6 +223,97 @@ pub fn start_sentinel(master: &RedisServer) -> RedisProcess {
     )
 }
 
+/// `count` Sentinels monitoring `master` as service `mymaster`, agreeing
+/// with `quorum`, failing over a master silent for `down_after_ms`.
+/// Returned once every one knows the others and the master's replicas
+/// (`replicas` of them), so a failover can start at once.
+pub fn start_sentinels(
+    master: &RedisServer,
+    count: usize,
+    quorum: usize,
+    down_after_ms: u64,
+    replicas: usize,
+) -> Vec<RedisProcess> {
+    let sentinels: Vec<RedisProcess> = (0..count)
+        .map(|_| {
+            let port = free_port();
+            let dir = temp_dir("sentinel");
+            let conf = dir.join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                     sentinel monitor mymaster 127.0.0.1 {} {quorum}\n\
+                     sentinel down-after-milliseconds mymaster {down_after_ms}\n\
+                     sentinel failover-timeout mymaster 3000\n\
+                     sentinel parallel-syncs mymaster 1\n",
+                    dir.display(),
+                    master.port
+                ),
+            )
+            .expect("sentinel.conf");
+            RedisProcess::start(
+                port,
+                &[conf.display().to_string(), "--sentinel".to_string()],
+                dir,
+            )
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for s in &sentinels {
+        loop {
+            let fields = sentinel_master_fields(s.port);
+            let others = fields.get("num-other-sentinels").map(String::as_str);
+            let slaves = fields.get("num-slaves").map(String::as_str);
+            if others == Some(&(count - 1).to_string()) && slaves == Some(&replicas.to_string()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sentinel {} does not see the others/replicas: {fields:?}",
+                s.port
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    sentinels
+}
+
+/// `SENTINEL MASTER mymaster` as name → value.
+pub fn sentinel_master_fields(port: u16) -> std::collections::HashMap<String, String> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "sentinel", "master", "mymaster"])
+        .output()
+        .expect("redis-cli");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .chunks(2)
+        .filter(|p| p.len() == 2)
+        .map(|p| (p[0].to_string(), p[1].to_string()))
+        .collect()
+}
+
+/// The master's port as the Sentinel on `port` names it now.
+pub fn sentinel_master_port(port: u16) -> Option<u16> {
+    let out = Command::new("redis-cli")
+        .args([
+            "-p",
+            &port.to_string(),
+            "sentinel",
+            "get-master-addr-by-name",
+            "mymaster",
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// A three-primary Redis Cluster (no replicas), slots assigned.
 pub struct RedisCluster {
     /// The nodes.

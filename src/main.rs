@@ -463,8 +463,11 @@ fn serve(path: PathBuf) -> ExitCode {
 
 async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
     if let Some(m) = &app.config.metrics {
-        smtpgate::metrics::install(m.listen).map_err(anyhow::Error::msg)?;
-        tracing::info!(addr = %m.listen, "metrics on /metrics");
+        let addr = smtpgate::metrics::install(m.listen)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        smtpgate::metrics::symbols(app.symbols.names());
+        tracing::info!(%addr, "metrics on /metrics");
     }
     let server = Server::bind(app).await.context("binding listeners")?;
     for addr in server.local_addrs() {

@@ -1,5 +1,6 @@
 //! What operators' tools read from the `smtpgate` binary: the scrape as
-//! `promtool check metrics` judges it, and the systemd unit's hardening.
+//! `promtool check metrics` judges it, JSON log lines, and the systemd
+//! unit's hardening.
 
 mod common;
 
@@ -39,9 +40,9 @@ impl Drop for Running {
     }
 }
 
-/// Starts `serve` with `extra` config sections and waits until `wait_for`
-/// accepts connections.
-fn serve(extra: &str, stderr: Stdio, wait_for: SocketAddr) -> (Running, SocketAddr) {
+/// Starts `serve` with `extra` config sections and waits until its SMTP
+/// listener (bound after the metrics one) accepts connections.
+fn serve(extra: &str, stderr: Stdio) -> (Running, SocketAddr) {
     let smtp = free_port();
     let dead_upstream: SocketAddr = "127.0.0.1:1".parse().unwrap();
     let text =
@@ -55,10 +56,10 @@ fn serve(extra: &str, stderr: Stdio, wait_for: SocketAddr) -> (Running, SocketAd
         .unwrap();
     let running = Running { child };
     let start = Instant::now();
-    while TcpStream::connect(wait_for).is_err() {
+    while TcpStream::connect(smtp).is_err() {
         assert!(
             start.elapsed() < Duration::from_secs(10),
-            "{wait_for} did not open"
+            "{smtp} did not open"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -82,7 +83,6 @@ fn a_scrape_right_after_start_up_passes_promtool() {
     let (_gw, _) = serve(
         &format!("[metrics]\nlisten = \"{metrics}\"\n"),
         Stdio::null(),
-        metrics,
     );
     let (head, body) = http_get(metrics, "/metrics");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
@@ -164,4 +164,35 @@ fn a_scrape_right_after_start_up_passes_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn log_format_json_writes_one_object_a_line_from_start_up() {
+    let (mut gw, smtp) = serve("[log]\nformat = \"json\"\n", Stdio::piped());
+    let stderr = gw.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("a `listening` line within 10s");
+        let object: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert_eq!(object["level"], "INFO", "{line}");
+        assert!(object["timestamp"].is_string(), "{line}");
+        if object["message"] == "listening" {
+            assert_eq!(object["addr"], smtp.to_string(), "{line}");
+            assert_eq!(object["target"], "smtpgate", "{line}");
+            break;
+        }
+    }
 }

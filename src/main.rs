@@ -533,7 +533,7 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
 /// SIGHUP: validate and build the new configuration first; keep the running
 /// one on any error.
 fn reload(handle: &Handle, path: &Path) {
-    notify("RELOADING=1\nSTATUS=reloading configuration");
+    smtpgate::notify::reloading("reloading configuration");
     let result = handle.reload_from(path);
     smtpgate::metrics::reload(result.is_ok());
     let status = match &result {

@@ -1,6 +1,6 @@
 //! What operators' tools read from the `smtpgate` binary: the scrape as
-//! `promtool check metrics` judges it, JSON log lines, and the systemd
-//! unit's hardening.
+//! `promtool check metrics` judges it, JSON log lines, the reload
+//! notifications systemd waits on, and the unit's hardening.
 
 mod common;
 
@@ -195,4 +195,155 @@ fn log_format_json_writes_one_object_a_line_from_start_up() {
             break;
         }
     }
+}
+
+#[test]
+fn reload_sends_reloading_with_monotonic_usec_then_ready() {
+    use std::os::unix::net::UnixDatagram;
+    let smtp = free_port();
+    let dead_upstream: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let text = common::config_text(dead_upstream, "", "").replace("127.0.0.1:0", &smtp.to_string());
+    let config = temp_file(&format!("notify-{}.toml", smtp.port()), &text);
+    let socket_path = config.with_extension("sock");
+    let _ = std::fs::remove_file(&socket_path);
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let child = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let gw = Running { child };
+    let recv = || {
+        let mut buf = [0u8; 1024];
+        let n = socket.recv(&mut buf).expect("a notification within 10s");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    assert!(recv().starts_with("READY=1\n"));
+    let before = smtpgate::notify::monotonic_usec();
+    let status = Command::new("kill")
+        .args(["-HUP", &gw.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let reloading = recv();
+    let after = smtpgate::notify::monotonic_usec();
+    let mut lines = reloading.lines();
+    assert_eq!(lines.next(), Some("RELOADING=1"), "{reloading}");
+    let usec: u64 = lines
+        .next()
+        .and_then(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no MONOTONIC_USEC: {reloading}"));
+    assert!(
+        (before..=after).contains(&usec),
+        "{before} <= {usec} <= {after}"
+    );
+    let ready = recv();
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=configuration reloaded"),
+        "{ready}"
+    );
+    let _ = std::fs::remove_file(&socket_path);
+}
+
+/// The unit's `Key=value` lines, comments left out.
+fn unit_keys(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .collect()
+}
+
+#[test]
+fn the_unit_is_hardened_and_its_user_and_directories_are_declared() {
+    let root = common::root().join("systemd");
+    let unit = std::fs::read_to_string(root.join("smtpgate.service")).unwrap();
+    let keys = unit_keys(&unit);
+    let expected = [
+        ("Type", "notify"),
+        ("User", "smtpgate"),
+        ("SystemCallFilter", "@system-service"),
+        ("SystemCallArchitectures", "native"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("PrivateDevices", "yes"),
+        ("ProtectKernelTunables", "yes"),
+        ("ProtectKernelModules", "yes"),
+        ("ProtectKernelLogs", "yes"),
+        ("ProtectControlGroups", "yes"),
+        ("ProtectClock", "yes"),
+        ("ProtectHostname", "yes"),
+        ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
+        ("RestrictNamespaces", "yes"),
+        ("LockPersonality", "yes"),
+        ("MemoryDenyWriteExecute", "yes"),
+        ("RestrictRealtime", "yes"),
+        ("RestrictSUIDSGID", "yes"),
+        ("CapabilityBoundingSet", "CAP_NET_BIND_SERVICE"),
+        ("AmbientCapabilities", "CAP_NET_BIND_SERVICE"),
+        ("NoNewPrivileges", "yes"),
+        ("UMask", "0077"),
+        ("ProcSubset", "pid"),
+        ("ProtectProc", "invisible"),
+        ("DevicePolicy", "closed"),
+        ("KeyringMode", "private"),
+        ("RemoveIPC", "yes"),
+    ];
+    for pair in expected {
+        assert!(
+            keys.contains(&pair),
+            "{}={} missing from the unit",
+            pair.0,
+            pair.1
+        );
+    }
+    // PrivateUsers= would take port 25 away; IPAddressDeny= the world.
+    for absent in ["PrivateUsers", "IPAddressDeny"] {
+        assert!(keys.iter().all(|(k, _)| *k != absent), "{absent} set");
+    }
+
+    let sysusers = std::fs::read_to_string(root.join("smtpgate.sysusers")).unwrap();
+    assert!(
+        sysusers.lines().any(|l| l.starts_with("u smtpgate ")),
+        "{sysusers}"
+    );
+    let tmpfiles = std::fs::read_to_string(root.join("smtpgate.tmpfiles")).unwrap();
+    for dir in ["/var/lib/smtpgate", "/run/smtpgate"] {
+        assert!(
+            tmpfiles
+                .lines()
+                .any(|l| l.split_whitespace().take(2).eq(["d", dir])),
+            "{dir} in {tmpfiles}"
+        );
+    }
+}
+
+#[test]
+fn systemd_analyze_rates_the_unit_at_most_2_0() {
+    let analyze = "/usr/bin/systemd-analyze";
+    if !std::path::Path::new(analyze).exists() {
+        eprintln!("SKIPPED: {analyze} is missing (Debian package `systemd`)");
+        return;
+    }
+    let unit = common::root().join("systemd/smtpgate.service");
+    let out = Command::new(analyze)
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let score: f64 = text
+        .split("Overall exposure level for smtpgate.service: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+    assert!(score <= 2.0, "exposure {score}:\n{text}");
 }

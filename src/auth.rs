@@ -287,7 +287,11 @@ impl Authenticator {
         } else {
             SpfParameters::verify_mail_from(ip, helo, &self.hostname, sender)
         };
-        self.resolver.verify_spf(self.caches.params(params)).await
+        let started = std::time::Instant::now();
+        let output = self.resolver.verify_spf(self.caches.params(params)).await;
+        let failed = output.result() == SpfResult::TempError;
+        crate::metrics::dns("spf", started.elapsed(), failed);
+        output
     }
 
     /// SPF, DKIM and DMARC as the recipients will see them.
@@ -345,7 +349,12 @@ impl Authenticator {
                 signing_key,
             };
         };
+        let started = std::time::Instant::now();
         let dkim_outputs = self.resolver.verify_dkim(self.caches.params(&parsed)).await;
+        let failed = dkim_outputs
+            .iter()
+            .any(|o| matches!(o.result(), DkimResult::TempError(_)));
+        crate::metrics::dns("dkim", started.elapsed(), failed);
         let dkim = dkim_outputs
             .iter()
             .filter_map(|o| {
@@ -372,10 +381,13 @@ impl Authenticator {
             .collect();
 
         let dmarc_params = DmarcParameters::new(&parsed, &dkim_outputs, &spf_domain, &spf_output);
+        let started = std::time::Instant::now();
         let dmarc_output = self
             .resolver
             .verify_dmarc(self.caches.params(dmarc_params))
             .await;
+        let failed = matches!(dmarc_output.result(), DmarcResult::TempError(_));
+        crate::metrics::dns("dmarc", started.elapsed(), failed);
         let policy = match dmarc_output.policy() {
             Policy::Reject => DmarcPolicy::Reject,
             Policy::Quarantine => DmarcPolicy::Quarantine,

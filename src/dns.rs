@@ -133,6 +133,7 @@ fn fqdn(name: &str) -> String {
 
 /// Maps a hickory result: records, none (NXDOMAIN/NODATA), or a failure.
 fn answer<T>(
+    kind: &'static str,
     name: &str,
     started: Instant,
     result: Result<
@@ -156,7 +157,7 @@ fn answer<T>(
             reason: e.to_string(),
         }),
     };
-    crate::metrics::dns(started.elapsed(), out.is_err());
+    crate::metrics::dns(kind, started.elapsed(), out.is_err());
     out
 }
 
@@ -175,11 +176,11 @@ impl Lookup for HickoryLookup {
                 self.resolver.ipv4_lookup(fqdn(name)),
                 self.resolver.ipv6_lookup(fqdn(name))
             );
-            let v4 = answer(name, started, v4, |d| match d {
+            let v4 = answer("a", name, started, v4, |d| match d {
                 RData::A(a) => Some(IpAddr::V4(a.0)),
                 _ => None,
             });
-            let v6 = answer(name, started, v6, |d| match d {
+            let v6 = answer("aaaa", name, started, v6, |d| match d {
                 RData::AAAA(a) => Some(IpAddr::V6(a.0)),
                 _ => None,
             });
@@ -203,7 +204,7 @@ impl Lookup for HickoryLookup {
         Box::pin(async move {
             let started = Instant::now();
             let result = self.resolver.mx_lookup(fqdn(name)).await;
-            answer(name, started, result, |d| match d {
+            answer("mx", name, started, result, |d| match d {
                 RData::MX(mx) => Some((mx.preference, name_text(&mx.exchange))),
                 _ => None,
             })
@@ -214,7 +215,7 @@ impl Lookup for HickoryLookup {
         Box::pin(async move {
             let started = Instant::now();
             let result = self.resolver.reverse_lookup(ip).await;
-            answer(&ip.to_string(), started, result, |d| match d {
+            answer("ptr", &ip.to_string(), started, result, |d| match d {
                 RData::PTR(p) => Some(name_text(&p.0)),
                 _ => None,
             })
@@ -225,7 +226,7 @@ impl Lookup for HickoryLookup {
         Box::pin(async move {
             let started = Instant::now();
             let result = self.resolver.ipv4_lookup(fqdn(name)).await;
-            answer(name, started, result, |d| match d {
+            answer("a", name, started, result, |d| match d {
                 RData::A(a) => Some(a.0),
                 _ => None,
             })

@@ -6,7 +6,7 @@ use smtpgate::action::Action;
 use smtpgate::address::parse_typed;
 use smtpgate::app::App;
 use smtpgate::bounce::breakdown_text;
-use smtpgate::config::SpamAction;
+use smtpgate::config::{LogFormat, SpamAction};
 use smtpgate::notify::notify;
 use smtpgate::pipeline::{self, to_crlf, Envelope, Judgement, Stop};
 use smtpgate::server::{Handle, Server};
@@ -14,6 +14,9 @@ use smtpgate::smtp::reply;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, Layer, Registry};
 
 #[derive(Parser)]
 #[command(name = "smtpgate", version, about = "Outbound SMTP quality gateway")]
@@ -108,18 +111,38 @@ fn config_path(given: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("config/gateway.toml"))
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SMTPGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+/// The log output: text from the first line, switched to `[log] format`
+/// once `serve` has read its configuration.
+type LogHandle = reload::Handle<Box<dyn Layer<Registry> + Send + Sync>, Registry>;
+
+/// Lines on standard error in `format`.
+fn log_layer(format: LogFormat) -> Box<dyn Layer<Registry> + Send + Sync> {
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(false)
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => lines.boxed(),
+        LogFormat::Json => lines.json().flatten_event(true).boxed(),
+    }
+}
+
+/// Text lines filtered by `$SMTPGATE_LOG` (default `info`).
+fn init_log() -> LogHandle {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SMTPGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (lines, handle) = reload::Layer::new(log_layer(LogFormat::Text));
+    tracing_subscriber::registry()
+        .with(lines)
+        .with(filter)
         .init();
+    handle
+}
+
+fn main() -> ExitCode {
+    let log = init_log();
     match Cli::parse().command {
         Command::CheckConfig { config } => check_config(&config_path(config)),
-        Command::Serve { config } => serve(config_path(config)),
+        Command::Serve { config } => serve(config_path(config), &log),
         Command::Check(args) => check(args),
         Command::Why { config, reference } => why(&config_path(config), &reference),
         Command::BadRecipients { config, action } => bad_recipients(&config_path(config), action),
@@ -448,7 +471,7 @@ fn check_config(path: &Path) -> ExitCode {
     }
 }
 
-fn serve(path: PathBuf) -> ExitCode {
+fn serve(path: PathBuf, log: &LogHandle) -> ExitCode {
     let app = match App::load(&path, None) {
         Ok(app) => app,
         Err(e) => {
@@ -456,6 +479,11 @@ fn serve(path: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if app.config.log.format != LogFormat::Text {
+        if let Err(e) = log.reload(log_layer(app.config.log.format)) {
+            eprintln!("cannot switch the log format: {e}");
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -474,8 +502,11 @@ fn serve(path: PathBuf) -> ExitCode {
 
 async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
     if let Some(m) = &app.config.metrics {
-        smtpgate::metrics::install(m.listen).map_err(anyhow::Error::msg)?;
-        tracing::info!(addr = %m.listen, "metrics on /metrics");
+        let addr = smtpgate::metrics::install(m.listen)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        smtpgate::metrics::symbols(app.symbols.names());
+        tracing::info!(%addr, "metrics on /metrics");
     }
     tracing::info!(checks = %app.active_checks(), "active checks, in order");
     let upstream = app.config.upstream.address.clone();
@@ -530,7 +561,7 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
 /// SIGHUP: validate and build the new configuration first; keep the running
 /// one on any error.
 fn reload(handle: &Handle, path: &Path) {
-    notify("RELOADING=1\nSTATUS=reloading configuration");
+    smtpgate::notify::reloading("reloading configuration");
     let result = handle.reload_from(path);
     smtpgate::metrics::reload(result.is_ok());
     let status = match &result {

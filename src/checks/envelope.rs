@@ -187,7 +187,7 @@ async fn listed(
         Ok(None) => Ok(None),
         Err(e) if on_error == DnsblOnError::Skip => {
             tracing::debug!(error = %e, query, "DNSBL lookup failed; treated as not listed");
-            metrics::counter!("smtpgate_dnsbl_errors_total").increment(1);
+            crate::metrics::dnsbl_skipped();
             Ok(None)
         }
         Err(e) => Err(dns_error(check, e)),

@@ -6,6 +6,7 @@ mod dns;
 mod envelope;
 mod error;
 mod greylist;
+mod log;
 mod outbound;
 mod ratelimit;
 mod relay;
@@ -18,6 +19,7 @@ pub use dns::DnsConfig;
 pub use envelope::{CalloutScope, DnsblConfig, DnsblOnError, EnvelopeConfig, Zone};
 pub use error::{line_col, locate_key, parse_toml, ConfigError};
 pub use greylist::GreylistConfig;
+pub use log::{LogConfig, LogFormat};
 pub use outbound::{DkimConfig, OutboundConfig};
 pub use ratelimit::{Limits, RateLimitConfig};
 pub use relay::{AuthConfig, RelayConfig};
@@ -69,6 +71,9 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     /// `[metrics]`: the Prometheus exporter (off when absent).
     pub metrics: Option<MetricsConfig>,
+    /// `[log]`: how log lines are written.
+    #[serde(default)]
+    pub log: LogConfig,
     /// `[outbound]`: SPF/DKIM/DMARC prediction for the egress path; the
     /// authentication checks run only when this section is present.
     pub outbound: Option<OutboundConfig>,

@@ -10,10 +10,10 @@
 mod dns;
 
 use dns::{DnsServer, Zone};
-use smtpgate::auth::Authenticator;
 use smtpgate::checks::authentication::AuthenticationCheck;
 use smtpgate::checks::{Check, View};
 use smtpgate::config::Config;
+use smtpgate::mailauth::Authenticator;
 use smtpgate::smtp::command::Address;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

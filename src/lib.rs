@@ -5,12 +5,12 @@
 
 pub mod action;
 pub mod app;
-pub mod auth;
 pub mod base64;
 pub mod bounce;
 pub mod checks;
 pub mod config;
 pub mod dns;
+pub mod mailauth;
 pub mod message;
 pub mod metrics;
 pub mod notify;

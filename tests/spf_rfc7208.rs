@@ -8,8 +8,8 @@ mod common;
 
 use common::dns::{DnsServer, Zone};
 use common::{config_text, root};
-use smtpgate::auth::Authenticator;
 use smtpgate::config::Config;
+use smtpgate::mailauth::Authenticator;
 use std::net::IpAddr;
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! The DATA-phase SPF/DKIM/DMARC check: turns [`crate::auth::Evaluation`]
+//! The DATA-phase SPF/DKIM/DMARC check: turns [`crate::mailauth::Evaluation`]
 //! into rspamd's symbols, each carrying the domain it is about and, when
 //! something must change, the exact DNS record to publish or edit.
 //!
@@ -7,7 +7,7 @@
 //! The fix option always starts with "fix: ".
 
 use super::{Check, CheckError, CheckFuture, Phase, View};
-use crate::auth::{
+use crate::mailauth::{
     mechanism, Authenticator, DkimOutcome, DmarcOutcome, DmarcPolicy, Envelope, Evaluation,
     SpfOutcome,
 };

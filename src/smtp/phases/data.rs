@@ -149,7 +149,7 @@ impl Session {
         let message = &*crate::message::as_delivered(&self.app.config.server.hostname, message);
         if let Some(txn) = &self.txn {
             let hostname = &self.app.config.server.hostname;
-            match crate::auth::authentication_results(hostname, &txn.breakdown) {
+            match crate::mailauth::authentication_results(hostname, &txn.breakdown) {
                 Some(results) => header.push_str(&results),
                 None => header.push_str(&format!("Authentication-Results: {hostname}; none\r\n")),
             }

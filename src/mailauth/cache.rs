@@ -1,0 +1,180 @@
+//! The record caches mail-auth reads through: parsed TXT (SPF, DKIM,
+//! DMARC), MX, A, AAAA and PTR answers kept for their TTL, shared by every
+//! message of one configuration, and names that cannot exist in DNS
+//! answered without a query.
+
+use dashmap::DashMap;
+use mail_auth::{Parameters, RecordSet, ResolverCache, Txt, MX};
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
+
+/// Entries a cache holds at most; past that it starts over (a bound, not
+/// an LRU: the records of the next messages refill it quickly).
+const CACHE_LIMIT: usize = 50_000;
+
+/// A TTL cache for mail-auth's parsed records.
+pub(super) struct TtlCache<K: Hash + Eq, V> {
+    entries: DashMap<K, (V, Instant)>,
+}
+
+impl<K: Hash + Eq, V> Default for TtlCache<K, V> {
+    fn default() -> Self {
+        TtlCache {
+            entries: DashMap::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for TtlCache<K, V> {
+    fn get<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let entry = self.entries.get(name)?;
+        if entry.1 > Instant::now() {
+            Some(entry.0.clone())
+        } else {
+            drop(entry);
+            self.entries.remove(name);
+            None
+        }
+    }
+
+    fn remove<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.entries.remove(name).map(|(_, (v, _))| v)
+    }
+
+    fn insert(&self, key: K, value: V, valid_until: Instant) {
+        if self.entries.len() >= CACHE_LIMIT {
+            self.entries.clear();
+        }
+        self.entries.insert(key, (value, valid_until));
+    }
+}
+
+/// What a lookup of a name that cannot exist in DNS (an empty label, a
+/// label over 63 octets, over 255 in all) answers. mail-auth 0.13 turns the
+/// resolver's refusal to build such a query into a *temporary* error, which
+/// would tempfail a customer's mail forever over a typo in an SPF record;
+/// the name caches answer first: TXT → a parse error (SPF permerror), A,
+/// AAAA and MX → no records (the mechanism does not match).
+trait UnresolvableName: Sized {
+    fn unresolvable() -> Self;
+}
+
+impl UnresolvableName for Txt {
+    fn unresolvable() -> Self {
+        Txt::Error(mail_auth::Error::ParseError)
+    }
+}
+
+impl<T> UnresolvableName for RecordSet<T> {
+    fn unresolvable() -> Self {
+        RecordSet {
+            rrset: std::sync::Arc::from(Vec::new()),
+            dnssec_status: mail_auth::DnssecStatus::Indeterminate,
+        }
+    }
+}
+
+/// Collects what a key feeds its Hasher. mail-auth asks the caches with a
+/// generic `&Q`; for a `str` that is the name's bytes then 0xff, which is
+/// how [`NameCache`] sees the name without a `str` bound on the trait.
+#[derive(Default)]
+struct KeyBytes(Vec<u8>);
+
+impl std::hash::Hasher for KeyBytes {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+}
+
+/// The name mail-auth asks a cache for (`None` when the key is not a
+/// UTF-8 name).
+pub(super) fn asked_name<Q: Hash + ?Sized>(name: &Q) -> Option<String> {
+    let mut key = KeyBytes::default();
+    name.hash(&mut key);
+    let bytes = key.0.strip_suffix(&[0xff]).unwrap_or(&key.0);
+    std::str::from_utf8(bytes).ok().map(str::to_string)
+}
+
+/// True when hickory can build a query for `name`.
+fn resolvable(name: &str) -> bool {
+    mail_auth::hickory_resolver::proto::rr::Name::from_str_relaxed(name).is_ok()
+}
+
+/// A [`TtlCache`] keyed by DNS names that answers names that cannot exist
+/// (see [`UnresolvableName`]) without asking the resolver.
+pub(super) struct NameCache<V>(TtlCache<Box<str>, V>);
+
+impl<V> Default for NameCache<V> {
+    fn default() -> Self {
+        NameCache(TtlCache::default())
+    }
+}
+
+impl<V: Clone + UnresolvableName> ResolverCache<Box<str>, V> for NameCache<V> {
+    fn get<Q>(&self, name: &Q) -> Option<V>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if asked_name(name).is_some_and(|n| !resolvable(&n)) {
+            return Some(V::unresolvable());
+        }
+        self.0.get(name)
+    }
+
+    fn remove<Q>(&self, name: &Q) -> Option<V>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.remove(name)
+    }
+
+    fn insert(&self, key: Box<str>, value: V, valid_until: Instant) {
+        self.0.insert(key, value, valid_until);
+    }
+}
+
+/// The record caches shared by every message of one configuration.
+#[derive(Default)]
+pub(super) struct Caches {
+    txt: NameCache<Txt>,
+    mx: NameCache<RecordSet<MX>>,
+    ptr: TtlCache<IpAddr, RecordSet<Box<str>>>,
+    ipv4: NameCache<RecordSet<Ipv4Addr>>,
+    ipv6: NameCache<RecordSet<Ipv6Addr>>,
+}
+
+pub(super) type CachedParameters<'x, P> = Parameters<
+    'x,
+    P,
+    NameCache<Txt>,
+    NameCache<RecordSet<MX>>,
+    NameCache<RecordSet<Ipv4Addr>>,
+    NameCache<RecordSet<Ipv6Addr>>,
+    TtlCache<IpAddr, RecordSet<Box<str>>>,
+>;
+
+impl Caches {
+    pub(super) fn params<'x, P>(&'x self, params: P) -> CachedParameters<'x, P> {
+        Parameters::new(params)
+            .with_txt_cache(&self.txt)
+            .with_mx_cache(&self.mx)
+            .with_ptr_cache(&self.ptr)
+            .with_ipv4_cache(&self.ipv4)
+            .with_ipv6_cache(&self.ipv6)
+    }
+}

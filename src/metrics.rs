@@ -113,3 +113,9 @@ pub fn reload(ok: bool) {
     counter!("smtpgate_config_reloads_total", "result" => if ok { "ok" } else { "failed" })
         .increment(1);
 }
+
+/// A DMARC lookup above an author domain with its own record failed and
+/// was taken as "no record at that level".
+pub fn dmarc_parent_dns_error() {
+    counter!("smtpgate_dmarc_parent_dns_errors_total").increment(1);
+}

@@ -669,3 +669,122 @@ async fn without_outbound_section_nothing_is_added() {
     assert_eq!(strip_received(&msgs[0].data), original.as_slice());
     assert_eq!(dns.queries(), 0, "no DNS without [outbound]");
 }
+
+// ---- DMARC: failures above the author domain ------------------------------
+
+#[tokio::test]
+async fn dmarc_parent_refused_or_servfail_lets_the_author_record_decide() {
+    let dns = dns().await;
+    let auth = authenticator(&dns, &[EGRESS], None);
+    for (domain, expected) in [
+        // _dmarc.refused.test answers REFUSED, _dmarc.servfail.test
+        // SERVFAIL: the author domain's own p=reject decides.
+        (
+            "shop.refused.test",
+            ["R_SPF_ALLOW", "R_DKIM_NA", "DMARC_POLICY_ALLOW"],
+        ),
+        (
+            "shop.servfail.test",
+            ["R_SPF_ALLOW", "R_DKIM_NA", "DMARC_POLICY_ALLOW"],
+        ),
+        (
+            "fail.refused.test",
+            ["R_SPF_FAIL", "R_DKIM_NA", "DMARC_POLICY_REJECT"],
+        ),
+        // Without a record of its own the failed parent could have held
+        // the policy: a temporary failure.
+        (
+            "own.refused.test",
+            ["R_SPF_ALLOW", "R_DKIM_NA", "DMARC_DNSFAIL"],
+        ),
+        // The author domain's own lookup fails (SERVFAIL).
+        (
+            "dmarcfail.test",
+            ["R_SPF_ALLOW", "R_DKIM_NA", "DMARC_DNSFAIL"],
+        ),
+    ] {
+        let sender = format!("user@{domain}");
+        let hits = check(&auth, "h.test", &sender, &message(&sender)).await;
+        assert_eq!(names(&hits), expected, "{domain}: {hits:?}");
+        assert_eq!(hits[2].subject(), domain, "{domain}");
+    }
+    let sender = "user@fail.refused.test";
+    let hits = check(&auth, "h.test", sender, &message(sender)).await;
+    assert_eq!(
+        hit(&hits, "DMARC_POLICY_REJECT").options,
+        s(&[
+            "fail.refused.test",
+            "p=reject",
+            "fix: add ip4:203.0.113.10 to the SPF record of fail.refused.test, or sign with DKIM for fail.refused.test",
+        ])
+    );
+}
+
+#[tokio::test]
+async fn dmarc_parent_failure_over_smtp_author_record_decides_author_servfail_is_451() {
+    let dns = dns().await;
+    let (sink, gw) = gateway(&dns, None).await;
+    // Parent REFUSED, the author's p=reject passes with aligned SPF.
+    let reply = send_message(
+        gw.addr,
+        "user@shop.refused.test",
+        &["rcpt@example.net"],
+        &wire(&message("user@shop.refused.test")),
+    )
+    .await;
+    assert_eq!(
+        (reply.code, reply.enhanced().as_deref()),
+        (250, Some("2.0.0")),
+        "{reply:?}"
+    );
+    let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(common::after_header(&msgs[0].data)).to_string();
+    assert!(
+        text.starts_with(
+            "Authentication-Results: gw.example.test;\r\n\tspf=pass smtp.mailfrom=shop.refused.test;\r\n\tdkim=none;\r\n\tdmarc=pass header.from=shop.refused.test\r\n"
+        ),
+        "{text}"
+    );
+    // Parent REFUSED, SPF fails: the author's p=reject refuses it.
+    let reply = send_message(
+        gw.addr,
+        "user@fail.refused.test",
+        &["rcpt@example.net"],
+        &wire(&message("user@fail.refused.test")),
+    )
+    .await;
+    assert_eq!(
+        (reply.code, reply.enhanced().as_deref()),
+        (550, Some("5.7.1")),
+        "{reply:?}"
+    );
+    assert!(
+        reply.text().starts_with(
+            "5.7.1 SPAM alert: score 6.00 (must be lower 2.00): DMARC_POLICY_REJECT(5.00) R_SPF_FAIL(1.00) R_DKIM_NA(0.00) ref="
+        ),
+        "{reply:?}"
+    );
+    // The author domain's own _dmarc SERVFAILs, and a parent failure
+    // without an own record: tempfail, never 5xx.
+    for domain in ["dmarcfail.test", "own.refused.test"] {
+        let reply = send_message(
+            gw.addr,
+            &format!("user@{domain}"),
+            &["rcpt@example.net"],
+            &wire(&message(&format!("user@{domain}"))),
+        )
+        .await;
+        assert_eq!(
+            (reply.code, reply.enhanced().as_deref()),
+            (451, Some("4.4.3")),
+            "{domain}: {reply:?}"
+        );
+        assert_eq!(
+            reply.text(),
+            format!(
+                "4.4.3 Temporary DNS failure checking {domain}, try again later (DMARC_DNSFAIL)"
+            )
+        );
+    }
+    assert_eq!(sink.messages().len(), 1);
+}

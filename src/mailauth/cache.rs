@@ -151,17 +151,18 @@ impl<V: Clone + UnresolvableName> ResolverCache<Box<str>, V> for NameCache<V> {
 /// The record caches shared by every message of one configuration.
 #[derive(Default)]
 pub(super) struct Caches {
-    txt: NameCache<Txt>,
+    /// Parsed TXT records (SPF, DKIM keys, DMARC).
+    pub(super) txt: NameCache<Txt>,
     mx: NameCache<RecordSet<MX>>,
     ptr: TtlCache<IpAddr, RecordSet<Box<str>>>,
     ipv4: NameCache<RecordSet<Ipv4Addr>>,
     ipv6: NameCache<RecordSet<Ipv6Addr>>,
 }
 
-pub(super) type CachedParameters<'x, P> = Parameters<
+pub(super) type CachedParameters<'x, P, T = NameCache<Txt>> = Parameters<
     'x,
     P,
-    NameCache<Txt>,
+    T,
     NameCache<RecordSet<MX>>,
     NameCache<RecordSet<Ipv4Addr>>,
     NameCache<RecordSet<Ipv6Addr>>,
@@ -169,9 +170,22 @@ pub(super) type CachedParameters<'x, P> = Parameters<
 >;
 
 impl Caches {
+    /// mail-auth's parameters reading through these caches.
     pub(super) fn params<'x, P>(&'x self, params: P) -> CachedParameters<'x, P> {
+        self.params_with(&self.txt, params)
+    }
+
+    /// The same, with TXT answers read through `txt` (an [`Overlay`] of
+    /// this evaluation over [`Caches::txt`]).
+    ///
+    /// [`Overlay`]: super::overlay::Overlay
+    pub(super) fn params_with<'x, P, T: ResolverCache<Box<str>, Txt>>(
+        &'x self,
+        txt: &'x T,
+        params: P,
+    ) -> CachedParameters<'x, P, T> {
         Parameters::new(params)
-            .with_txt_cache(&self.txt)
+            .with_txt_cache(txt)
             .with_mx_cache(&self.mx)
             .with_ptr_cache(&self.ptr)
             .with_ipv4_cache(&self.ipv4)

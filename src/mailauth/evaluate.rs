@@ -3,16 +3,21 @@
 //! signer) and what it asks mail-auth.
 
 use super::cache::Caches;
+use super::dmarc_walk::{self, Walk};
 use super::outcome::{
     DkimEvaluation, DkimOutcome, DmarcEvaluation, DmarcOutcome, DmarcPolicy, Evaluation,
     SpfEvaluation, SpfOutcome,
 };
+use super::overlay::Overlay;
 use super::sign::Signer;
 use crate::config::{Config, ConfigError};
+use mail_auth::common::to_a_label;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::dmarc::Policy;
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, SpfOutput};
+use mail_auth::{
+    AuthenticatedMessage, DkimOutput, DkimResult, DmarcResult, MessageAuthenticator, SpfOutput,
+};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -39,6 +44,22 @@ pub struct Authenticator {
     hostname: String,
     signer: Option<Signer>,
     budget: Duration,
+}
+
+/// The one RFC 5322.From domain (A-label, lower case), as mail-auth takes
+/// it; `None` when there is none or several (DMARC does not apply).
+fn author_domain(parsed: &AuthenticatedMessage<'_>) -> Option<String> {
+    let mut author: Option<String> = None;
+    for from in parsed.froms() {
+        let (_, domain) = from.rsplit_once('@')?;
+        let domain = to_a_label(domain).into_owned();
+        match &author {
+            Some(a) if *a != domain => return None,
+            Some(_) => {}
+            None => author = Some(domain),
+        }
+    }
+    author
 }
 
 /// DNS round trips one evaluation may wait for in the worst case before it
@@ -183,10 +204,43 @@ impl Authenticator {
             })
             .collect();
 
-        let dmarc_params = DmarcParameters::new(&parsed, &dkim_outputs, &spf_domain, &spf_output);
+        let dmarc = self
+            .dmarc(&parsed, &dkim_outputs, &spf_domain, &spf_output)
+            .await;
+        Evaluation {
+            spf,
+            dkim,
+            dmarc,
+            signing_key,
+        }
+    }
+
+    /// DMARC for the From domain of `parsed`, after our own walk of its
+    /// tree (see [`super::dmarc_walk`]).
+    async fn dmarc(
+        &self,
+        parsed: &AuthenticatedMessage<'_>,
+        dkim_outputs: &[DkimOutput<'_>],
+        spf_domain: &str,
+        spf_output: &SpfOutput,
+    ) -> DmarcEvaluation {
+        let mut overlay = Overlay::new(&self.caches.txt);
+        if let Some(author) = author_domain(parsed) {
+            if let Walk::AuthorFailed(why) =
+                dmarc_walk::prepare(&self.resolver, &self.caches, &author, &mut overlay).await
+            {
+                tracing::debug!(author, error = %why, "DMARC lookup failed");
+                return DmarcEvaluation {
+                    outcome: DmarcOutcome::TempError,
+                    from_domain: author,
+                    policy: DmarcPolicy::None,
+                };
+            }
+        }
+        let dmarc_params = DmarcParameters::new(parsed, dkim_outputs, spf_domain, spf_output);
         let dmarc_output = self
             .resolver
-            .verify_dmarc(self.caches.params(dmarc_params))
+            .verify_dmarc(self.caches.params_with(&overlay, dmarc_params))
             .await;
         let policy = match dmarc_output.policy() {
             Policy::Reject => DmarcPolicy::Reject,
@@ -208,15 +262,10 @@ impl Authenticator {
                 DmarcResult::Fail(_) | DmarcResult::PermError(_) => DmarcOutcome::None,
             }
         };
-        Evaluation {
-            spf,
-            dkim,
-            dmarc: DmarcEvaluation {
-                outcome,
-                from_domain: dmarc_output.domain().to_string(),
-                policy,
-            },
-            signing_key,
+        DmarcEvaluation {
+            outcome,
+            from_domain: dmarc_output.domain().to_string(),
+            policy,
         }
     }
 

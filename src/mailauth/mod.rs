@@ -9,8 +9,10 @@
 //! smtpgate will add when `[dkim]` holds a key for the From domain.
 
 mod cache;
+mod dmarc_walk;
 mod evaluate;
 mod outcome;
+mod overlay;
 mod results;
 mod sign;
 

@@ -10,6 +10,8 @@ use super::outcome::{
 };
 use super::overlay::Overlay;
 use super::sign::Signer;
+use super::spf_syntax;
+use super::spf_walk::{self, Identity};
 use crate::config::{Config, ConfigError};
 use mail_auth::common::to_a_label;
 use mail_auth::dmarc::verify::DmarcParameters;
@@ -17,6 +19,7 @@ use mail_auth::dmarc::Policy;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
     AuthenticatedMessage, DkimOutput, DkimResult, DmarcResult, MessageAuthenticator, SpfOutput,
+    SpfResult,
 };
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -111,16 +114,53 @@ impl Authenticator {
     /// SPF for one IP: the MAIL FROM identity, or the HELO identity for the
     /// null sender (`sender` empty), as RFC 7208 §2.4 asks.
     pub async fn spf(&self, ip: IpAddr, helo: &str, sender: &str) -> SpfOutcome {
-        SpfOutcome::from_result(self.check_spf(ip, helo, sender).await.result())
+        SpfOutcome::from_result(self.check_spf(ip, helo, sender).await.0.result())
     }
 
-    async fn check_spf(&self, ip: IpAddr, helo: &str, sender: &str) -> SpfOutput {
-        let params = if sender.is_empty() {
-            SpfParameters::verify_ehlo(ip, helo, &self.hostname)
+    /// SPF for one IP, and what is broken when the result is permerror
+    /// because of a record's syntax (see [`super::spf_walk`]).
+    async fn check_spf(&self, ip: IpAddr, helo: &str, sender: &str) -> (SpfOutput, Option<String>) {
+        // An IPv4-mapped IPv6 client is its IPv4 address (RFC 7208 §5).
+        let ip = ip.to_canonical();
+        let (params, identity) = if sender.is_empty() {
+            (
+                SpfParameters::verify_ehlo(ip, helo, &self.hostname),
+                Identity {
+                    ip,
+                    domain: helo,
+                    helo,
+                    host_domain: &self.hostname,
+                    sender: format!("postmaster@{helo}"),
+                },
+            )
         } else {
-            SpfParameters::verify_mail_from(ip, helo, &self.hostname, sender)
+            (
+                SpfParameters::verify_mail_from(ip, helo, &self.hostname, sender),
+                Identity {
+                    ip,
+                    domain: sender.rsplit_once('@').map_or(helo, |(_, d)| d),
+                    helo,
+                    host_domain: &self.hostname,
+                    sender: sender.to_string(),
+                },
+            )
         };
-        self.resolver.verify_spf(self.caches.params(params)).await
+        if !spf_syntax::well_formed_identity(identity.domain) {
+            let output = SpfOutput::new(identity.domain.to_string()).with_result(SpfResult::None);
+            return (output, None);
+        }
+        let mut overlay = Overlay::new(&self.caches.txt);
+        spf_walk::prepare(&self.resolver, &identity, &mut overlay).await;
+        let output = self
+            .resolver
+            .verify_spf(self.caches.params_with(&overlay, params))
+            .await;
+        let problem = if output.result() == SpfResult::PermError {
+            overlay.last_note()
+        } else {
+            None
+        };
+        (output, problem)
     }
 
     /// SPF, DKIM and DMARC as the recipients will see them.
@@ -131,26 +171,27 @@ impl Authenticator {
             self.egress_ips.clone()
         };
         let helo_identity = env.sender.is_empty();
-        let mut worst: Option<SpfOutput> = None;
+        let mut worst: Option<(SpfOutput, Option<String>)> = None;
         let mut ips = Vec::with_capacity(spf_ips.len());
         for ip in spf_ips {
-            let output = self.check_spf(ip, env.helo, env.sender).await;
-            let outcome = SpfOutcome::from_result(output.result());
+            let checked = self.check_spf(ip, env.helo, env.sender).await;
+            let outcome = SpfOutcome::from_result(checked.0.result());
             ips.push((ip, outcome));
             if worst
                 .as_ref()
-                .is_none_or(|w| SpfOutcome::from_result(w.result()) < outcome)
+                .is_none_or(|(w, _)| SpfOutcome::from_result(w.result()) < outcome)
             {
-                worst = Some(output);
+                worst = Some(checked);
             }
         }
-        let spf_output = worst.unwrap_or_default();
+        let (spf_output, problem) = worst.unwrap_or_default();
         let spf_domain = spf_output.domain().to_string();
         let spf = SpfEvaluation {
             outcome: SpfOutcome::from_result(spf_output.result()),
             domain: spf_domain.clone(),
             helo_identity,
             ips,
+            problem,
         };
 
         // Signed as it will be delivered; delivery reuses the signature.

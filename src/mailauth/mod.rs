@@ -15,6 +15,9 @@ mod outcome;
 mod overlay;
 mod results;
 mod sign;
+mod spf_record;
+mod spf_syntax;
+mod spf_walk;
 
 pub use evaluate::{Authenticator, Envelope};
 pub use outcome::{

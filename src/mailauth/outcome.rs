@@ -62,6 +62,9 @@ pub struct SpfEvaluation {
     pub helo_identity: bool,
     /// Every IP evaluated with its result.
     pub ips: Vec<(IpAddr, SpfOutcome)>,
+    /// For a permerror over a record's syntax: the broken term and why
+    /// (`ip4:192.0.2.1/33: CIDR length over 32`).
+    pub problem: Option<String>,
 }
 
 impl SpfEvaluation {

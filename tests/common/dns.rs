@@ -223,7 +223,13 @@ impl Handler {
     /// stay silent.
     fn answer(&self, qname: &Name, qtype: RecordType) -> Option<(ResponseCode, Vec<Record>)> {
         let zone = self.zone.read().expect("zone lock");
-        let Some(entries) = zone.entries(&qname.to_ascii()) else {
+        // The labels as sent: to_ascii() would escape `:` and `/`, which
+        // SPF domains may hold (a:foo:bar/baz.example.com).
+        let text: Vec<String> = qname
+            .iter()
+            .map(|label| String::from_utf8_lossy(label).into_owned())
+            .collect();
+        let Some(entries) = zone.entries(&text.join(".")) else {
             return Some((ResponseCode::NXDomain, Vec::new()));
         };
         if entries.contains(&Entry::ServFail) {

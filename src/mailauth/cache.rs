@@ -3,42 +3,63 @@
 //! message of one configuration, and names that cannot exist in DNS
 //! answered without a query.
 
-use dashmap::DashMap;
 use mail_auth::{Parameters, RecordSet, ResolverCache, Txt, MX};
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
-/// Entries a cache holds at most; past that it starts over (a bound, not
-/// an LRU: the records of the next messages refill it quickly).
-const CACHE_LIMIT: usize = 50_000;
+/// Entries a cache holds at most; past that the least recently used entry
+/// goes, one at a time (never the whole cache at once: that would expire
+/// every record together and spike DNS load).
+const CACHE_LIMIT: u64 = 50_000;
 
-/// A TTL cache for mail-auth's parsed records.
-pub(super) struct TtlCache<K: Hash + Eq, V> {
-    entries: DashMap<K, (V, Instant)>,
+/// A TTL cache for mail-auth's parsed records: each entry kept until the
+/// answer's own expiry, at most [`CACHE_LIMIT`] entries (moka, LRU).
+pub(super) struct TtlCache<K, V> {
+    entries: moka::sync::Cache<K, (V, Instant)>,
 }
 
-impl<K: Hash + Eq, V> Default for TtlCache<K, V> {
-    fn default() -> Self {
+impl<K, V> TtlCache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn with_capacity(capacity: u64) -> Self {
         TtlCache {
-            entries: DashMap::new(),
+            entries: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .build(),
         }
     }
 }
 
-impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for TtlCache<K, V> {
+impl<K, V> Default for TtlCache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn default() -> Self {
+        TtlCache::with_capacity(CACHE_LIMIT)
+    }
+}
+
+impl<K, V> ResolverCache<K, V> for TtlCache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     fn get<Q>(&self, name: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let entry = self.entries.get(name)?;
-        if entry.1 > Instant::now() {
-            Some(entry.0.clone())
+        let (value, valid_until) = self.entries.get(name)?;
+        if valid_until > Instant::now() {
+            Some(value)
         } else {
-            drop(entry);
-            self.entries.remove(name);
+            self.entries.invalidate(name);
             None
         }
     }
@@ -48,13 +69,10 @@ impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for TtlCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.entries.remove(name).map(|(_, (v, _))| v)
+        self.entries.remove(name).map(|(v, _)| v)
     }
 
     fn insert(&self, key: K, value: V, valid_until: Instant) {
-        if self.entries.len() >= CACHE_LIMIT {
-            self.entries.clear();
-        }
         self.entries.insert(key, (value, valid_until));
     }
 }
@@ -117,13 +135,15 @@ fn resolvable(name: &str) -> bool {
 /// (see [`UnresolvableName`]) without asking the resolver.
 pub(super) struct NameCache<V>(TtlCache<Box<str>, V>);
 
-impl<V> Default for NameCache<V> {
+impl<V: Clone + Send + Sync + 'static> Default for NameCache<V> {
     fn default() -> Self {
         NameCache(TtlCache::default())
     }
 }
 
-impl<V: Clone + UnresolvableName> ResolverCache<Box<str>, V> for NameCache<V> {
+impl<V: Clone + Send + Sync + 'static + UnresolvableName> ResolverCache<Box<str>, V>
+    for NameCache<V>
+{
     fn get<Q>(&self, name: &Q) -> Option<V>
     where
         Box<str>: Borrow<Q>,
@@ -190,5 +210,42 @@ impl Caches {
             .with_ptr_cache(&self.ptr)
             .with_ipv4_cache(&self.ipv4)
             .with_ipv6_cache(&self.ipv6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn past_the_bound_entries_go_one_at_a_time_oldest_first() {
+        let cache: TtlCache<u32, u32> = TtlCache::with_capacity(100);
+        let later = Instant::now() + Duration::from_secs(3600);
+        for i in 0..100 {
+            cache.insert(i, i, later);
+        }
+        cache.entries.run_pending_tasks();
+        assert_eq!(cache.entries.entry_count(), 100);
+        for extra in 0..10u32 {
+            cache.insert(100 + extra, 0, later);
+            cache.entries.run_pending_tasks();
+            // One more in, the least recently used one out; the rest stay.
+            assert_eq!(cache.entries.entry_count(), 100, "after {extra}");
+            // (contains_key does not make an entry recently used.)
+            assert!(!cache.entries.contains_key(&extra), "entry {extra} evicted");
+            assert!(cache.entries.contains_key(&(extra + 1)));
+            assert!(cache.entries.contains_key(&(100 + extra)));
+        }
+        assert!((10..110).all(|i| cache.get(&i).is_some()));
+    }
+
+    #[test]
+    fn expired_entries_are_not_answered() {
+        let cache: TtlCache<u32, u32> = TtlCache::with_capacity(10);
+        cache.insert(1, 1, Instant::now() - Duration::from_secs(1));
+        cache.insert(2, 2, Instant::now() + Duration::from_secs(60));
+        assert_eq!(cache.get(&1), None);
+        assert_eq!(cache.get(&2), Some(2));
     }
 }

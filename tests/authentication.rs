@@ -692,6 +692,10 @@ async fn without_outbound_section_nothing_is_added() {
     assert_eq!(reply.code, 250, "{reply:?}");
     let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
     assert_eq!(strip_received(&msgs[0].data), original.as_slice());
+    assert!(
+        !String::from_utf8_lossy(&msgs[0].data).contains("Authentication-Results:"),
+        "nothing to report, no Authentication-Results: none"
+    );
     assert_eq!(dns.queries(), 0, "no DNS without [outbound]");
 }
 

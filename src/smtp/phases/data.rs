@@ -149,10 +149,11 @@ impl Session {
         let message = &*crate::message::as_delivered(&self.app.config.server.hostname, message);
         if let Some(txn) = &self.txn {
             let hostname = &self.app.config.server.hostname;
-            match crate::mailauth::authentication_results(hostname, &txn.breakdown) {
-                Some(results) => header.push_str(&results),
-                None => header.push_str(&format!("Authentication-Results: {hostname}; none\r\n")),
-            }
+            // Nothing authenticated, nothing to report: no "; none" line.
+            header.extend(crate::mailauth::authentication_results(
+                hostname,
+                &txn.breakdown,
+            ));
             header.push_str(&spamd_result(txn, &self.app.policy.threshold.to_string()));
         }
         header.extend(self.app.auth.sign(message));

@@ -43,7 +43,7 @@ pub fn is_spf_record(txt: &str) -> bool {
 
 /// The one SPF record among a name's TXT records: `Ok(None)` when there is
 /// none, an error when there are several (RFC 7208 §4.5: permerror).
-pub fn select<'a>(records: &'a [String]) -> Result<Option<&'a str>, SpfSyntaxError> {
+pub fn select(records: &[String]) -> Result<Option<&str>, SpfSyntaxError> {
     let mut spf = records.iter().filter(|r| is_spf_record(r));
     let first = spf.next();
     let others = spf.count();

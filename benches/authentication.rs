@@ -11,10 +11,10 @@ mod dns;
 
 use dns::{DnsServer, Zone};
 use smtpgate::address::Address;
-use smtpgate::auth::Authenticator;
 use smtpgate::checks::authentication::AuthenticationCheck;
 use smtpgate::checks::{Check, View};
 use smtpgate::config::Config;
+use smtpgate::mailauth::Authenticator;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

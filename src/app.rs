@@ -3,10 +3,10 @@
 //! App and swaps it in; sessions keep the one they started with.
 
 use crate::action::Policy;
-use crate::auth::Authenticator;
 use crate::checks::{self, Check, Deps};
 use crate::config::{Config, ConfigError};
 use crate::dns::{HickoryLookup, Lookup};
+use crate::mailauth::Authenticator;
 use crate::passwd::Credentials;
 use crate::rules::{self, content::Composites, content::ContentRules, Rules};
 use crate::score::{Score, SymbolTable};

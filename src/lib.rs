@@ -23,10 +23,10 @@ pub mod score;
 pub mod smtp;
 
 // Adapters: the world behind traits.
-/// SPF, DKIM, DMARC evaluation and signing.
-pub mod auth;
 /// The resolver behind the Lookup trait.
 pub mod dns;
+/// SPF, DKIM, DMARC evaluation and signing.
+pub mod mailauth;
 /// systemd's notify socket.
 pub mod notify;
 /// The dovecot passwd-file.

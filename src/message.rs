@@ -197,8 +197,26 @@ fn is_our_header(name: &[u8]) -> bool {
 pub fn as_delivered<'a>(hostname: &str, message: &'a [u8]) -> Cow<'a, [u8]> {
     strip_fields(message, |field| {
         let name = &field[..field.iter().position(|&b| b == b':').unwrap_or(0)];
-        is_our_header(name) || crate::auth::claims_to_be_ours(hostname, field)
+        is_our_header(name) || claims_to_be_ours(hostname, field)
     })
+}
+
+/// True when `field` is an `Authentication-Results` field whose authserv-id
+/// is `hostname`: one a client forged in our name.
+pub fn claims_to_be_ours(hostname: &str, field: &[u8]) -> bool {
+    let Some(colon) = field.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    if !field[..colon].eq_ignore_ascii_case(b"Authentication-Results") {
+        return false;
+    }
+    let value = String::from_utf8_lossy(&field[colon + 1..]);
+    let authserv_id = value
+        .split(';')
+        .next()
+        .and_then(|id| id.split_whitespace().next())
+        .unwrap_or("");
+    authserv_id.eq_ignore_ascii_case(hostname)
 }
 
 /// The end of the CRLF-terminated line starting at `pos` (or the end of

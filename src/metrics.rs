@@ -58,6 +58,7 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
     ("smtpgate_client_limit_total", Kind::Counter, "Clients turned away by a per-client limit, by limit (connections, rate)."),
     ("smtpgate_store_evictions_total", Kind::Counter, "Live keys the memory store evicted to stay within store.max_entries."),
     ("smtpgate_store_entries", Kind::Gauge, "Keys the memory store holds."),
+    ("smtpgate_dmarc_parent_dns_errors_total", Kind::Counter, "DMARC lookups above an author domain with its own record that failed and were taken as no record at that level."),
 ];
 
 /// Reply classes.
@@ -146,6 +147,7 @@ fn register_known() {
     gauge!("smtpgate_upstream_idle_connections").increment(0.0);
     counter!("smtpgate_dnsbl_errors_total").increment(0);
     counter!("smtpgate_store_evictions_total").increment(0);
+    counter!("smtpgate_dmarc_parent_dns_errors_total").increment(0);
     gauge!("smtpgate_store_entries").increment(0.0);
     for limit in ["connections", "rate"] {
         counter!("smtpgate_client_limit_total", "limit" => limit).increment(0);
@@ -412,6 +414,12 @@ pub fn auth(result: &'static str) {
 pub fn reload(ok: bool) {
     counter!("smtpgate_config_reloads_total", "result" => if ok { "ok" } else { "failed" })
         .increment(1);
+}
+
+/// A DMARC lookup above an author domain with its own record failed and
+/// was taken as "no record at that level".
+pub fn dmarc_parent_dns_error() {
+    counter!("smtpgate_dmarc_parent_dns_errors_total").increment(1);
 }
 
 #[cfg(test)]

@@ -9,10 +9,10 @@ use common::dns::{DnsServer, Mode, Zone};
 use common::sink::SinkConfig;
 use common::{client::send_message, config_text, root, start, strip_received};
 use smtpgate::address::Address;
-use smtpgate::auth::Authenticator;
 use smtpgate::checks::authentication::AuthenticationCheck;
 use smtpgate::checks::{Check, View};
 use smtpgate::config::Config;
+use smtpgate::mailauth::Authenticator;
 use smtpgate::score::Hit;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -168,7 +168,32 @@ async fn spf_results_for_the_egress_ip() {
                 "perm.test",
                 "mailfrom",
                 "ip4:203.0.113.10=permerror",
-                "fix: repair the SPF record of perm.test: it does not parse or needs more than 10 DNS lookups",
+                "include:na.test: na.test publishes no SPF record",
+                "fix: repair the SPF record of perm.test: include:na.test: na.test publishes no SPF record",
+            ]),
+            "DMARC_NA",
+        ),
+        (
+            "cidr.test",
+            "R_SPF_PERMFAIL",
+            s(&[
+                "cidr.test",
+                "mailfrom",
+                "ip4:203.0.113.10=permerror",
+                "ip4:203.0.113.0/33: CIDR length over 32",
+                "fix: repair the SPF record of cidr.test: ip4:203.0.113.0/33: CIDR length over 32",
+            ]),
+            "DMARC_NA",
+        ),
+        (
+            "twice.test",
+            "R_SPF_PERMFAIL",
+            s(&[
+                "twice.test",
+                "mailfrom",
+                "ip4:203.0.113.10=permerror",
+                "ip4:192.0.2.1/64: CIDR length over 32 (in the SPF record of broken.twice.test, reached by include:broken.twice.test)",
+                "fix: repair the SPF record of twice.test: ip4:192.0.2.1/64: CIDR length over 32 (in the SPF record of broken.twice.test, reached by include:broken.twice.test)",
             ]),
             "DMARC_NA",
         ),
@@ -667,5 +692,128 @@ async fn without_outbound_section_nothing_is_added() {
     assert_eq!(reply.code, 250, "{reply:?}");
     let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
     assert_eq!(strip_received(&msgs[0].data), original.as_slice());
+    assert!(
+        !String::from_utf8_lossy(&msgs[0].data).contains("Authentication-Results:"),
+        "nothing to report, no Authentication-Results: none"
+    );
     assert_eq!(dns.queries(), 0, "no DNS without [outbound]");
+}
+
+// ---- DMARC: failures above the author domain ------------------------------
+
+#[tokio::test]
+async fn dmarc_parent_refused_or_servfail_lets_the_author_record_decide() {
+    let dns = dns().await;
+    let auth = authenticator(&dns, &[EGRESS], None);
+    for (domain, expected) in [
+        // _dmarc.refused.test answers REFUSED, _dmarc.servfail.test
+        // SERVFAIL: the author domain's own p=reject decides.
+        (
+            "shop.refused.test",
+            ["R_SPF_ALLOW", "R_DKIM_NA", "DMARC_POLICY_ALLOW"],
+        ),
+        (
+            "shop.servfail.test",
+            ["R_SPF_ALLOW", "R_DKIM_NA", "DMARC_POLICY_ALLOW"],
+        ),
+        (
+            "fail.refused.test",
+            ["R_SPF_FAIL", "R_DKIM_NA", "DMARC_POLICY_REJECT"],
+        ),
+        // Without a record of its own the failed parent could have held
+        // the policy: a temporary failure.
+        (
+            "own.refused.test",
+            ["R_SPF_ALLOW", "R_DKIM_NA", "DMARC_DNSFAIL"],
+        ),
+        // The author domain's own lookup fails (SERVFAIL).
+        (
+            "dmarcfail.test",
+            ["R_SPF_ALLOW", "R_DKIM_NA", "DMARC_DNSFAIL"],
+        ),
+    ] {
+        let sender = format!("user@{domain}");
+        let hits = check(&auth, "h.test", &sender, &message(&sender)).await;
+        assert_eq!(names(&hits), expected, "{domain}: {hits:?}");
+        assert_eq!(hits[2].subject(), domain, "{domain}");
+    }
+    let sender = "user@fail.refused.test";
+    let hits = check(&auth, "h.test", sender, &message(sender)).await;
+    assert_eq!(
+        hit(&hits, "DMARC_POLICY_REJECT").options,
+        s(&[
+            "fail.refused.test",
+            "p=reject",
+            "fix: add ip4:203.0.113.10 to the SPF record of fail.refused.test, or sign with DKIM for fail.refused.test",
+        ])
+    );
+}
+
+#[tokio::test]
+async fn dmarc_parent_failure_over_smtp_author_record_decides_author_servfail_is_451() {
+    let dns = dns().await;
+    let (sink, gw) = gateway(&dns, None).await;
+    // Parent REFUSED, the author's p=reject passes with aligned SPF.
+    let reply = send_message(
+        gw.addr,
+        "user@shop.refused.test",
+        &["rcpt@example.net"],
+        &wire(&message("user@shop.refused.test")),
+    )
+    .await;
+    assert_eq!(
+        (reply.code, reply.enhanced().as_deref()),
+        (250, Some("2.0.0")),
+        "{reply:?}"
+    );
+    let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(common::after_header(&msgs[0].data)).to_string();
+    assert!(
+        text.starts_with(
+            "Authentication-Results: gw.example.test;\r\n\tspf=pass smtp.mailfrom=shop.refused.test;\r\n\tdkim=none;\r\n\tdmarc=pass header.from=shop.refused.test\r\n"
+        ),
+        "{text}"
+    );
+    // Parent REFUSED, SPF fails: the author's p=reject refuses it.
+    let reply = send_message(
+        gw.addr,
+        "user@fail.refused.test",
+        &["rcpt@example.net"],
+        &wire(&message("user@fail.refused.test")),
+    )
+    .await;
+    assert_eq!(
+        (reply.code, reply.enhanced().as_deref()),
+        (550, Some("5.7.1")),
+        "{reply:?}"
+    );
+    assert!(
+        reply.text().starts_with(
+            "5.7.1 SPAM alert: score 6.00 (must be lower 2.00): DMARC_POLICY_REJECT(5.00) R_SPF_FAIL(1.00) R_DKIM_NA(0.00) ref="
+        ),
+        "{reply:?}"
+    );
+    // The author domain's own _dmarc SERVFAILs, and a parent failure
+    // without an own record: tempfail, never 5xx.
+    for domain in ["dmarcfail.test", "own.refused.test"] {
+        let reply = send_message(
+            gw.addr,
+            &format!("user@{domain}"),
+            &["rcpt@example.net"],
+            &wire(&message(&format!("user@{domain}"))),
+        )
+        .await;
+        assert_eq!(
+            (reply.code, reply.enhanced().as_deref()),
+            (451, Some("4.4.3")),
+            "{domain}: {reply:?}"
+        );
+        assert_eq!(
+            reply.text(),
+            format!(
+                "4.4.3 Temporary DNS failure checking {domain}, try again later (DMARC_DNSFAIL)"
+            )
+        );
+    }
+    assert_eq!(sink.messages().len(), 1);
 }

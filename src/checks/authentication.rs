@@ -1,13 +1,14 @@
-//! The DATA-phase SPF/DKIM/DMARC check: turns [`crate::auth::Evaluation`]
+//! The DATA-phase SPF/DKIM/DMARC check: turns [`crate::mailauth::Evaluation`]
 //! into rspamd's symbols, each carrying the domain it is about and, when
 //! something must change, the exact DNS record to publish or edit.
 //!
-//! Options of each hit: SPF `[domain, "mailfrom"|"helo", ip..., fix]`;
+//! Options of each hit: SPF `[domain, "mailfrom"|"helo", ip..., broken
+//! term (permerror), fix]`;
 //! DKIM `["d:s", ...]` (then a fix); DMARC `[from domain, policy, fix]`.
 //! The fix option always starts with "fix: ".
 
 use super::{Check, CheckError, CheckFuture, Phase, View};
-use crate::auth::{
+use crate::mailauth::{
     mechanism, Authenticator, DkimOutcome, DmarcOutcome, DmarcPolicy, Envelope, Evaluation,
     SpfOutcome,
 };
@@ -121,6 +122,7 @@ fn spf_hit(e: &Evaluation) -> Hit {
             .iter()
             .map(|(ip, o)| format!("{}={}", mechanism(*ip), o.keyword())),
     );
+    hit.options.extend(spf.problem.clone());
     let missing = spf.unauthorised_mechanisms().join(" ");
     let fix = match spf.outcome {
         SpfOutcome::Fail | SpfOutcome::SoftFail | SpfOutcome::Neutral => {
@@ -130,10 +132,13 @@ fn spf_hit(e: &Evaluation) -> Hit {
             "publish a TXT record at {}: \"v=spf1 {missing} -all\"",
             spf.domain
         )),
-        SpfOutcome::PermError => Some(format!(
-            "repair the SPF record of {}: it does not parse or needs more than 10 DNS lookups",
-            spf.domain
-        )),
+        SpfOutcome::PermError => Some(match &spf.problem {
+            Some(problem) => format!("repair the SPF record of {}: {problem}", spf.domain),
+            None => format!(
+                "repair the SPF record of {}: it does not parse or needs more than 10 DNS lookups",
+                spf.domain
+            ),
+        }),
         SpfOutcome::TempError => Some(format!(
             "make the nameservers of {} answer: the SPF lookup failed",
             spf.domain

@@ -14,9 +14,9 @@ pub mod relay;
 pub mod sender;
 
 use crate::address::Address;
-use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::dns::Lookup;
+use crate::mailauth::Authenticator;
 use crate::passwd::Credentials;
 use crate::rules::content::ContentRules;
 use crate::score::Hit;

@@ -4,7 +4,7 @@
 
 use crate::score::Breakdown;
 
-pub use crate::auth::authentication_results;
+pub use crate::mailauth::authentication_results;
 
 /// `X-Spamd-Result` (rspamd's format), folded between symbols.
 pub fn spamd_result(breakdown: &Breakdown, threshold: &str) -> String {

@@ -32,11 +32,8 @@ pub fn prepare<'a>(
     let hostname = &app.config.server.hostname;
     let message = crate::message::as_delivered(hostname, message);
     let mut header = received;
-    if let Some(results) = authentication_results(hostname, breakdown) {
-        header.push_str(&results);
-    } else {
-        header.push_str(&format!("Authentication-Results: {hostname}; none\r\n"));
-    }
+    // Nothing to report: no Authentication-Results line at all.
+    header.extend(authentication_results(hostname, breakdown));
     header.push_str(&spamd_result(breakdown, &app.policy.threshold.to_string()));
     header.extend(app.auth.sign(&message));
     Prepared { header, message }

@@ -14,6 +14,7 @@
 //! www.example.test        CNAME example.test
 //! slow.example.test       TIMEOUT    ; queries with no record of their type go unanswered
 //! broken.example.test     SERVFAIL   ; every query for this name gets SERVFAIL
+//! closed.example.test     REFUSED    ; every query for this name gets REFUSED
 //! ```
 //! Names are case-insensitive, a trailing dot is optional. A name not in the
 //! zone is NXDOMAIN; a known name without the asked type is NODATA. The
@@ -54,6 +55,8 @@ pub enum Entry {
     Timeout,
     /// Every query for this name gets SERVFAIL.
     ServFail,
+    /// Every query for this name gets REFUSED.
+    Refused,
 }
 
 /// Records by lower-case name (no trailing dot).
@@ -154,6 +157,7 @@ fn parse_entry(kind: &str, data: &str) -> Option<Entry> {
         "CNAME" => Entry::Cname(data.to_string()),
         "TIMEOUT" => Entry::Timeout,
         "SERVFAIL" => Entry::ServFail,
+        "REFUSED" => Entry::Refused,
         _ => return None,
     })
 }
@@ -219,11 +223,20 @@ impl Handler {
     /// stay silent.
     fn answer(&self, qname: &Name, qtype: RecordType) -> Option<(ResponseCode, Vec<Record>)> {
         let zone = self.zone.read().expect("zone lock");
-        let Some(entries) = zone.entries(&qname.to_ascii()) else {
+        // The labels as sent: to_ascii() would escape `:` and `/`, which
+        // SPF domains may hold (a:foo:bar/baz.example.com).
+        let text: Vec<String> = qname
+            .iter()
+            .map(|label| String::from_utf8_lossy(label).into_owned())
+            .collect();
+        let Some(entries) = zone.entries(&text.join(".")) else {
             return Some((ResponseCode::NXDomain, Vec::new()));
         };
         if entries.contains(&Entry::ServFail) {
             return Some((ResponseCode::ServFail, Vec::new()));
+        }
+        if entries.contains(&Entry::Refused) {
+            return Some((ResponseCode::Refused, Vec::new()));
         }
         let mut records = records_of(qname, entries, qtype);
         if records.is_empty() && qtype != RecordType::CNAME {

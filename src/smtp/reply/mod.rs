@@ -1,8 +1,10 @@
 //! Every SMTP reply smtpgate sends: code, RFC 3463 enhanced code and text.
 //! Texts and codes live here only, so operators and tests find them in one place.
 
-use crate::score::Why;
+mod symbol;
+
 use std::fmt;
+pub use symbol::for_symbol;
 
 /// One SMTP reply: a three-digit code, an enhanced status code and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,116 +307,6 @@ pub fn check_tempfail() -> Reply {
     )
 }
 
-/// The reply for a symbol whose rule forces `reject` (or `tempfail` when
-/// `temporary`), at the phase where it fired. `subject` is what it is about
-/// (the HELO name, the address). Postfix's wording, plus the symbol name.
-pub fn for_symbol(symbol: &str, subject: &str, why: Why, temporary: bool) -> Reply {
-    let (code, enhanced, text): (u16, &str, String) = match symbol {
-        "reject_invalid_helo_hostname" => (
-            501,
-            "5.5.2",
-            format!("<{subject}>: Helo command rejected: Invalid name"),
-        ),
-        "reject_non_fqdn_helo_hostname" => (
-            504,
-            "5.5.2",
-            format!("<{subject}>: Helo command rejected: need fully-qualified hostname"),
-        ),
-        "reject_unknown_helo_hostname" => (
-            450,
-            "4.7.1",
-            format!("<{subject}>: Helo command rejected: Host not found"),
-        ),
-        "reject_unknown_client_hostname" | "reject_unknown_reverse_client_hostname" => (
-            450,
-            "4.7.25",
-            format!("Client host rejected: cannot find your hostname, [{subject}]"),
-        ),
-        "reject_non_fqdn_sender" => (
-            504,
-            "5.5.2",
-            format!("<{subject}>: Sender address rejected: need fully-qualified address"),
-        ),
-        "reject_unknown_sender_domain" => match why {
-            // RFC 7505 §4.2: a domain that says it sends no mail.
-            Why::NullMx => (
-                550,
-                "5.7.27",
-                format!(
-                    "<{subject}>: Sender address rejected: Domain does not accept mail (null MX)"
-                ),
-            ),
-            _ => (
-                550,
-                "5.1.8",
-                format!("<{subject}>: Sender address rejected: Domain not found"),
-            ),
-        },
-        "reject_unverified_sender" => match why {
-            Why::Temporary => (
-                450,
-                "4.1.7",
-                format!(
-                    "<{subject}>: Sender address rejected: unverified address: try again later"
-                ),
-            ),
-            _ => (
-                550,
-                "5.1.7",
-                format!("<{subject}>: Sender address rejected: undeliverable address"),
-            ),
-        },
-        "reject_sender_login_mismatch" => (
-            553,
-            "5.7.1",
-            format!("<{subject}>: Sender address rejected: not owned by user"),
-        ),
-        "reject_non_fqdn_recipient" => (
-            504,
-            "5.5.2",
-            format!("<{subject}>: Recipient address rejected: need fully-qualified address"),
-        ),
-        "reject_unlisted_recipient" => (
-            550,
-            "5.1.1",
-            format!("<{subject}>: Recipient address rejected: User unknown"),
-        ),
-        "reject_known_bad_recipient_address" => (
-            550,
-            "5.1.1",
-            format!("<{subject}>: Recipient address rejected: hard-bounced before"),
-        ),
-        "reject_unauth_destination" => (554, "5.7.1", format!("<{subject}>: Relay access denied")),
-        "reject_routing_trick" => {
-            let (address, reason) = subject.split_once(": ").unwrap_or((subject, "not allowed"));
-            (
-                550,
-                "5.7.1",
-                format!("<{address}>: Recipient address rejected: {reason}"),
-            )
-        }
-        "RATELIMIT" => (450, "4.7.1", format!("<{subject}>: rate limit exceeded")),
-        // RFC 7208 §8.6: temperror → 451 4.4.3; DKIM and DMARC alike.
-        "R_SPF_DNSFAIL" | "R_DKIM_TEMPFAIL" | "DMARC_DNSFAIL" => (
-            451,
-            "4.4.3",
-            format!("Temporary DNS failure checking {subject}, try again later"),
-        ),
-        "GREYLIST" => (
-            450,
-            "4.2.0",
-            format!("Greylisted, try again in {subject} seconds"),
-        ),
-        _ => (550, "5.7.1", format!("<{subject}>: rejected by policy")),
-    };
-    let mut reply = Reply::new(code, enhanced, format!("{text} ({symbol})"));
-    if temporary && reply.class() == 5 {
-        reply.code = 450;
-        reply.enhanced.replace_range(0..1, "4");
-    }
-    reply
-}
-
 /// Spam in reject mode: one line with the score, the symbols (highest
 /// first) and the reference, at most 510 characters (RFC 5321 §4.5.3.1.5).
 pub fn spam_rejected(
@@ -595,7 +487,12 @@ mod tests {
 
     #[test]
     fn tempfail_turns_a_symbol_reply_transient() {
-        let r = for_symbol("reject_non_fqdn_sender", "a@b", Why::Plain, true);
+        let r = for_symbol(
+            "reject_non_fqdn_sender",
+            "a@b",
+            crate::score::Why::Plain,
+            true,
+        );
         assert_eq!((r.code, r.enhanced.as_str()), (450, "4.5.2"));
         assert!(r.text().ends_with("(reject_non_fqdn_sender)"));
     }

@@ -498,22 +498,6 @@ pub fn authentication_results(hostname: &str, breakdown: &Breakdown) -> Option<S
     ))
 }
 
-pub(crate) fn claims_to_be_ours(hostname: &str, field: &[u8]) -> bool {
-    let Some(colon) = field.iter().position(|b| *b == b':') else {
-        return false;
-    };
-    if !field[..colon].eq_ignore_ascii_case(b"Authentication-Results") {
-        return false;
-    }
-    let value = String::from_utf8_lossy(&field[colon + 1..]);
-    let authserv_id = value
-        .split(';')
-        .next()
-        .and_then(|id| id.split_whitespace().next())
-        .unwrap_or("");
-    authserv_id.eq_ignore_ascii_case(hostname)
-}
-
 /// The resolver of `[dns]`: its nameservers (UDP and TCP) with its timeout
 /// and attempts, or the system configuration when none are listed.
 fn build_resolver(config: &Config) -> Result<MessageAuthenticator, ConfigError> {

@@ -593,6 +593,10 @@ pub struct ScoringConfig {
     /// Directory of rules/*.toml, relative to the working directory.
     #[serde(default = "default_rules_dir")]
     pub rules_dir: PathBuf,
+    /// Time one message's content analysis may take; beyond it the message
+    /// scores MIME_TOO_COMPLEX on what was found so far.
+    #[serde(default = "default_analysis_timeout")]
+    pub analysis_timeout: Span,
 }
 
 impl Default for ScoringConfig {
@@ -601,6 +605,7 @@ impl Default for ScoringConfig {
             threshold: default_threshold(),
             spam_action: default_spam_action(),
             rules_dir: default_rules_dir(),
+            analysis_timeout: default_analysis_timeout(),
         }
     }
 }
@@ -649,6 +654,9 @@ fn default_threshold() -> f64 {
 }
 fn default_spam_action() -> SpamAction {
     SpamAction::Bounce
+}
+fn default_analysis_timeout() -> Span {
+    Span(Duration::from_secs(2))
 }
 fn default_rules_dir() -> PathBuf {
     PathBuf::from("rules")

@@ -43,7 +43,7 @@ pub struct Verdict {
 
 /// Runs every phase's checks for `envelope` and `raw` (CRLF line ends).
 pub async fn run(app: &App, envelope: &Envelope, raw: &[u8]) -> Result<Verdict, CheckError> {
-    let parsed = Parsed::parse(raw);
+    let parsed = Parsed::parse_within(raw, app.config.scoring.analysis_timeout.0);
     let mut breakdown = Breakdown::with_caps(Arc::clone(&app.caps));
     let mut refused_at = None;
     let base = View {

@@ -12,7 +12,10 @@ mod zip;
 pub use delivered::{as_delivered, claims_to_be_ours, strip_fields};
 pub use html::html_to_text;
 pub use urls::url_host;
-pub use zip::zip_names;
+pub use zip::{zip_listing, zip_names, ZipListing};
+
+/// MIME nesting analysed at most; deeper parts make the message too complex.
+pub const MAX_DEPTH: usize = 20;
 
 /// A URL found in the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,17 @@ pub struct Attachment {
     pub content_type: String,
     /// File names listed inside a zip archive.
     pub archived: Vec<String>,
+    /// The archive is password-protected (an encrypted entry).
+    pub encrypted: bool,
+}
+
+/// An HTML `<form>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Form {
+    /// Its `action` URL, as written.
+    pub action: String,
+    /// It holds a password field.
+    pub password: bool,
 }
 
 /// The parsed message.
@@ -67,6 +81,12 @@ pub struct Parsed {
     pub attachments: Vec<Attachment>,
     /// What is wrong with the MIME structure.
     pub mime_problems: Vec<String>,
+    /// HTML forms.
+    pub forms: Vec<Form>,
+    /// The Reply-To address.
+    pub reply_to: Option<String>,
+    /// Why the analysis stopped early (nesting too deep, budget spent).
+    pub too_complex: Option<String>,
     /// The whole message, in octets.
     pub size: usize,
     /// Offset of the body (after the header block) in the raw message.

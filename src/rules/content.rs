@@ -60,6 +60,7 @@ pub struct RuleSpec {
 struct Set {
     set: RegexSet,
     symbols: Vec<usize>,
+    each: Vec<regex::Regex>,
 }
 
 impl Set {
@@ -68,10 +69,24 @@ impl Set {
             return Ok(None);
         }
         let set = RegexSet::new(patterns.iter().map(|(p, _)| p)).map_err(|e| e.to_string())?;
+        let each = patterns
+            .iter()
+            .map(|(p, _)| regex::Regex::new(p).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
         Ok(Some(Set {
             set,
+            each,
             symbols: patterns.into_iter().map(|(_, s)| s).collect(),
         }))
+    }
+
+    /// Like `matches`, with the matched text (found again by the one
+    /// pattern that matched).
+    fn matches_text<'t>(&self, text: &'t str, mut found: impl FnMut(usize, &'t str)) {
+        for i in self.set.matches(text).iter() {
+            let m = self.each[i].find(text).map_or("", |m| m.as_str());
+            found(self.symbols[i], m);
+        }
     }
 
     fn matches(&self, text: &str, mut found: impl FnMut(usize)) {
@@ -101,6 +116,70 @@ pub struct ContentRules {
     mime: Option<Set>,
     filename: Option<Set>,
     size: Vec<(Option<usize>, Option<usize>, usize)>,
+    brands: Vec<Brand>,
+    freemail: HashSet<String>,
+}
+
+/// A brand senders impersonate: its names (lowercase) and its domains.
+#[derive(Debug, Clone, Default)]
+pub struct Brand {
+    /// Names as a display name shows them, lowercase, words joined by one
+    /// space (`bank of america`, `сбербанк`).
+    pub names: Vec<String>,
+    /// Single-word names a host label may show (`paypal`).
+    pub labels: Vec<String>,
+    /// Domains (and their subdomains) that belong to the brand.
+    pub domains: Vec<String>,
+}
+
+impl Brand {
+    /// From the names and domains of a `[brand.X]` table.
+    pub fn new(names: &[String], domains: &[String]) -> Brand {
+        let names: Vec<String> = names.iter().map(|n| words(n)).collect();
+        let labels = names
+            .iter()
+            .filter(|n| !n.contains(' ') && n.chars().all(|c| c.is_ascii_alphanumeric()))
+            .cloned()
+            .collect();
+        Brand {
+            names,
+            labels,
+            domains: domains
+                .iter()
+                .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// True when `host` is one of the brand's domains or below one.
+    pub fn owns(&self, host: &str) -> bool {
+        self.domains.iter().any(|d| under(host, d))
+    }
+}
+
+/// `host` is `domain` or a subdomain of it.
+pub fn under(host: &str, domain: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    host.eq_ignore_ascii_case(domain)
+        || host.len() > domain.len()
+            && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+            && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
+}
+
+/// Lowercase words of `s` joined by single spaces (anything not a letter or
+/// digit separates words).
+pub fn words(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for w in s
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(w.chars().flat_map(char::to_lowercase));
+    }
+    out
 }
 
 /// A compile error: which symbol, which key, what is wrong.
@@ -238,15 +317,53 @@ impl ContentRules {
             });
         }
         if !words.is_empty() {
+            // ASCII case is folded by the automaton; other scripts get their
+            // lowercase, Capitalised and UPPERCASE forms.
+            let mut variants = Vec::with_capacity(words.len());
+            for (w, s) in words {
+                if w.is_ascii() {
+                    variants.push((w, s));
+                    continue;
+                }
+                let lower = w.to_lowercase();
+                let mut cap: String = lower.chars().take(1).flat_map(char::to_uppercase).collect();
+                cap.extend(lower.chars().skip(1));
+                for v in [w.to_uppercase(), cap, lower, w] {
+                    if !variants.iter().any(|(x, _)| *x == v) {
+                        variants.push((v, s));
+                    }
+                }
+            }
+            let words = variants;
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
-                .match_kind(MatchKind::LeftmostFirst)
+                .match_kind(MatchKind::Standard)
                 .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(words.iter().map(|(w, _)| w))
                 .map_err(|e| err("", "words", e.to_string()))?;
             rules.body_words = Some((ac, words.into_iter().map(|(_, s)| s).collect()));
         }
         Ok(rules)
+    }
+
+    /// Sets the brands and freemail domains identity findings use.
+    pub fn set_identity(&mut self, brands: Vec<Brand>, freemail: Vec<String>) {
+        self.brands = brands;
+        self.freemail = freemail
+            .into_iter()
+            .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+    }
+
+    /// The brands of `[brand.*]`.
+    pub fn brands(&self) -> &[Brand] {
+        &self.brands
+    }
+
+    /// True when `domain` is a freemail provider of `[freemail]`.
+    pub fn is_freemail(&self, domain: &str) -> bool {
+        self.freemail
+            .contains(&domain.trim_end_matches('.').to_ascii_lowercase())
     }
 
     /// Number of compiled rules.
@@ -285,10 +402,10 @@ impl ContentRules {
         let texts = msg.text_parts.iter().chain(&msg.html_text_parts);
         for text in texts {
             if let Some(set) = &self.body {
-                set.matches(text, |i| mark(i, ""));
+                set.matches_text(text, |i, m| mark(i, m));
             }
             if let Some((ac, symbols)) = &self.body_words {
-                for m in ac.find_iter(text.as_str()) {
+                for m in ac.find_overlapping_iter(text.as_str()) {
                     mark(symbols[m.pattern().as_usize()], &text[m.range()]);
                 }
             }
@@ -325,8 +442,13 @@ impl ContentRules {
         }
         if let Some(set) = &self.filename {
             for a in &msg.attachments {
-                for name in a.filename.iter().chain(&a.archived) {
+                let outer = a.filename.as_deref().unwrap_or("(unnamed)");
+                if let Some(name) = &a.filename {
                     set.matches(name, |i| mark(i, name));
+                }
+                for name in &a.archived {
+                    let shown = format!("{outer} contains {name}");
+                    set.matches(name, |i| mark(i, &shown));
                 }
             }
         }
@@ -352,13 +474,13 @@ impl ContentRules {
     }
 }
 
-/// At most 60 characters of what matched, for the breakdown.
+/// At most 120 characters of what matched, for the breakdown.
 fn shorten(s: &str) -> String {
     let s = s.trim();
-    if s.chars().count() <= 60 {
+    if s.chars().count() <= 120 {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(57).collect();
+    let mut out: String = s.chars().take(117).collect();
     out.push_str("...");
     out
 }
@@ -380,8 +502,14 @@ impl Expr {
     /// Parses `A & !(B | C)`.
     pub fn parse(text: &str) -> Result<Expr, String> {
         let tokens = tokenize(text)?;
+        if tokens.len() > MAX_TOKENS {
+            return Err(format!(
+                "expression too long ({} tokens, at most {MAX_TOKENS})",
+                tokens.len()
+            ));
+        }
         let mut pos = 0;
-        let expr = parse_or(&tokens, &mut pos)?;
+        let expr = parse_or(&tokens, &mut pos, 0)?;
         if pos != tokens.len() {
             return Err(format!("unexpected `{}` in expression", tokens[pos]));
         }
@@ -411,6 +539,11 @@ impl Expr {
     }
 }
 
+/// Tokens of one expression at most (evaluation recurses over the tree).
+const MAX_TOKENS: usize = 1_000;
+/// Nesting of `(` and `!` at most.
+const MAX_NESTING: usize = 32;
+
 fn tokenize(text: &str) -> Result<Vec<String>, String> {
     let mut tokens = Vec::new();
     let mut chars = text.chars().peekable();
@@ -438,31 +571,36 @@ fn tokenize(text: &str) -> Result<Vec<String>, String> {
     Ok(tokens)
 }
 
-fn parse_or(t: &[String], pos: &mut usize) -> Result<Expr, String> {
-    let mut left = parse_and(t, pos)?;
+fn parse_or(t: &[String], pos: &mut usize, depth: usize) -> Result<Expr, String> {
+    let mut left = parse_and(t, pos, depth)?;
     while t.get(*pos).is_some_and(|s| s == "|") {
         *pos += 1;
-        left = Expr::Or(Box::new(left), Box::new(parse_and(t, pos)?));
+        left = Expr::Or(Box::new(left), Box::new(parse_and(t, pos, depth)?));
     }
     Ok(left)
 }
 
-fn parse_and(t: &[String], pos: &mut usize) -> Result<Expr, String> {
-    let mut left = parse_unary(t, pos)?;
+fn parse_and(t: &[String], pos: &mut usize, depth: usize) -> Result<Expr, String> {
+    let mut left = parse_unary(t, pos, depth)?;
     while t.get(*pos).is_some_and(|s| s == "&") {
         *pos += 1;
-        left = Expr::And(Box::new(left), Box::new(parse_unary(t, pos)?));
+        left = Expr::And(Box::new(left), Box::new(parse_unary(t, pos, depth)?));
     }
     Ok(left)
 }
 
-fn parse_unary(t: &[String], pos: &mut usize) -> Result<Expr, String> {
+fn parse_unary(t: &[String], pos: &mut usize, depth: usize) -> Result<Expr, String> {
+    if depth > MAX_NESTING {
+        return Err(format!(
+            "expression nested too deeply (at most {MAX_NESTING} levels of `(` and `!`)"
+        ));
+    }
     let tok = t.get(*pos).ok_or("expression ends too early")?;
     *pos += 1;
     match tok.as_str() {
-        "!" => Ok(Expr::Not(Box::new(parse_unary(t, pos)?))),
+        "!" => Ok(Expr::Not(Box::new(parse_unary(t, pos, depth + 1)?))),
         "(" => {
-            let e = parse_or(t, pos)?;
+            let e = parse_or(t, pos, depth + 1)?;
             if t.get(*pos).is_none_or(|s| s != ")") {
                 return Err("missing `)` in expression".into());
             }

@@ -104,7 +104,7 @@ impl Session {
             return self.end_transaction("nul", size, reply::nul_in_message());
         }
         let message = decoder.into_message();
-        let parsed = Parsed::parse(&message);
+        let parsed = Parsed::parse_within(&message, self.app.config.scoring.analysis_timeout.0);
         let mut view = self.view(None, Some(&message));
         view.parsed = Some(&parsed);
         let found = match self.run_checks(Phase::Data, &view).await {

@@ -5,7 +5,7 @@
 
 use super::{Check, CheckFuture, Phase, View};
 use crate::message::Parsed;
-use crate::rules::content::{words, ContentRules};
+use crate::rules::content::ContentRules;
 use crate::score::Hit;
 use std::sync::Arc;
 
@@ -212,13 +212,11 @@ fn identity(p: &Parsed, rules: &ContentRules, hits: &mut Vec<Hit>) {
     };
     let from_domain = domain_of(address);
     if let Some(name) = name {
-        let shown = format!(" {} ", words(name));
-        let claimed = brands.iter().find_map(|b| {
-            b.names
-                .iter()
-                .find(|n| shown.contains(&format!(" {n} ")))
-                .filter(|_| !b.owns(from_domain))
-        });
+        let claimed = rules
+            .brands_named(name)
+            .into_iter()
+            .find(|(b, _)| !b.owns(from_domain))
+            .map(|(_, n)| n);
         if let Some(brand) = claimed {
             hits.push(Hit::new(
                 "FROM_NAME_BRAND",

@@ -117,6 +117,8 @@ pub struct ContentRules {
     filename: Option<Set>,
     size: Vec<(Option<usize>, Option<usize>, usize)>,
     brands: Vec<Brand>,
+    /// Every brand name padded with spaces, in one automaton: the brand.
+    brand_names: Option<(AhoCorasick, Vec<usize>)>,
     freemail: HashSet<String>,
 }
 
@@ -337,7 +339,7 @@ impl ContentRules {
             let words = variants;
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
+                .match_kind(MatchKind::LeftmostFirst)
                 .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(words.iter().map(|(w, _)| w))
                 .map_err(|e| err("", "words", e.to_string()))?;
@@ -348,6 +350,15 @@ impl ContentRules {
 
     /// Sets the brands and freemail domains identity findings use.
     pub fn set_identity(&mut self, brands: Vec<Brand>, freemail: Vec<String>) {
+        let mut padded = Vec::new();
+        for (i, b) in brands.iter().enumerate() {
+            padded.extend(b.names.iter().map(|n| (format!(" {n} "), i)));
+        }
+        self.brand_names = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .build(padded.iter().map(|(n, _)| n))
+            .ok()
+            .map(|ac| (ac, padded.into_iter().map(|(_, i)| i).collect()));
         self.brands = brands;
         self.freemail = freemail
             .into_iter()
@@ -358,6 +369,22 @@ impl ContentRules {
     /// The brands of `[brand.*]`.
     pub fn brands(&self) -> &[Brand] {
         &self.brands
+    }
+
+    /// Brands whose name `display` (a display name) shows, with the name.
+    pub fn brands_named(&self, display: &str) -> Vec<(&Brand, String)> {
+        let Some((ac, idx)) = &self.brand_names else {
+            return Vec::new();
+        };
+        let shown = format!(" {} ", words(display));
+        ac.find_overlapping_iter(&shown)
+            .map(|m| {
+                (
+                    &self.brands[idx[m.pattern().as_usize()]],
+                    shown[m.range()].trim().to_string(),
+                )
+            })
+            .collect()
     }
 
     /// True when `domain` is a freemail provider of `[freemail]`.
@@ -405,7 +432,7 @@ impl ContentRules {
                 set.matches_text(text, |i, m| mark(i, m));
             }
             if let Some((ac, symbols)) = &self.body_words {
-                for m in ac.find_overlapping_iter(text.as_str()) {
+                for m in ac.find_iter(text.as_str()) {
                     mark(symbols[m.pattern().as_usize()], &text[m.range()]);
                 }
             }

@@ -429,7 +429,7 @@ impl ContentRules {
         let texts = msg.text_parts.iter().chain(&msg.html_text_parts);
         for text in texts {
             if let Some(set) = &self.body {
-                set.matches_text(text, |i, m| mark(i, m));
+                set.matches_text(text, &mut mark);
             }
             if let Some((ac, symbols)) = &self.body_words {
                 for m in ac.find_iter(text.as_str()) {

@@ -331,7 +331,12 @@ mod tests {
     fn deep_or_long_composites_name_file_and_line() {
         let deep = format!("{}A{}", "(".repeat(20_000), ")".repeat(20_000));
         let nots = format!("{}A", "!".repeat(1_000_000));
-        for (expr, what) in [(deep, "nested too deeply"), (nots, "too long")] {
+        let deep_short = format!("{}A{}", "(".repeat(100), ")".repeat(100));
+        for (expr, what) in [
+            (deep, "too long"),
+            (nots, "too long"),
+            (deep_short, "nested too deeply"),
+        ] {
             let text = format!("[symbol.A]\nscore = 1.0\ndescription = \"d\"\nfix = \"f\"\n\n[symbol.C]\nscore = 1.0\ndescription = \"d\"\nfix = \"f\"\ntype = \"composite\"\nexpression = \"{expr}\"\n");
             let dir = dir_with(&[("50-c.toml", &text)]);
             let err = load_dir(&dir).unwrap_err().to_string();

@@ -3,6 +3,7 @@
 //! and per-group score caps. Files are read in name order; a symbol may be
 //! defined once. Errors name `file:line:col`.
 
+pub mod composite;
 pub mod content;
 
 use crate::config::{locate_key, parse_toml, ConfigError};

@@ -287,7 +287,7 @@ pub async fn judge(app: &App, envelope: &Envelope, raw: &[u8]) -> Result<Judgeme
             reference,
         });
     }
-    let parsed = Parsed::parse(raw);
+    let parsed = Parsed::parse_within(raw, app.config.scoring.analysis_timeout.0);
     let view = base
         .with_transaction(&envelope.sender, &accepted)
         .with_message(raw, &parsed);

@@ -24,6 +24,7 @@ impl ContentCheck {
     pub fn scan(&self, parsed: &Parsed, raw: &[u8]) -> Vec<Hit> {
         let mut hits = self.rules.scan(parsed, raw);
         facts(parsed, &mut hits);
+        identity(parsed, &self.rules, &mut hits);
         hits
     }
 }
@@ -35,7 +36,20 @@ pub const SYMBOLS: &[&str] = &[
     "SPOOF_DISPLAY_NAME",
     "PHISHING",
     "MIME_BAD",
+    "MIME_TOO_COMPLEX",
+    "MIME_ENCRYPTED_ARCHIVE",
+    "URI_MANY_DOMAINS",
+    "HTML_FORM_PASSWORD",
+    "HTML_FORM_HTTP",
+    "URI_BRAND_LOOKALIKE",
+    "URI_BRAND_FOREIGN",
+    "FROM_NAME_BRAND",
+    "FROM_EQ_TO",
+    "REPLYTO_FREEMAIL",
 ];
+
+/// Distinct link sites from which a message has "many".
+const MANY_DOMAINS: usize = 10;
 
 impl Check for ContentCheck {
     fn name(&self) -> &'static str {
@@ -106,6 +120,125 @@ fn facts(p: &Parsed, hits: &mut Vec<Hit>) {
     }
     if !p.mime_problems.is_empty() {
         hits.push(Hit::new("MIME_BAD", p.mime_problems.join("; ")));
+    }
+    if let Some(why) = &p.too_complex {
+        hits.push(Hit::new("MIME_TOO_COMPLEX", why.clone()));
+    }
+    if let Some(a) = p.attachments.iter().find(|a| a.encrypted) {
+        hits.push(Hit::new(
+            "MIME_ENCRYPTED_ARCHIVE",
+            a.filename.as_deref().unwrap_or("(unnamed archive)"),
+        ));
+    }
+    let mut sites: Vec<&str> = p.urls.iter().map(|u| site(&u.host)).collect();
+    sites.sort_unstable();
+    sites.dedup();
+    if sites.len() >= MANY_DOMAINS {
+        hits.push(Hit::new(
+            "URI_MANY_DOMAINS",
+            format!("{} link domains: {}", sites.len(), sites[..5].join(", ")),
+        ));
+    }
+    if let Some(f) = p.forms.iter().find(|f| f.password) {
+        hits.push(Hit::new(
+            "HTML_FORM_PASSWORD",
+            format!("<form action=\"{}\"> with a password field", f.action),
+        ));
+    }
+    if let Some(f) = p
+        .forms
+        .iter()
+        .find(|f| f.action.len() > 7 && f.action[..7].eq_ignore_ascii_case("http://"))
+    {
+        hits.push(Hit::new(
+            "HTML_FORM_HTTP",
+            format!("<form action=\"{}\">", f.action),
+        ));
+    }
+}
+
+/// The domain of an address.
+fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+/// A host label with look-alike characters replaced (paypa1 → paypal,
+/// rnicrosoft → microsoft).
+fn unconfuse(label: &str) -> String {
+    let mapped: String = label
+        .chars()
+        .map(|c| match c {
+            '0' => 'o',
+            '1' | '!' | '|' => 'l',
+            '3' => 'e',
+            '4' | '@' => 'a',
+            '5' | '$' => 's',
+            '7' => 't',
+            '8' => 'b',
+            c => c,
+        })
+        .collect();
+    mapped.replace("rn", "m").replace("vv", "w")
+}
+
+/// Brand impersonation, the sender's own address, freemail Reply-To.
+fn identity(p: &Parsed, rules: &ContentRules, hits: &mut Vec<Hit>) {
+    let brands = rules.brands();
+    let (mut lookalike, mut foreign) = (None, None);
+    for url in &p.urls {
+        if lookalike.is_some() && foreign.is_some() {
+            break;
+        }
+        let labels: Vec<&str> = url.host.split(['.', '-']).collect();
+        for brand in brands.iter().filter(|b| !b.owns(&url.host)) {
+            for name in &brand.labels {
+                if foreign.is_none() && labels.iter().any(|l| l == name) {
+                    foreign = Some(format!("{} (shows {name})", url.url));
+                } else if lookalike.is_none()
+                    && labels.iter().any(|l| l != name && unconfuse(l) == *name)
+                {
+                    lookalike = Some(format!("{} (imitates {name})", url.url));
+                }
+            }
+        }
+    }
+    if let Some(l) = lookalike {
+        hits.push(Hit::new("URI_BRAND_LOOKALIKE", l));
+    }
+    if let Some(f) = foreign {
+        hits.push(Hit::new("URI_BRAND_FOREIGN", f));
+    }
+    let Some((name, Some(address))) = &p.from else {
+        return;
+    };
+    let from_domain = domain_of(address);
+    if let Some(name) = name {
+        let claimed = rules
+            .brands_named(name)
+            .into_iter()
+            .find(|(b, _)| !b.owns(from_domain))
+            .map(|(_, n)| n);
+        if let Some(brand) = claimed {
+            hits.push(Hit::new(
+                "FROM_NAME_BRAND",
+                format!("From: \"{name}\" <{address}> names {brand}, the address is not theirs"),
+            ));
+        }
+    }
+    if p.to.len() == 1 && p.to[0].eq_ignore_ascii_case(address) {
+        hits.push(Hit::new(
+            "FROM_EQ_TO",
+            format!("From and To are both {address}"),
+        ));
+    }
+    if let Some(reply) = &p.reply_to {
+        let rd = domain_of(reply);
+        if rules.is_freemail(rd) && !rd.eq_ignore_ascii_case(from_domain) {
+            hits.push(Hit::new(
+                "REPLYTO_FREEMAIL",
+                format!("Reply-To: {reply} (From: {address})"),
+            ));
+        }
     }
 }
 

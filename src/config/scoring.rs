@@ -1,7 +1,9 @@
 //! `[scoring]`: the threshold and what happens to spam.
 
+use super::Span;
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What happens to a message scored as spam.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -26,6 +28,10 @@ pub struct ScoringConfig {
     /// Directory of rules/*.toml, relative to the working directory.
     #[serde(default = "default_rules_dir")]
     pub rules_dir: PathBuf,
+    /// Time one message's content analysis may take; beyond it the message
+    /// scores MIME_TOO_COMPLEX on what was found so far.
+    #[serde(default = "default_analysis_timeout")]
+    pub analysis_timeout: Span,
 }
 
 impl Default for ScoringConfig {
@@ -34,6 +40,7 @@ impl Default for ScoringConfig {
             threshold: default_threshold(),
             spam_action: default_spam_action(),
             rules_dir: default_rules_dir(),
+            analysis_timeout: default_analysis_timeout(),
         }
     }
 }
@@ -43,6 +50,9 @@ fn default_threshold() -> f64 {
 }
 fn default_spam_action() -> SpamAction {
     SpamAction::Bounce
+}
+fn default_analysis_timeout() -> Span {
+    Span(Duration::from_secs(2))
 }
 fn default_rules_dir() -> PathBuf {
     PathBuf::from("rules")

@@ -1,9 +1,11 @@
 //! Content rules compiled for one pass per target: every regex of a target
 //! in one `RegexSet`, literal word lists in one Aho-Corasick automaton,
-//! URL domains in a hash set. Plus boolean composites over symbol names.
+//! URL domains in a hash set; brand names and freemail domains for the
+//! identity findings. Composites are in `composite.rs`.
 
+pub use super::composite::{Composites, Expr};
 use crate::message::Parsed;
-use crate::score::{Breakdown, Hit, ScoredSymbol, SymbolTable};
+use crate::score::Hit;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::RegexSet;
 use std::collections::{HashMap, HashSet};
@@ -60,6 +62,7 @@ pub struct RuleSpec {
 struct Set {
     set: RegexSet,
     symbols: Vec<usize>,
+    each: Vec<regex::Regex>,
 }
 
 impl Set {
@@ -68,10 +71,24 @@ impl Set {
             return Ok(None);
         }
         let set = RegexSet::new(patterns.iter().map(|(p, _)| p)).map_err(|e| e.to_string())?;
+        let each = patterns
+            .iter()
+            .map(|(p, _)| regex::Regex::new(p).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
         Ok(Some(Set {
             set,
+            each,
             symbols: patterns.into_iter().map(|(_, s)| s).collect(),
         }))
+    }
+
+    /// Like `matches`, with the matched text (found again by the one
+    /// pattern that matched).
+    fn matches_text<'t>(&self, text: &'t str, mut found: impl FnMut(usize, &'t str)) {
+        for i in self.set.matches(text).iter() {
+            let m = self.each[i].find(text).map_or("", |m| m.as_str());
+            found(self.symbols[i], m);
+        }
     }
 
     fn matches(&self, text: &str, mut found: impl FnMut(usize)) {
@@ -101,6 +118,72 @@ pub struct ContentRules {
     mime: Option<Set>,
     filename: Option<Set>,
     size: Vec<(Option<usize>, Option<usize>, usize)>,
+    brands: Vec<Brand>,
+    /// Every brand name padded with spaces, in one automaton: the brand.
+    brand_names: Option<(AhoCorasick, Vec<usize>)>,
+    freemail: HashSet<String>,
+}
+
+/// A brand senders impersonate: its names (lowercase) and its domains.
+#[derive(Debug, Clone, Default)]
+pub struct Brand {
+    /// Names as a display name shows them, lowercase, words joined by one
+    /// space (`bank of america`, `сбербанк`).
+    pub names: Vec<String>,
+    /// Single-word names a host label may show (`paypal`).
+    pub labels: Vec<String>,
+    /// Domains (and their subdomains) that belong to the brand.
+    pub domains: Vec<String>,
+}
+
+impl Brand {
+    /// From the names and domains of a `[brand.X]` table.
+    pub fn new(names: &[String], domains: &[String]) -> Brand {
+        let names: Vec<String> = names.iter().map(|n| words(n)).collect();
+        let labels = names
+            .iter()
+            .filter(|n| !n.contains(' ') && n.chars().all(|c| c.is_ascii_alphanumeric()))
+            .cloned()
+            .collect();
+        Brand {
+            names,
+            labels,
+            domains: domains
+                .iter()
+                .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// True when `host` is one of the brand's domains or below one.
+    pub fn owns(&self, host: &str) -> bool {
+        self.domains.iter().any(|d| under(host, d))
+    }
+}
+
+/// `host` is `domain` or a subdomain of it.
+pub fn under(host: &str, domain: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    host.eq_ignore_ascii_case(domain)
+        || host.len() > domain.len()
+            && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+            && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
+}
+
+/// Lowercase words of `s` joined by single spaces (anything not a letter or
+/// digit separates words).
+pub fn words(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for w in s
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(w.chars().flat_map(char::to_lowercase));
+    }
+    out
 }
 
 /// A compile error: which symbol, which key, what is wrong.
@@ -238,6 +321,24 @@ impl ContentRules {
             });
         }
         if !words.is_empty() {
+            // ASCII case is folded by the automaton; other scripts get their
+            // lowercase, Capitalised and UPPERCASE forms.
+            let mut variants = Vec::with_capacity(words.len());
+            for (w, s) in words {
+                if w.is_ascii() {
+                    variants.push((w, s));
+                    continue;
+                }
+                let lower = w.to_lowercase();
+                let mut cap: String = lower.chars().take(1).flat_map(char::to_uppercase).collect();
+                cap.extend(lower.chars().skip(1));
+                for v in [w.to_uppercase(), cap, lower, w] {
+                    if !variants.iter().any(|(x, _)| *x == v) {
+                        variants.push((v, s));
+                    }
+                }
+            }
+            let words = variants;
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::LeftmostFirst)
@@ -247,6 +348,51 @@ impl ContentRules {
             rules.body_words = Some((ac, words.into_iter().map(|(_, s)| s).collect()));
         }
         Ok(rules)
+    }
+
+    /// Sets the brands and freemail domains identity findings use.
+    pub fn set_identity(&mut self, brands: Vec<Brand>, freemail: Vec<String>) {
+        let mut padded = Vec::new();
+        for (i, b) in brands.iter().enumerate() {
+            padded.extend(b.names.iter().map(|n| (format!(" {n} "), i)));
+        }
+        self.brand_names = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .build(padded.iter().map(|(n, _)| n))
+            .ok()
+            .map(|ac| (ac, padded.into_iter().map(|(_, i)| i).collect()));
+        self.brands = brands;
+        self.freemail = freemail
+            .into_iter()
+            .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+    }
+
+    /// The brands of `[brand.*]`.
+    pub fn brands(&self) -> &[Brand] {
+        &self.brands
+    }
+
+    /// Brands whose name `display` (a display name) shows, with the name.
+    pub fn brands_named(&self, display: &str) -> Vec<(&Brand, String)> {
+        let Some((ac, idx)) = &self.brand_names else {
+            return Vec::new();
+        };
+        let shown = format!(" {} ", words(display));
+        ac.find_overlapping_iter(&shown)
+            .map(|m| {
+                (
+                    &self.brands[idx[m.pattern().as_usize()]],
+                    shown[m.range()].trim().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// True when `domain` is a freemail provider of `[freemail]`.
+    pub fn is_freemail(&self, domain: &str) -> bool {
+        self.freemail
+            .contains(&domain.trim_end_matches('.').to_ascii_lowercase())
     }
 
     /// Number of compiled rules.
@@ -285,7 +431,7 @@ impl ContentRules {
         let texts = msg.text_parts.iter().chain(&msg.html_text_parts);
         for text in texts {
             if let Some(set) = &self.body {
-                set.matches(text, |i| mark(i, ""));
+                set.matches_text(text, &mut mark);
             }
             if let Some((ac, symbols)) = &self.body_words {
                 for m in ac.find_iter(text.as_str()) {
@@ -325,8 +471,13 @@ impl ContentRules {
         }
         if let Some(set) = &self.filename {
             for a in &msg.attachments {
-                for name in a.filename.iter().chain(&a.archived) {
+                let outer = a.filename.as_deref().unwrap_or("(unnamed)");
+                if let Some(name) = &a.filename {
                     set.matches(name, |i| mark(i, name));
+                }
+                for name in &a.archived {
+                    let shown = format!("{outer} contains {name}");
+                    set.matches(name, |i| mark(i, &shown));
                 }
             }
         }
@@ -353,186 +504,15 @@ impl ContentRules {
     }
 }
 
-/// At most 60 characters of what matched, for the breakdown.
+/// At most 120 characters of what matched, for the breakdown.
 fn shorten(s: &str) -> String {
     let s = s.trim();
-    if s.chars().count() <= 60 {
+    if s.chars().count() <= 120 {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(57).collect();
+    let mut out: String = s.chars().take(117).collect();
     out.push_str("...");
     out
-}
-
-/// A boolean expression over symbol names.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
-    /// The symbol is present.
-    Symbol(String),
-    /// Negation.
-    Not(Box<Expr>),
-    /// Both.
-    And(Box<Expr>, Box<Expr>),
-    /// Either.
-    Or(Box<Expr>, Box<Expr>),
-}
-
-impl Expr {
-    /// Parses `A & !(B | C)`.
-    pub fn parse(text: &str) -> Result<Expr, String> {
-        let tokens = tokenize(text)?;
-        let mut pos = 0;
-        let expr = parse_or(&tokens, &mut pos)?;
-        if pos != tokens.len() {
-            return Err(format!("unexpected `{}` in expression", tokens[pos]));
-        }
-        Ok(expr)
-    }
-
-    /// True when the expression holds for `present`.
-    pub fn eval(&self, present: &HashSet<&str>) -> bool {
-        match self {
-            Expr::Symbol(s) => present.contains(s.as_str()),
-            Expr::Not(e) => !e.eval(present),
-            Expr::And(a, b) => a.eval(present) && b.eval(present),
-            Expr::Or(a, b) => a.eval(present) || b.eval(present),
-        }
-    }
-
-    /// Every symbol named, and whether it appears un-negated.
-    pub fn atoms(&self, positive: bool, out: &mut Vec<(String, bool)>) {
-        match self {
-            Expr::Symbol(s) => out.push((s.clone(), positive)),
-            Expr::Not(e) => e.atoms(!positive, out),
-            Expr::And(a, b) | Expr::Or(a, b) => {
-                a.atoms(positive, out);
-                b.atoms(positive, out);
-            }
-        }
-    }
-}
-
-fn tokenize(text: &str) -> Result<Vec<String>, String> {
-    let mut tokens = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if "&|!()".contains(c) {
-            tokens.push(c.to_string());
-            chars.next();
-        } else if c.is_ascii_alphanumeric() || c == '_' {
-            let mut ident = String::new();
-            while let Some(&c) = chars.peek() {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    ident.push(c);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            tokens.push(ident);
-        } else {
-            return Err(format!("unexpected character `{c}` in expression (expected symbol names, &, |, !, parentheses)"));
-        }
-    }
-    Ok(tokens)
-}
-
-fn parse_or(t: &[String], pos: &mut usize) -> Result<Expr, String> {
-    let mut left = parse_and(t, pos)?;
-    while t.get(*pos).is_some_and(|s| s == "|") {
-        *pos += 1;
-        left = Expr::Or(Box::new(left), Box::new(parse_and(t, pos)?));
-    }
-    Ok(left)
-}
-
-fn parse_and(t: &[String], pos: &mut usize) -> Result<Expr, String> {
-    let mut left = parse_unary(t, pos)?;
-    while t.get(*pos).is_some_and(|s| s == "&") {
-        *pos += 1;
-        left = Expr::And(Box::new(left), Box::new(parse_unary(t, pos)?));
-    }
-    Ok(left)
-}
-
-fn parse_unary(t: &[String], pos: &mut usize) -> Result<Expr, String> {
-    let tok = t.get(*pos).ok_or("expression ends too early")?;
-    *pos += 1;
-    match tok.as_str() {
-        "!" => Ok(Expr::Not(Box::new(parse_unary(t, pos)?))),
-        "(" => {
-            let e = parse_or(t, pos)?;
-            if t.get(*pos).is_none_or(|s| s != ")") {
-                return Err("missing `)` in expression".into());
-            }
-            *pos += 1;
-            Ok(e)
-        }
-        "&" | "|" | ")" => Err(format!("unexpected `{tok}` in expression")),
-        name => Ok(Expr::Symbol(name.to_string())),
-    }
-}
-
-/// The composites, applied in file order after all checks ran.
-#[derive(Debug, Clone, Default)]
-pub struct Composites {
-    rules: Vec<(String, Expr)>,
-}
-
-impl Composites {
-    /// Adds a composite.
-    pub fn push(&mut self, symbol: String, expr: Expr) {
-        self.rules.push((symbol, expr));
-    }
-
-    /// Every composite's symbol and expression.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Expr)> {
-        self.rules.iter().map(|(s, e)| (s.as_str(), e))
-    }
-
-    /// Number of composites.
-    pub fn len(&self) -> usize {
-        self.rules.len()
-    }
-
-    /// True when there is none.
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
-    /// Evaluates every composite over the symbols in `breakdown`; a composite
-    /// that holds is added, and the symbols it names positively are removed
-    /// (rspamd's default), except ones that force an action.
-    pub fn apply(&self, breakdown: &mut Breakdown, table: &SymbolTable) {
-        for (symbol, expr) in &self.rules {
-            let present: HashSet<&str> = breakdown
-                .symbols()
-                .iter()
-                .map(|s| s.hit.name.as_str())
-                .collect();
-            if present.contains(symbol.as_str()) || !expr.eval(&present) {
-                continue;
-            }
-            let mut atoms = Vec::new();
-            expr.atoms(true, &mut atoms);
-            let consumed: Vec<String> = atoms
-                .into_iter()
-                .filter(|(name, positive)| *positive && present.contains(name.as_str()))
-                .map(|(name, _)| name)
-                .collect();
-            breakdown.retain(|s| s.action.is_some() || !consumed.contains(&s.hit.name));
-            breakdown.push(ScoredSymbol::weigh(
-                table,
-                Hit {
-                    why: Default::default(),
-                    name: symbol.clone(),
-                    options: consumed,
-                },
-            ));
-        }
-    }
 }
 
 #[cfg(test)]

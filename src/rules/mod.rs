@@ -3,11 +3,12 @@
 //! and per-group score caps. Files are read in name order; a symbol may be
 //! defined once. Errors name `file:line:col`.
 
+pub mod composite;
 pub mod content;
 
 use crate::config::{locate_key, parse_toml, ConfigError};
 use crate::score::{ForcedAction, Score, SymbolDef, SymbolTable};
-use content::{Composites, ContentRules, Expr, RuleKind, RuleSpec};
+use content::{Brand, Composites, ContentRules, Expr, RuleKind, RuleSpec};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,26 @@ struct RulesFile {
     symbol: BTreeMap<String, SymbolEntry>,
     #[serde(default)]
     group: BTreeMap<String, GroupEntry>,
+    #[serde(default)]
+    brand: BTreeMap<String, BrandEntry>,
+    freemail: Option<FreemailEntry>,
+}
+
+/// One `[brand.NAME]` table: names a display name or a link host may show,
+/// and the domains that really belong to the brand.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BrandEntry {
+    names: Vec<String>,
+    #[serde(default)]
+    domains: Vec<String>,
+}
+
+/// The `[freemail]` table: mailbox providers anyone can sign up at.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FreemailEntry {
+    domains: Vec<String>,
 }
 
 /// One `[group.NAME]` table.
@@ -111,6 +132,8 @@ pub fn load_dir(dir: &Path) -> Result<Rules, ConfigError> {
     let mut specs: Vec<RuleSpec> = Vec::new();
     let mut composites: Vec<(String, String)> = Vec::new();
     let mut caps = BTreeMap::new();
+    let mut brands = Vec::new();
+    let mut freemail = Vec::new();
     for path in rule_files(dir)? {
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
@@ -118,6 +141,12 @@ pub fn load_dir(dir: &Path) -> Result<Rules, ConfigError> {
         })?;
         let file: RulesFile = parse_toml(&path, &text)?;
         let text = Arc::new(text);
+        for (_, b) in file.brand {
+            brands.push(Brand::new(&b.names, &b.domains));
+        }
+        if let Some(f) = file.freemail {
+            freemail.extend(f.domains);
+        }
         for (name, group) in file.group {
             caps.insert(name, Score::from_f64(group.max_score));
         }
@@ -187,19 +216,21 @@ pub fn load_dir(dir: &Path) -> Result<Rules, ConfigError> {
             );
         }
     }
-    let content = ContentRules::compile(&specs).map_err(|e| match defined_in.get(&e.symbol) {
-        Some(origin) => origin.error(
-            &e.symbol,
-            e.key,
-            format!("symbol {}: {}", e.symbol, e.message),
-        ),
-        None => ConfigError::Invalid {
-            path: dir.display().to_string(),
-            line: 1,
-            col: 1,
-            message: e.message,
-        },
-    })?;
+    let mut content =
+        ContentRules::compile(&specs).map_err(|e| match defined_in.get(&e.symbol) {
+            Some(origin) => origin.error(
+                &e.symbol,
+                e.key,
+                format!("symbol {}: {}", e.symbol, e.message),
+            ),
+            None => ConfigError::Invalid {
+                path: dir.display().to_string(),
+                line: 1,
+                col: 1,
+                message: e.message,
+            },
+        })?;
+    content.set_identity(brands, freemail);
     let mut compiled = Composites::default();
     for (name, text) in composites {
         let origin = &defined_in[&name];
@@ -293,6 +324,32 @@ mod tests {
             err.contains("50-c.toml:11:1: symbol C: unknown symbol NOPE"),
             "{err}"
         );
+    }
+
+    /// Issue 17: hostile composites are file:line errors, not a stack
+    /// overflow.
+    #[test]
+    fn deep_or_long_composites_name_file_and_line() {
+        let deep = format!("{}A{}", "(".repeat(20_000), ")".repeat(20_000));
+        let nots = format!("{}A", "!".repeat(1_000_000));
+        let deep_short = format!("{}A{}", "(".repeat(100), ")".repeat(100));
+        for (expr, what) in [
+            (deep, "too long"),
+            (nots, "too long"),
+            (deep_short, "nested too deeply"),
+        ] {
+            let text = format!("[symbol.A]\nscore = 1.0\ndescription = \"d\"\nfix = \"f\"\n\n[symbol.C]\nscore = 1.0\ndescription = \"d\"\nfix = \"f\"\ntype = \"composite\"\nexpression = \"{expr}\"\n");
+            let dir = dir_with(&[("50-c.toml", &text)]);
+            let err = load_dir(&dir).unwrap_err().to_string();
+            assert!(
+                err.contains("50-c.toml:11:1: symbol C: expression"),
+                "{}",
+                &err[..200.min(err.len())]
+            );
+            assert!(err.contains(what), "{}", &err[..200.min(err.len())]);
+        }
+        let nested = format!("{}A{}", "(".repeat(30), ")".repeat(30));
+        assert!(Expr::parse(&nested).is_ok());
     }
 
     #[test]

@@ -103,7 +103,7 @@ impl Session {
             return self.end_transaction("nul", size, reply::nul_in_message());
         }
         let message = decoder.into_message();
-        let parsed = Parsed::parse(&message);
+        let parsed = Parsed::parse_within(&message, self.app.config.scoring.analysis_timeout.0);
         let view = self.view().with_message(&message, &parsed);
         let Some(result) = self.run_phase(Phase::Data, &view).await else {
             return self.end_transaction("tempfail", size, reply::check_tempfail());

@@ -19,8 +19,12 @@ for tool in smtp-source smtp-sink; do
 done
 export PATH="$PATH:/usr/sbin"
 
-cargo build --release --locked -q
-BIN=target/release/smtpgate
+# SMTPGATE_BIN=path measures another build (e.g. an older commit's binary;
+# give it LIMIT_KEYS="" when it predates the per-client limits).
+if [ -z "${SMTPGATE_BIN:-}" ]; then cargo build --release --locked -q; fi
+BIN=${SMTPGATE_BIN:-target/release/smtpgate}
+LIMIT_KEYS=${LIMIT_KEYS-"max_connections_per_client = 0
+max_connection_rate_per_client = 0"}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 SINK_PORT=$(free_port)
@@ -45,8 +49,7 @@ cat > "$WORK/gw.toml" <<TOML
 hostname = "gw.example.test"
 listen = ["127.0.0.1:$GW_PORT"]
 # The load generator is one client: no per-client limits.
-max_connections_per_client = 0
-max_connection_rate_per_client = 0
+$LIMIT_KEYS
 [upstream]
 address = "127.0.0.1:$SINK_PORT"
 pool_size = 64

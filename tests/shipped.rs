@@ -386,3 +386,43 @@ async fn the_shipped_config_starts_without_an_mta_and_tempfails() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gtube_is_refused_by_serve_and_by_check_alike() {
+    let dns = DnsServer::start(Zone::parse(ZONE)).await;
+    let sink = Sink::start(SinkConfig::default()).await;
+    let listen = free_port();
+    let config = shipped_config(listen, sink.addr, dns.addr);
+    let _gw = serve(&config, listen).await;
+    let gtube = "From: <shop@good.test>\r\nTo: <buyer@example.org>\r\nSubject: test\r\n\r\n\
+                 XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n";
+    let mut c = Client::connect(listen).await;
+    assert_eq!(c.read_reply().await.code, 220);
+    assert_eq!(c.cmd("EHLO mail.good.test").await.code, 250);
+    assert_eq!(c.cmd("MAIL FROM:<shop@good.test>").await.code, 250);
+    assert_eq!(c.cmd("RCPT TO:<buyer@example.org>").await.code, 250);
+    assert_eq!(c.cmd("DATA").await.code, 354);
+    c.send(gtube.as_bytes()).await;
+    let served = c.cmd(".").await;
+    assert_eq!((served.code, served.enhanced().as_deref()), (550, Some("5.7.1")), "{}", served.text());
+    assert!(served.text().contains("(GTUBE)"), "{}", served.text());
+    assert!(sink.messages().is_empty(), "GTUBE must not be relayed");
+
+    let path = std::env::temp_dir().join(format!("smtpgate-gtube-{}.eml", listen.port()));
+    std::fs::write(&path, gtube).unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config", config.to_str().unwrap(), "--json"])
+        .args(["--ip", "127.0.0.1", "--helo", "mail.good.test", "--from", "shop@good.test"])
+        .arg(&path)
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["reply"].as_str().unwrap_or(""),
+        format!("550 {}", served.text()),
+        "check and serve give the same reply"
+    );
+    assert_eq!(json["action"], "reject");
+}

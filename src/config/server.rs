@@ -42,6 +42,10 @@ pub struct ServerConfig {
     /// On SIGTERM, how long sessions may take to finish.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Span,
+    /// The AUTH login in our Received header (Postfix's
+    /// smtpd_sasl_authenticated_header): off, every recipient would see it.
+    #[serde(default)]
+    pub received_login: bool,
 }
 
 /// One listening socket: `"127.0.0.1:2525"` or a table.

@@ -188,6 +188,7 @@ impl Session {
             esmtp: self.esmtp,
             tls: tls.as_ref().map(|(v, c)| (v.as_str(), c.as_str())),
             login: self.login.as_deref(),
+            show_login: self.app.config.server.received_login,
             reference: txn.map_or("", |t| t.reference.as_str()),
             single_recipient: single,
         }

@@ -112,6 +112,7 @@ impl Session {
         let Some(txn) = self.txn.as_mut() else {
             return reply::bad_sequence("need MAIL command");
         };
+        txn.message_id = parsed.message_id.clone();
         for symbol in result.found {
             txn.breakdown.push(symbol);
         }

@@ -17,6 +17,7 @@ pub mod smtp; // codec, command, reply, received
 // adapters: the world behind traits
 pub mod auth; // SPF, DKIM, DMARC evaluation and signing
 pub mod dns; // the resolver behind the Lookup trait
+pub mod maps; // Postfix-style map files: domains, addresses, networks, sender logins
 pub mod notify;
 pub mod passwd; // the dovecot passwd-file
 pub mod proxy; // the PROXY v1/v2 header

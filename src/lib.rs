@@ -27,6 +27,8 @@ pub mod smtp;
 pub mod dns;
 /// SPF, DKIM, DMARC evaluation and signing.
 pub mod mailauth;
+/// Postfix-style map files: domains, addresses, networks, sender logins.
+pub mod maps;
 /// systemd's notify socket.
 pub mod notify;
 /// The dovecot passwd-file.

@@ -219,7 +219,12 @@ async fn trusted_clients_relay_but_routing_tricks_are_still_refused() {
 #[tokio::test]
 async fn auth_is_offered_only_after_tls_and_lets_untrusted_clients_relay() {
     let sink = Sink::start(SinkConfig::default()).await;
-    let gw = common::start(&config(&sink, UNTRUSTED, "")).await;
+    // With received_login the Received header names the login.
+    let text = config(&sink, UNTRUSTED, "").replace(
+        "listen = [\"127.0.0.1:0\"]",
+        "listen = [\"127.0.0.1:0\"]\nreceived_login = true",
+    );
+    let gw = common::start(&text).await;
     let mut c = Client::connect(gw.addr).await;
     c.read_reply().await;
     let r = c.expect("EHLO client.example.test", 250).await;
@@ -444,6 +449,17 @@ async fn a_trusted_cleartext_listener_offers_auth_without_tls() {
         235,
     )
     .await;
+    // By default the Received header says ESMTPA but not who logged in
+    // (Postfix's smtpd_sasl_authenticated_header = no).
+    c.expect("MAIL FROM:<plain@example.test>", 250).await;
+    c.expect("RCPT TO:<b@example.net>", 250).await;
+    c.expect("DATA", 354).await;
+    assert_eq!(c.cmd("Subject: cleartext\r\n\r\nhi\r\n.").await.code, 250);
+    let msgs = sink.wait_for_messages(1, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&msgs[0].data);
+    assert!(text.contains("with ESMTPA id"), "{text}");
+    assert!(!text.contains("Authenticated sender"), "{text}");
+    assert!(!text.contains("plain@example.test)"), "{text}");
 }
 
 fn swaks(addr: SocketAddr, mechanism: &str) -> std::process::Output {

@@ -155,7 +155,7 @@ async fn exactly_the_threshold_is_spam_and_just_below_passes() {
             &sink,
             "reject",
             None,
-            &format!("[scores]\nSUBJ_ALL_CAPS = {score}\n"),
+            &format!("[scores]\nSUBJ_ALL_CAPS = {score}\n[headers]\nspamd_result = \"full\"\n"),
         ))
         .await;
         let r = send_message(
@@ -179,6 +179,51 @@ async fn exactly_the_threshold_is_spam_and_just_below_passes() {
     assert_eq!(msgs.len(), 1);
     let data = String::from_utf8_lossy(&msgs[0].data);
     assert!(data.contains("X-Spamd-Result: default: False [1.99 / 2.00];\r\n\tSUBJ_ALL_CAPS(1.99)[HELLO THERE]\r\n"), "{data}");
+}
+
+#[tokio::test]
+async fn x_spamd_result_is_off_by_default_and_symbols_or_full_on_request() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    for (headers, expected) in [
+        ("", None),
+        (
+            "[headers]\nspamd_result = \"off\"\n",
+            None,
+        ),
+        (
+            "[headers]\nspamd_result = \"symbols\"\n",
+            Some("X-Spamd-Result: default: False [1.50 / 2.00];\r\n\tSUBJ_ALL_CAPS(1.50)[]\r\n"),
+        ),
+        (
+            "[headers]\nspamd_result = \"full\"\n",
+            Some("X-Spamd-Result: default: False [1.50 / 2.00];\r\n\tSUBJ_ALL_CAPS(1.50)[HELLO THERE]\r\n"),
+        ),
+    ] {
+        let before = sink.messages().len();
+        let gw = common::start(&config(
+            &sink,
+            "reject",
+            None,
+            &format!("[scores]\nSUBJ_ALL_CAPS = 1.50\n{headers}"),
+        ))
+        .await;
+        let r = send_message(
+            gw.addr,
+            "info@example.test",
+            &["a@example.net"],
+            clean("HELLO THERE").as_bytes(),
+        )
+        .await;
+        assert_eq!((r.code, r.enhanced().as_deref()), (250, Some("2.0.0")), "{r:?}");
+        let msgs = sink.wait_for_messages(before + 1, Duration::from_secs(5)).await;
+        let data = String::from_utf8_lossy(&msgs[before].data).to_string();
+        match expected {
+            None => assert!(!data.contains("X-Spamd-Result"), "{headers}: {data}"),
+            Some(h) => assert!(data.contains(h), "{headers}: {data}"),
+        }
+        // Nothing to report about SPF/DKIM/DMARC: no `; none` line.
+        assert!(!data.contains("Authentication-Results"), "{data}");
+    }
 }
 
 const BLOCK_RULE: &str = "[symbol.TEST_BLOCKED]\nscore = 0.0\naction = \"block\"\ntype = \"header\"\nheader = \"X-Test-Block\"\nexists = true\ndescription = \"Test: a blocking symbol.\"\nfix = \"Remove X-Test-Block.\"\n";

@@ -404,7 +404,12 @@ async fn gtube_is_refused_by_serve_and_by_check_alike() {
     assert_eq!(c.cmd("DATA").await.code, 354);
     c.send(gtube.as_bytes()).await;
     let served = c.cmd(".").await;
-    assert_eq!((served.code, served.enhanced().as_deref()), (550, Some("5.7.1")), "{}", served.text());
+    assert_eq!(
+        (served.code, served.enhanced().as_deref()),
+        (550, Some("5.7.1")),
+        "{}",
+        served.text()
+    );
     assert!(served.text().contains("(GTUBE)"), "{}", served.text());
     assert!(sink.messages().is_empty(), "GTUBE must not be relayed");
 
@@ -412,7 +417,14 @@ async fn gtube_is_refused_by_serve_and_by_check_alike() {
     std::fs::write(&path, gtube).unwrap();
     let out = Command::new(BIN)
         .args(["check", "--config", config.to_str().unwrap(), "--json"])
-        .args(["--ip", "127.0.0.1", "--helo", "mail.good.test", "--from", "shop@good.test"])
+        .args([
+            "--ip",
+            "127.0.0.1",
+            "--helo",
+            "mail.good.test",
+            "--from",
+            "shop@good.test",
+        ])
         .arg(&path)
         .current_dir(common::root())
         .output()

@@ -6,6 +6,7 @@ mod dns;
 mod envelope;
 mod error;
 mod greylist;
+mod headers;
 mod log;
 mod outbound;
 mod ratelimit;
@@ -19,6 +20,7 @@ pub use dns::DnsConfig;
 pub use envelope::{CalloutScope, DnsblConfig, DnsblOnError, EnvelopeConfig, Zone};
 pub use error::{line_col, locate_key, parse_toml, ConfigError};
 pub use greylist::GreylistConfig;
+pub use headers::{HeadersConfig, SpamdResult};
 pub use log::{LogConfig, LogFormat};
 pub use outbound::{DkimConfig, OutboundConfig};
 pub use ratelimit::{Limits, RateLimitConfig};
@@ -55,6 +57,9 @@ pub struct Config {
     /// `[relay]`: who may relay, which domains are ours.
     #[serde(default)]
     pub relay: RelayConfig,
+    /// `[headers]`: which verdict headers leave with the mail.
+    #[serde(default)]
+    pub headers: HeadersConfig,
     /// `[dns]`: resolver settings.
     #[serde(default)]
     pub dns: DnsConfig,

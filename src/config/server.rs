@@ -53,6 +53,10 @@ pub struct ServerConfig {
     /// On SIGTERM, how long sessions may take to finish.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Span,
+    /// The AUTH login in our Received header (Postfix's
+    /// smtpd_sasl_authenticated_header): off, every recipient would see it.
+    #[serde(default)]
+    pub received_login: bool,
 }
 
 /// `[[server.client_limits]]`: other per-client limits for the clients of

@@ -1,5 +1,6 @@
 //! What a passed message carries to the MTA: the header block we prepend
-//! (the session's Received line, Authentication-Results, X-Spamd-Result,
+//! (the session's Received line, Authentication-Results when there is
+//! something to report, X-Spamd-Result when `[headers]` asks for it,
 //! our DKIM signature) on the message with client copies of our verdict
 //! headers removed; and what a delivery counts (rate limits).
 
@@ -32,9 +33,16 @@ pub fn prepare<'a>(
     let hostname = &app.config.server.hostname;
     let message = crate::message::as_delivered(hostname, message);
     let mut header = received;
-    // Nothing to report: no Authentication-Results line at all.
-    header.extend(authentication_results(hostname, breakdown));
-    header.push_str(&spamd_result(breakdown, &app.policy.threshold.to_string()));
+    // Nothing to report is no header (RFC 8601 allows `none`, but every
+    // recipient would get a line saying nothing).
+    if let Some(results) = authentication_results(hostname, breakdown) {
+        header.push_str(&results);
+    }
+    let threshold = app.policy.threshold.to_string();
+    let mode = app.config.headers.spamd_result;
+    if let Some(result) = spamd_result(breakdown, &threshold, mode) {
+        header.push_str(&result);
+    }
     header.extend(app.auth.sign(&message));
     Prepared { header, message }
 }

@@ -112,6 +112,7 @@ impl Session {
         let Some(txn) = self.txn.as_mut() else {
             return reply::bad_sequence("need MAIL command");
         };
+        txn.message_id = parsed.message_id.clone();
         for symbol in result.found {
             txn.breakdown.push(symbol);
         }
@@ -188,6 +189,7 @@ impl Session {
             esmtp: self.esmtp,
             tls: tls.as_ref().map(|(v, c)| (v.as_str(), c.as_str())),
             login: self.login.as_deref(),
+            show_login: self.app.config.server.received_login,
             reference: txn.map_or("", |t| t.reference.as_str()),
             single_recipient: single,
         }

@@ -41,13 +41,16 @@ impl Session {
             upstream_lost: false,
             breakdown,
             started: Instant::now(),
+            message_id: None,
         });
         let view = self.view();
         let Some(result) = self.run_phase(Phase::Mail, &view).await else {
+            self.log_refusal("MAIL", &reply::check_tempfail(), None);
             self.txn = None;
             return self.reply_ok(reply::check_tempfail());
         };
         if let Some(r) = phase_reply(&result, None).filter(|_| result.action != Action::Block) {
+            self.log_refusal("MAIL", &r, None);
             self.txn = None;
             return self.reply_ok(r);
         }

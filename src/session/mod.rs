@@ -8,6 +8,7 @@
 
 mod data;
 mod helo;
+mod log;
 mod mail;
 mod rcpt;
 mod sasl;
@@ -64,6 +65,8 @@ pub struct Txn {
     pub breakdown: Breakdown,
     /// When MAIL was received.
     pub started: Instant,
+    /// The message's Message-ID, once DATA was parsed (for the logs).
+    pub message_id: Option<String>,
 }
 
 /// What reading the next command produced.
@@ -362,8 +365,72 @@ impl Session {
         }
     }
 
+    /// The client as the Postfix-style lines name it.
+    fn log_client(&self) -> log::Client<'_> {
+        log::Client {
+            name: None,
+            ip: self.peer.ip(),
+            helo: self.helo.as_deref().unwrap_or(""),
+            proto: if self.esmtp { "ESMTP" } else { "SMTP" },
+            login: self.login.as_deref(),
+        }
+    }
+
+    /// The Postfix-style line for a MAIL or RCPT refusal (`stage`).
+    pub(crate) fn log_refusal(&self, stage: &str, reply: &Reply, to: Option<&Address>) {
+        if reply.is_positive() {
+            return;
+        }
+        let from = self
+            .txn
+            .as_ref()
+            .map_or_else(Address::null, |t| t.sender.clone());
+        let line = log::noqueue_reject(&self.log_client(), stage, reply, &from, to);
+        tracing::info!(target: log::TARGET, "{line}");
+    }
+
+    /// The Postfix-style lines for the end of a message: one reject line,
+    /// or one line per recipient with its status.
+    fn log_outcome(&self, txn: &Txn, action: &str, size: usize, reply: &Reply) {
+        let client = self.log_client();
+        let id = txn.message_id.as_deref();
+        if !reply.is_positive() {
+            let line = log::message_reject(
+                &client,
+                &txn.reference,
+                reply,
+                &txn.sender,
+                &txn.recipients,
+                id,
+            );
+            tracing::info!(target: log::TARGET, "{line}");
+            return;
+        }
+        let status = if action == "delivered" {
+            "sent"
+        } else {
+            "bounced"
+        };
+        for to in &txn.recipients {
+            let line = log::outcome(
+                &client,
+                &txn.reference,
+                &txn.sender,
+                to,
+                id,
+                size,
+                status,
+                reply,
+            );
+            tracing::info!(target: log::TARGET, "{line}");
+        }
+    }
+
     /// The one summary line per transaction (DESIGN §7).
     pub fn log_transaction(&self, txn: &Txn, action: &str, size: usize, reply: Option<&Reply>) {
+        if let Some(reply) = reply {
+            self.log_outcome(txn, action, size, reply);
+        }
         let symbols: Vec<String> = txn
             .breakdown
             .sorted()

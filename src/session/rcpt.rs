@@ -19,15 +19,18 @@ impl Session {
         txn.rcpt_attempts += 1;
         let view = self.view().with_recipient(&recipient);
         let Some(result) = self.run_phase(Phase::Rcpt, &view).await else {
+            self.log_refusal("RCPT", &reply::check_tempfail(), Some(&recipient));
             return self.reply_ok(reply::check_tempfail());
         };
         if let Some(r) = phase_reply(&result, Some(&recipient)) {
+            self.log_refusal("RCPT", &r, Some(&recipient));
             return self.reply_ok(r);
         }
         let (reply, from_rcpt) = self.relay_rcpt(&recipient).await;
         if from_rcpt {
             pipeline::upstream_answered_rcpt(&self.app, &recipient, &reply).await;
         }
+        self.log_refusal("RCPT", &reply, Some(&recipient));
         if let Some(txn) = self.txn.as_mut() {
             if reply.is_positive() {
                 txn.recipients.push(recipient);

@@ -17,8 +17,10 @@ pub struct Trace<'a> {
     pub esmtp: bool,
     /// TLS protocol version and cipher suite, when encrypted.
     pub tls: Option<(&'a str, &'a str)>,
-    /// The SMTP AUTH login, when authenticated.
+    /// The SMTP AUTH login, when authenticated (the protocol says ESMTPA).
     pub login: Option<&'a str>,
+    /// Whether the header names the login (`[server] received_login`).
+    pub show_login: bool,
     /// The transaction's reference.
     pub reference: &'a str,
     /// The recipient, recorded only when there is exactly one.
@@ -40,7 +42,7 @@ impl Trace<'_> {
             IpAddr::V6(v6) => format!("IPv6:{v6}"),
         };
         let mut h = format!("Received: from {} ([{}])", self.helo, ip);
-        if let Some(login) = self.login {
+        if let Some(login) = self.login.filter(|_| self.show_login) {
             h.push_str(&format!("\r\n\t(Authenticated sender: {login})"));
         }
         if let Some((version, cipher)) = self.tls {
@@ -116,6 +118,7 @@ mod tests {
             esmtp: true,
             tls: Some(("TLSv1.3", "TLS13_AES_128_GCM_SHA256")),
             login: None,
+            show_login: false,
             reference: "K3F9Q2ZP",
             single_recipient: Some("a@example.net".into()),
         };
@@ -123,6 +126,31 @@ mod tests {
         assert_eq!(
             h,
             "Received: from web1.example.test ([192.0.2.7])\r\n\t(using TLSv1.3 with cipher TLS13_AES_128_GCM_SHA256)\r\n\tby gw.example.test (smtpgate) with ESMTPS id K3F9Q2ZP\r\n\tfor <a@example.net>; Thu, 01 Jan 1970 00:00:00 +0000\r\n"
+        );
+    }
+
+    #[test]
+    fn the_login_is_shown_only_when_asked() {
+        let mut trace = Trace {
+            helo: "web1.example.test",
+            client_ip: "192.0.2.7".parse().unwrap(),
+            hostname: "gw.example.test",
+            esmtp: true,
+            tls: None,
+            login: Some("alice"),
+            show_login: false,
+            reference: "K3F9Q2ZP",
+            single_recipient: None,
+        };
+        let hidden = trace.header(UNIX_EPOCH);
+        assert_eq!(
+            hidden,
+            "Received: from web1.example.test ([192.0.2.7])\r\n\tby gw.example.test (smtpgate) with ESMTPA id K3F9Q2ZP; Thu, 01 Jan 1970 00:00:00 +0000\r\n"
+        );
+        trace.show_login = true;
+        assert_eq!(
+            trace.header(UNIX_EPOCH),
+            "Received: from web1.example.test ([192.0.2.7])\r\n\t(Authenticated sender: alice)\r\n\tby gw.example.test (smtpgate) with ESMTPA id K3F9Q2ZP; Thu, 01 Jan 1970 00:00:00 +0000\r\n"
         );
     }
 }

@@ -26,8 +26,8 @@ pub struct Client<'a> {
     pub login: Option<&'a str>,
     /// True after EHLO (PROTO=ESMTP).
     pub esmtp: bool,
-    /// The forwarder said ADDR=[UNAVAILABLE]: the client is not trusted,
-    /// whatever the connection's address.
+    /// A forwarder spoke without a usable ADDR (none, or [UNAVAILABLE]):
+    /// the client is not trusted, whatever the connection's address.
     pub addr_unknown: bool,
     /// The forwarder's address, when this client was forwarded.
     pub forwarded_by: Option<IpAddr>,
@@ -75,26 +75,19 @@ impl Session {
         if f.is_empty() {
             return own;
         }
+        // Once a forwarder speaks, what it did not forward is unknown, not
+        // the forwarder's own (Postfix's smtpd_xforward_preset).
         Client {
             ip: f.addr.flatten().unwrap_or(own.ip),
-            port: match &f.port {
-                None => own.port,
-                Some(_) => Forwarded::text(&f.port).and_then(|p| p.parse().ok()),
-            },
+            port: Forwarded::text(&f.port).and_then(|p| p.parse().ok()),
             name: Forwarded::text(&f.name),
-            helo: match &f.helo {
-                None => own.helo,
-                Some(_) => Forwarded::text(&f.helo),
-            },
-            login: match &f.login {
-                None => own.login,
-                Some(_) => Forwarded::text(&f.login),
-            },
+            helo: Forwarded::text(&f.helo),
+            login: Forwarded::text(&f.login),
             esmtp: match Forwarded::text(&f.proto) {
                 Some(p) => !p.eq_ignore_ascii_case("SMTP"),
                 None => own.esmtp,
             },
-            addr_unknown: f.addr == Some(None),
+            addr_unknown: f.addr.is_none_or(|a| a.is_none()),
             forwarded_by: Some(own.ip),
         }
     }

@@ -64,7 +64,10 @@ pub(super) struct Connection {
 }
 
 impl Connection {
-    pub(super) async fn open(config: &UpstreamConfig, helo: &str) -> Result<Connection, UpstreamError> {
+    pub(super) async fn open(
+        config: &UpstreamConfig,
+        helo: &str,
+    ) -> Result<Connection, UpstreamError> {
         let stream = timeout(config.connect_timeout.0, TcpStream::connect(config.address))
             .await
             .map_err(|_| UpstreamError::Timeout("connecting"))?
@@ -104,7 +107,11 @@ impl Connection {
 
     /// XCLIENT (when configured and offered): the MTA restarts the session
     /// for the client we name and greets again; then EHLO again.
-    pub(super) async fn xclient(&mut self, origin: &Origin, helo: &str) -> Result<(), UpstreamError> {
+    pub(super) async fn xclient(
+        &mut self,
+        origin: &Origin,
+        helo: &str,
+    ) -> Result<(), UpstreamError> {
         let Some(offered) = self.caps.xclient.clone() else {
             return Ok(());
         };
@@ -260,8 +267,14 @@ mod tests {
     #[test]
     fn queue_ids_of_common_mtas() {
         let id = |text: &str| queue_id(&reply_from_lines(250, vec![text.into()]));
-        assert_eq!(id("2.0.0 Ok: queued as 4Zb3kQ1xyz").as_deref(), Some("4Zb3kQ1xyz"));
-        assert_eq!(id("OK id=1tHxYz-000ABC-2x").as_deref(), Some("1tHxYz-000ABC-2x"));
+        assert_eq!(
+            id("2.0.0 Ok: queued as 4Zb3kQ1xyz").as_deref(),
+            Some("4Zb3kQ1xyz")
+        );
+        assert_eq!(
+            id("OK id=1tHxYz-000ABC-2x").as_deref(),
+            Some("1tHxYz-000ABC-2x")
+        );
         assert_eq!(
             id("2.0.0 5B1Hq3x9012345 Message accepted for delivery").as_deref(),
             Some("5B1Hq3x9012345")
@@ -305,4 +318,3 @@ mod tests {
         assert_eq!(r.enhanced, "2.0.0");
     }
 }
-

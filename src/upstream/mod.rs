@@ -72,6 +72,9 @@ pub struct Upstream {
     /// What the latest new connection's EHLO offered (`None`: not yet
     /// connected).
     offered: Mutex<Option<Offered>>,
+    /// Held by a probe while it connects: a transaction that finds no idle
+    /// connection waits for it and takes the probe's connection.
+    probing: tokio::sync::Mutex<()>,
 }
 
 impl Upstream {
@@ -84,6 +87,7 @@ impl Upstream {
             idle: Mutex::new(Vec::new()),
             slots,
             offered: Mutex::new(None),
+            probing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -97,6 +101,7 @@ impl Upstream {
     /// to know what it offers before any connection was made); the
     /// connection is pooled for the next transaction.
     pub async fn probe(&self) -> Result<Offered, UpstreamError> {
+        let _gate = self.probing.lock().await;
         let conn = self.connect().await?;
         let offered = offered_by(&conn.caps);
         self.put_idle(conn);
@@ -174,6 +179,9 @@ impl Upstream {
             .await
             .map_err(|_| UpstreamError::Timeout("waiting for a free upstream connection"))?
             .map_err(|_| UpstreamError::Protocol("pool closed".into()))?;
+        if self.idle_count() == 0 {
+            drop(self.probing.lock().await);
+        }
         if let Some(mut conn) = self.take_idle() {
             if let Ok(replies) = self
                 .open_transaction(&mut conn, (sender, params, recipient), origin, true)
@@ -408,4 +416,3 @@ impl Transaction {
         }
     }
 }
-

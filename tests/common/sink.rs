@@ -289,11 +289,9 @@ async fn serve(stream: TcpStream, cfg: Arc<SinkConfig>, state: Arc<Mutex<State>>
                 rcpts.clear();
                 reply
             }
-        } else if upper == "RSET" {
+        } else if upper == "RSET" || (cfg.xforward && upper.starts_with("XFORWARD ")) {
             from = None;
             rcpts.clear();
-            "250 2.0.0 Ok".into()
-        } else if cfg.xforward && upper.starts_with("XFORWARD ") {
             "250 2.0.0 Ok".into()
         } else if upper == "NOOP" {
             "250 2.0.0 Ok".into()

@@ -124,6 +124,19 @@ impl Server {
     /// Accepts connections until shutdown, then waits for sessions to end,
     /// at most `server.shutdown_timeout`.
     pub async fn run(self) {
+        // What the MTA offers decides what EHLO advertises (SMTPUTF8,
+        // 8BITMIME): learn it now rather than at the first transaction.
+        let upstream = Arc::clone(&self.handle.app().upstream);
+        tokio::spawn(async move {
+            match upstream.probe().await {
+                Ok(o) => tracing::info!(
+                    smtputf8 = o.smtputf8,
+                    eightbitmime = o.eightbit,
+                    "upstream MTA extensions"
+                ),
+                Err(e) => tracing::debug!(error = %e, "upstream probe failed"),
+            }
+        });
         let mut accepting = Vec::new();
         for (listener, config) in self.listeners {
             let handle = self.handle.clone();
@@ -186,6 +199,8 @@ async fn accept_loop(
                                 if let Some(stream) = start(tcp, peer, &config, &app).await {
                                     let mut session = Session::new(app, stream, peer, shutdown);
                                     session.trusted_cleartext = config.trusted_cleartext;
+                                    session.xforward_allowed =
+                                        config.xforward_from.iter().any(|n| n.contains(&peer.ip()));
                                     session.run().await;
                                 }
                                 drop(admitted);

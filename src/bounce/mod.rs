@@ -151,7 +151,7 @@ pub async fn send_alert(app: &App, to: &str, alert: &[u8]) -> Result<(), String>
     let rcpt = parse_address(to, false).map_err(|_| format!("bad originator address {to}"))?;
     let (open, reply) = app
         .upstream
-        .begin(&Address::null(), &MailParams::default(), &rcpt)
+        .begin(&Address::null(), &MailParams::default(), &rcpt, None)
         .await
         .map_err(|e| e.to_string())?;
     let Some(open) = open else {

@@ -93,6 +93,11 @@ pub struct Listener {
     /// TLS from the first byte (port 465 style); needs `[tls]`.
     #[serde(default)]
     pub implicit_tls: bool,
+    /// Clients allowed to send XFORWARD (a Postfix in front with
+    /// `smtpd_proxy_filter`): what they forward stands for the client in
+    /// checks, Received and logs. Empty: XFORWARD is offered to no one.
+    #[serde(default)]
+    pub xforward_from: Vec<ipnet::IpNet>,
 }
 
 impl<'de> Deserialize<'de> for ListenerEntry {
@@ -112,6 +117,7 @@ impl<'de> Deserialize<'de> for ListenerEntry {
                             proxy_protocol: false,
                             proxy_from: Vec::new(),
                             implicit_tls: false,
+                            xforward_from: Vec::new(),
                         })
                     })
                     .map_err(|_| {
@@ -167,6 +173,12 @@ pub struct UpstreamConfig {
     /// Idle pooled connections older than this are closed, not reused.
     #[serde(default = "default_max_idle")]
     pub max_idle: Span,
+    /// Send XCLIENT (the client's NAME, ADDR, PORT, PROTO, HELO) when the
+    /// MTA offers it, so its own policies judge the customer; the MTA must
+    /// authorize us (`smtpd_authorized_xclient_hosts`). XFORWARD (logging
+    /// only) is sent whenever offered.
+    #[serde(default)]
+    pub xclient: bool,
 }
 
 /// `[metrics]`.

@@ -109,6 +109,7 @@ impl Session {
             return self.end_transaction("tempfail", size, reply::check_tempfail());
         };
         let app = self.app.clone();
+        let login = self.client().login.map(str::to_string);
         let Some(txn) = self.txn.as_mut() else {
             return reply::bad_sequence("need MAIL command");
         };
@@ -135,7 +136,7 @@ impl Session {
             action: &action,
             breakdown: &txn.breakdown,
             reference: &txn.reference,
-            login: self.login.as_deref(),
+            login: login.as_deref(),
             sender: &txn.sender,
             recipients: &txn.recipients,
             message: &message,
@@ -154,6 +155,11 @@ impl Session {
             return reply::bad_sequence("need MAIL command");
         };
         let prepared = crate::delivery::prepare(&app, received, &txn.breakdown, message);
+        if txn.upstream.as_ref().is_some_and(|o| !o.eightbit()) && !message.is_ascii() {
+            // RFC 6152 §3: never 8-bit octets to a 7-bit MTA, and no
+            // conversion here (it would break DKIM signatures).
+            return self.end_transaction("8bit refused", size, reply::eightbit_unsupported());
+        }
         let Some(open) = txn.upstream.take() else {
             return self.end_transaction("tempfail", size, reply::upstream_lost());
         };
@@ -167,28 +173,33 @@ impl Session {
                 e.reply()
             }
         };
-        let action = if reply.is_positive() {
-            crate::delivery::delivered(&app, &self.view()).await;
-            "delivered"
-        } else {
-            "upstream refused"
-        };
-        self.end_transaction(action, size, reply)
+        if !reply.is_positive() {
+            return self.end_transaction("upstream refused", size, reply);
+        }
+        crate::delivery::delivered(&app, &self.view()).await;
+        // Our own text, whatever the MTA said (a BDAT chunk count, say),
+        // with its queue id.
+        let queue_id = crate::upstream::queue_id(&reply);
+        let reference = self.txn.as_ref().map_or("", |t| t.reference.as_str());
+        tracing::debug!(reference, upstream = %reply, "upstream queued the message");
+        let ours = reply::delivered(queue_id.as_deref(), reference);
+        self.end_transaction("delivered", size, ours)
     }
 
     fn trace_header(&self) -> String {
         let tls = self.stream.tls_info();
+        let client = self.client();
         let txn = self.txn.as_ref();
         let single = txn
             .filter(|t| t.recipients.len() == 1)
             .map(|t| t.recipients[0].to_string());
         Trace {
-            helo: self.helo.as_deref().unwrap_or("unknown"),
-            client_ip: self.peer.ip(),
+            helo: client.helo.unwrap_or("unknown"),
+            client_ip: client.ip,
             hostname: &self.app.config.server.hostname,
-            esmtp: self.esmtp,
+            esmtp: client.esmtp,
             tls: tls.as_ref().map(|(v, c)| (v.as_str(), c.as_str())),
-            login: self.login.as_deref(),
+            login: client.login,
             show_login: self.app.config.server.received_login,
             reference: txn.map_or("", |t| t.reference.as_str()),
             single_recipient: single,
@@ -210,7 +221,7 @@ impl Session {
                     &self.app,
                     crate::verdict::Story {
                         reference: &txn.reference,
-                        client: (self.peer.ip(), self.helo.as_deref().unwrap_or("")),
+                        client: (self.client().ip, self.client().helo.unwrap_or("")),
                         sender: &txn.sender,
                         recipients: &txn.recipients,
                         action,
@@ -220,6 +231,7 @@ impl Session {
                 );
             }
         }
+        self.forwarded = crate::smtp::xforward::Forwarded::default();
         reply
     }
 }

@@ -1,4 +1,5 @@
-//! MAIL FROM: sequence, size and the MAIL-phase checks.
+//! MAIL FROM: sequence, size, SMTPUTF8 against the upstream, the HELO
+//! phase for a forwarder's client, and the MAIL-phase checks.
 
 use crate::action::Action;
 use crate::address::Address;
@@ -26,6 +27,18 @@ impl Session {
             .is_some_and(|size| size > self.app.config.server.max_message_size as u64)
         {
             return self.reply_ok(reply::message_too_big());
+        }
+        if params.smtputf8 {
+            if let Some(refused) = self.upstream_refuses_smtputf8().await {
+                return self.reply_ok(refused);
+            }
+        }
+        if self.xforward_allowed {
+            // The HELO phase judges the client XFORWARD named (or the
+            // forwarder itself when it named none).
+            if let Some(flow) = self.helo_checks().await {
+                return flow;
+            }
         }
         let mut breakdown = Breakdown::with_caps(Arc::clone(&self.app.caps));
         for symbol in &self.helo_symbols {
@@ -60,5 +73,22 @@ impl Session {
             }
         }
         self.reply_ok(reply::mail_ok())
+    }
+
+    /// MAIL ... SMTPUTF8 when the upstream lacks SMTPUTF8: 553 5.6.7 now,
+    /// before any recipient is accepted (RFC 6531 §3.6). Before the first
+    /// connection to the MTA, one is made to find out (its failure: 4xx).
+    async fn upstream_refuses_smtputf8(&self) -> Option<crate::smtp::reply::Reply> {
+        let offered = match self.app.upstream.offered() {
+            Some(o) => o,
+            None => match self.app.upstream.probe().await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(client = %self.peer, error = %e, "upstream probe failed");
+                    return Some(e.reply());
+                }
+            },
+        };
+        (!offered.smtputf8).then(reply::smtputf8_unsupported)
     }
 }

@@ -14,6 +14,7 @@ mod rcpt;
 mod sasl;
 mod starttls;
 pub mod stream;
+mod xforward;
 
 use crate::address::Address;
 use crate::app::App;
@@ -24,6 +25,7 @@ use crate::session::stream::Stream;
 use crate::smtp::codec::{LineError, LineFramer, MAX_LINE};
 use crate::smtp::command::{self, Command, CommandError, MailParams};
 use crate::smtp::reply::{self, Reply};
+use crate::smtp::xforward::Forwarded;
 use crate::upstream::Transaction;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -101,6 +103,12 @@ pub struct Session {
     pub trusted_cleartext: bool,
     /// The SMTP AUTH login, once authenticated.
     pub login: Option<String>,
+    /// The listener's `xforward_from` holds this client: XFORWARD is
+    /// offered, and the HELO-phase checks wait for MAIL (they judge the
+    /// client forwarded by then, not the forwarder).
+    pub xforward_allowed: bool,
+    /// What XFORWARD said for the next transaction.
+    pub forwarded: Forwarded,
 }
 
 impl Session {
@@ -125,6 +133,8 @@ impl Session {
             shutdown,
             trusted_cleartext: false,
             login: None,
+            xforward_allowed: false,
+            forwarded: Forwarded::default(),
         }
     }
 
@@ -293,6 +303,7 @@ impl Session {
             Err(CommandError::Parameter(p)) => {
                 return self.protocol_error(reply::unsupported_parameter(&p))
             }
+            Err(e @ CommandError::Xforward(_)) => return self.xforward_error(&e),
         };
         // The phases are boxed so that an idle session's future stays small
         // (10,000 idle connections must fit in 150 MB).
@@ -312,6 +323,7 @@ impl Session {
             }
             Command::StartTls => Box::pin(self.starttls()).await,
             Command::Auth(mechanism, initial) => Box::pin(self.auth(mechanism, initial)).await,
+            Command::Xforward(attributes) => self.xforward(attributes),
         }
     }
 
@@ -321,15 +333,18 @@ impl Session {
         Flow::Continue
     }
 
-    /// A view of the session for checks (the pipeline's one constructor).
+    /// A view of the session for checks (the pipeline's one constructor),
+    /// about the client XFORWARD named when it did.
     pub fn view<'a>(&'a self) -> View<'a> {
-        let view = View::new(
-            self.peer.ip(),
-            self.helo.as_deref().unwrap_or(""),
+        let client = self.client();
+        let mut view = View::new(
+            client.ip,
+            client.helo.unwrap_or(""),
             matches!(self.stream, Stream::Tls(_)),
-            self.login.as_deref(),
+            client.login,
             &self.app.config.relay,
         );
+        view.trusted &= !client.addr_unknown;
         match self.txn.as_ref() {
             Some(t) => view.with_transaction(&t.sender, &t.recipients),
             None => view,
@@ -353,7 +368,8 @@ impl Session {
     }
 
     /// Ends the current transaction without delivery (RSET, new EHLO,
-    /// disconnect): the upstream connection goes back to the pool.
+    /// disconnect): the upstream connection goes back to the pool, and
+    /// what XFORWARD said is forgotten.
     pub fn abort_transaction(&mut self, why: &str) {
         if let Some(mut txn) = self.txn.take() {
             if let Some(upstream) = txn.upstream.take() {
@@ -363,6 +379,7 @@ impl Session {
                 self.log_transaction(&txn, why, 0, None);
             }
         }
+        self.forwarded = Forwarded::default();
     }
 
     /// The client as the Postfix-style lines name it.
@@ -442,12 +459,16 @@ impl Session {
             action,
             txn.breakdown.symbols().iter().map(|s| s.hit.name.as_str()),
         );
+        let client = self.client();
         tracing::info!(
             target: "smtpgate::transaction",
             reference = %txn.reference,
-            client = %self.peer.ip(),
-            login = self.login.as_deref().unwrap_or(""),
-            helo = self.helo.as_deref().unwrap_or(""),
+            client = %client.ip,
+            client_name = client.name.unwrap_or("unknown"),
+            forwarded_by = %client.forwarded_by.map(|ip| ip.to_string()).unwrap_or_default(),
+            forwarded_ident = crate::smtp::xforward::Forwarded::text(&self.forwarded.ident).unwrap_or(""),
+            login = client.login.unwrap_or(""),
+            helo = client.helo.unwrap_or(""),
             from = %txn.sender,
             rcpts = %rcpts.join(","),
             size,

@@ -46,6 +46,7 @@ impl Session {
     /// first one. Any upstream failure is a 4xx.
     async fn relay_rcpt(&mut self, recipient: &Address) -> (Reply, bool) {
         let upstream = self.app.upstream.clone();
+        let origin = self.txn.as_ref().map(|t| self.origin(&t.reference));
         let Some(txn) = self.txn.as_mut() else {
             return (reply::bad_sequence("need MAIL command"), false);
         };
@@ -53,7 +54,10 @@ impl Session {
             return (reply::upstream_lost(), false);
         }
         if txn.upstream.is_none() {
-            return match upstream.begin(&txn.sender, &txn.params, recipient).await {
+            return match upstream
+                .begin(&txn.sender, &txn.params, recipient, origin.as_ref())
+                .await
+            {
                 Ok((open, reply)) => {
                     // Without an open transaction the reply is MAIL's.
                     let from_rcpt = open.is_some();

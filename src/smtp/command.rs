@@ -3,6 +3,7 @@
 
 pub use crate::address::Address;
 use crate::address::{parse_address, AddressError};
+use crate::smtp::xforward::{self, Forwarded, XforwardError};
 
 /// MAIL FROM parameters we understand.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub enum Command {
     StartTls,
     /// AUTH with the mechanism and the optional initial response.
     Auth(String, Option<String>),
+    /// XFORWARD with the attributes this line gives (XFORWARD_README).
+    Xforward(Forwarded),
 }
 
 /// Why a line is not a valid command.
@@ -55,6 +58,8 @@ pub enum CommandError {
     Address(String),
     /// An ESMTP parameter we do not support.
     Parameter(String),
+    /// An XFORWARD attribute we do not know, or a value it does not allow.
+    Xforward(XforwardError),
 }
 
 impl From<AddressError> for CommandError {
@@ -112,6 +117,9 @@ pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
             }
             Ok(Command::Auth(mechanism.to_ascii_uppercase(), initial))
         }
+        "XFORWARD" => xforward::parse(args)
+            .map(Command::Xforward)
+            .map_err(CommandError::Xforward),
         _ => Err(CommandError::Unknown),
     }
 }
@@ -288,6 +296,19 @@ mod tests {
             parse(b"MAIL FROM:<nodomain>"),
             Err(CommandError::Address(_))
         ));
+    }
+
+    #[test]
+    fn xforward_carries_its_attributes() {
+        let Ok(Command::Xforward(f)) = parse(b"xforward ADDR=192.0.2.7 HELO=web1.test") else {
+            panic!("not parsed");
+        };
+        assert_eq!(f.addr, Some(Some("192.0.2.7".parse().unwrap())));
+        assert_eq!(Forwarded::text(&f.helo), Some("web1.test"));
+        assert_eq!(
+            parse(b"XFORWARD"),
+            Err(CommandError::Xforward(XforwardError::Syntax))
+        );
     }
 
     #[test]

@@ -5,3 +5,4 @@ pub mod codec;
 pub mod command;
 pub mod received;
 pub mod reply;
+pub mod xforward;

@@ -27,6 +27,12 @@ pub struct SinkConfig {
     pub silent_greeting: bool,
     /// Offer CHUNKING (RFC 3030) and accept BDAT.
     pub chunking: bool,
+    /// Offer XFORWARD (Postfix's attributes) and accept it.
+    pub xforward: bool,
+    /// Do not offer SMTPUTF8.
+    pub without_smtputf8: bool,
+    /// Do not offer 8BITMIME (a 7-bit MTA).
+    pub without_8bitmime: bool,
 }
 
 /// A message the sink accepted.
@@ -92,6 +98,14 @@ impl Sink {
     /// Every command line received, in order, over all connections.
     pub fn commands(&self) -> Vec<String> {
         self.state.lock().unwrap().commands.clone()
+    }
+
+    /// The XFORWARD command lines received, in order.
+    pub fn xforward_lines(&self) -> Vec<String> {
+        self.commands()
+            .into_iter()
+            .filter(|c| c.to_ascii_uppercase().starts_with("XFORWARD "))
+            .collect()
     }
 
     /// Connections accepted so far.
@@ -174,7 +188,22 @@ async fn serve(stream: TcpStream, cfg: Arc<SinkConfig>, state: Arc<Mutex<State>>
         let upper = text.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") {
             let chunking = if cfg.chunking { "250-CHUNKING\r\n" } else { "" };
-            format!("250-sink.example.test\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n{chunking}250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SMTPUTF8")
+            let xforward = if cfg.xforward {
+                "250-XFORWARD NAME ADDR PROTO HELO SOURCE PORT IDENT\r\n"
+            } else {
+                ""
+            };
+            let eightbit = if cfg.without_8bitmime {
+                ""
+            } else {
+                "250-8BITMIME\r\n"
+            };
+            let utf8 = if cfg.without_smtputf8 {
+                ""
+            } else {
+                "250-SMTPUTF8\r\n"
+            };
+            format!("250-sink.example.test\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n{chunking}{xforward}{eightbit}{utf8}250 ENHANCEDSTATUSCODES")
         } else if cfg.chunking && upper.starts_with("BDAT ") && upper.ends_with(" LAST") {
             let len: usize = upper[5..upper.len() - 5].trim().parse().unwrap_or(0);
             let mut data = vec![0u8; len];
@@ -202,6 +231,11 @@ async fn serve(stream: TcpStream, cfg: Arc<SinkConfig>, state: Arc<Mutex<State>>
             reply
         } else if upper.starts_with("HELO") {
             "250 sink.example.test".into()
+        } else if upper.starts_with("MAIL FROM:")
+            && cfg.without_smtputf8
+            && upper.contains("SMTPUTF8")
+        {
+            "555 5.5.4 Unsupported option: SMTPUTF8".into()
         } else if upper.starts_with("MAIL FROM:") {
             from = Some(path_and_params(&text[10..]));
             rcpts.clear();
@@ -255,7 +289,7 @@ async fn serve(stream: TcpStream, cfg: Arc<SinkConfig>, state: Arc<Mutex<State>>
                 rcpts.clear();
                 reply
             }
-        } else if upper == "RSET" {
+        } else if upper == "RSET" || (cfg.xforward && upper.starts_with("XFORWARD ")) {
             from = None;
             rcpts.clear();
             "250 2.0.0 Ok".into()

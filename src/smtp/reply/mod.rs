@@ -107,7 +107,7 @@ pub fn helo(hostname: &str) -> Reply {
     Reply::new(250, "", hostname)
 }
 
-/// Generic success (RSET, NOOP).
+/// Generic success (RSET, NOOP, XFORWARD).
 pub fn ok() -> Reply {
     Reply::new(250, "2.0.0", "Ok")
 }
@@ -296,6 +296,52 @@ pub fn upstream_lost() -> Reply {
 /// The upstream MTA answered in a way the protocol does not allow.
 pub fn upstream_protocol_error() -> Reply {
     Reply::new(451, "4.3.0", "Upstream MTA protocol error, try again later")
+}
+
+/// XFORWARD from a client outside the listener's `xforward_from`
+/// (Postfix's reply).
+pub fn xforward_denied() -> Reply {
+    Reply::new(550, "5.7.0", "Error: insufficient authorization")
+}
+
+/// XFORWARD that does not parse: `name` is the attribute at fault, or
+/// `None` for a line without `attribute=value` pairs (Postfix's texts).
+pub fn xforward_syntax(name: Option<&str>, unknown: bool) -> Reply {
+    let text = match (name, unknown) {
+        (None, _) => "Syntax: XFORWARD attribute=value...".to_string(),
+        (Some(n), true) => format!("Bad XFORWARD attribute name: {n}"),
+        (Some(n), false) => format!("Bad XFORWARD {n} syntax"),
+    };
+    Reply::new(501, "5.5.4", text)
+}
+
+/// MAIL with SMTPUTF8 while the upstream MTA does not offer it (RFC 6531
+/// §3.6: 553 5.6.7), refused at MAIL before any recipient is accepted.
+pub fn smtputf8_unsupported() -> Reply {
+    Reply::new(
+        553,
+        "5.6.7",
+        "Error: SMTPUTF8 is not supported by the upstream MTA; send with ASCII addresses",
+    )
+}
+
+/// 8-bit octets in a message for an upstream without 8BITMIME (RFC 6152
+/// §3: never pass them on; RFC 3463 5.6.3: conversion required).
+pub fn eightbit_unsupported() -> Reply {
+    Reply::new(
+        554,
+        "5.6.3",
+        "Error: message has 8-bit content and the upstream MTA takes 7-bit only; encode it as quoted-printable or base64",
+    )
+}
+
+/// The client's reply when the upstream queued the message: our own text,
+/// with the upstream's queue id when it gave one.
+pub fn delivered(queue_id: Option<&str>, reference: &str) -> Reply {
+    match queue_id {
+        Some(id) => Reply::new(250, "2.0.0", format!("Ok: queued as {id} ref={reference}")),
+        None => Reply::new(250, "2.0.0", format!("Ok: queued ref={reference}")),
+    }
 }
 
 /// A check could not complete (dependency failure): always transient.

@@ -6,22 +6,21 @@
 //! once, transparently). Every read is bounded by `upstream.timeout`; any
 //! failure is an [`UpstreamError`] that the session turns into a 4xx.
 
+mod connection;
+
+pub use connection::queue_id;
+use connection::{Capabilities, Connection};
+
 use crate::address::Address;
 use crate::config::UpstreamConfig;
-use crate::smtp::codec::{stuff_into, LineFramer};
+use crate::smtp::codec::stuff_into;
 use crate::smtp::command::MailParams;
-use crate::smtp::reply::{self, default_enhanced, Reply};
+use crate::smtp::reply::{self, Reply};
+use crate::smtp::xforward::Origin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
-
-/// Longest reply line we accept from the MTA.
-const MAX_REPLY_LINE: usize = 4096;
-/// Most lines in one reply.
-const MAX_REPLY_LINES: usize = 100;
 
 /// Why the upstream could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -53,164 +52,15 @@ impl UpstreamError {
     }
 }
 
-/// What the MTA announced in its EHLO reply.
-#[derive(Debug, Clone, Copy, Default)]
-struct Capabilities {
-    pipelining: bool,
-    size: bool,
-    eightbit: bool,
-    chunking: bool,
-}
-
-/// One SMTP connection to the MTA, past its greeting and EHLO.
-struct Connection {
-    stream: TcpStream,
-    framer: LineFramer,
-    caps: Capabilities,
-    idle_since: Instant,
-    /// `upstream.timeout`: the longest a read or a write may make no
-    /// progress.
-    io_timeout: Duration,
-}
-
-impl Connection {
-    async fn open(config: &UpstreamConfig, helo: &str) -> Result<Connection, UpstreamError> {
-        let stream = timeout(config.connect_timeout.0, TcpStream::connect(config.address))
-            .await
-            .map_err(|_| UpstreamError::Timeout("connecting"))?
-            .map_err(|e| UpstreamError::Connect(config.address, e))?;
-        stream.set_nodelay(true)?;
-        let mut conn = Connection {
-            stream,
-            framer: LineFramer::default(),
-            caps: Capabilities::default(),
-            idle_since: Instant::now(),
-            io_timeout: config.timeout.0,
-        };
-        let greeting = conn.read_reply().await?;
-        if greeting.code != 220 {
-            return Err(UpstreamError::Protocol(format!("greeting: {greeting}")));
-        }
-        conn.send(format!("EHLO {helo}\r\n").as_bytes()).await?;
-        let ehlo = conn.read_reply().await?;
-        if ehlo.code == 250 {
-            for line in ehlo.lines.iter().skip(1) {
-                let keyword = line
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_uppercase();
-                match keyword.as_str() {
-                    "PIPELINING" => conn.caps.pipelining = true,
-                    "SIZE" => conn.caps.size = true,
-                    "8BITMIME" => conn.caps.eightbit = true,
-                    "CHUNKING" => conn.caps.chunking = true,
-                    _ => {}
-                }
-            }
-        } else {
-            conn.send(format!("HELO {helo}\r\n").as_bytes()).await?;
-            let reply = conn.read_reply().await?;
-            if reply.code != 250 {
-                return Err(UpstreamError::Protocol(format!("HELO: {reply}")));
-            }
-        }
-        Ok(conn)
-    }
-
-    /// Writes `bytes`; an MTA that accepts none of a 64 KB piece within
-    /// `upstream.timeout` (it stopped reading) is a timeout, so the client
-    /// gets its 451 and the slot is freed.
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), UpstreamError> {
-        for piece in bytes.chunks(64 * 1024) {
-            timeout(self.io_timeout, self.stream.write_all(piece))
-                .await
-                .map_err(|_| UpstreamError::Timeout("sending to the MTA"))??;
-        }
-        Ok(())
-    }
-
-    /// Reads one complete (possibly multi-line) reply.
-    async fn read_reply(&mut self) -> Result<Reply, UpstreamError> {
-        let mut lines = Vec::new();
-        let mut code = 0;
-        loop {
-            let line = match self.framer.next_line(MAX_REPLY_LINE) {
-                Some(Ok(line)) => line,
-                Some(Err(e)) => {
-                    return Err(UpstreamError::Protocol(format!("bad reply line: {e:?}")))
-                }
-                None => {
-                    let mut buf = [0u8; 4096];
-                    let n = timeout(self.io_timeout, self.stream.read(&mut buf))
-                        .await
-                        .map_err(|_| UpstreamError::Timeout("waiting for a reply"))??;
-                    if n == 0 {
-                        return Err(UpstreamError::Io(std::io::ErrorKind::UnexpectedEof.into()));
-                    }
-                    self.framer.extend(&buf[..n]);
-                    continue;
-                }
-            };
-            let text = String::from_utf8_lossy(&line);
-            let (this_code, more, rest) = split_reply_line(&text)
-                .ok_or_else(|| UpstreamError::Protocol(format!("malformed reply line {text:?}")))?;
-            if code != 0 && this_code != code {
-                return Err(UpstreamError::Protocol(format!(
-                    "reply code changed within a reply: {text:?}"
-                )));
-            }
-            code = this_code;
-            lines.push(rest.to_string());
-            if lines.len() > MAX_REPLY_LINES {
-                return Err(UpstreamError::Protocol("reply too long".into()));
-            }
-            if !more {
-                return Ok(reply_from_lines(code, lines));
-            }
-        }
-    }
-}
-
-/// Splits `"250-text"` into (250, true, "text").
-fn split_reply_line(line: &str) -> Option<(u16, bool, &str)> {
-    let code: u16 = line.get(..3)?.parse().ok()?;
-    if !(200..600).contains(&code) {
-        return None;
-    }
-    match line.as_bytes().get(3) {
-        None => Some((code, false, "")),
-        Some(b' ') => Some((code, false, &line[4..])),
-        Some(b'-') => Some((code, true, &line[4..])),
-        _ => None,
-    }
-}
-
-/// Builds a [`Reply`], taking the enhanced code from the first line when
-/// present (RFC 2034), else deriving one from the class.
-fn reply_from_lines(code: u16, mut lines: Vec<String>) -> Reply {
-    let first = lines[0].clone();
-    let candidate = first.split(' ').next().unwrap_or("");
-    let looks_enhanced = candidate.split('.').count() == 3
-        && candidate
-            .split('.')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-        && candidate.starts_with(char::from(b'0' + (code / 100) as u8));
-    let enhanced = if looks_enhanced {
-        for line in lines.iter_mut() {
-            if let Some(rest) = line.strip_prefix(candidate) {
-                *line = rest.trim_start().to_string();
-            }
-        }
-        candidate.to_string()
-    } else {
-        default_enhanced(code).to_string()
-    };
-    Reply {
-        code,
-        enhanced,
-        lines,
-    }
+/// The extensions the MTA offered on its latest new connection that the
+/// session passes on to clients (DESIGN §1: advertise only what the MTA
+/// can take).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offered {
+    /// SMTPUTF8 (RFC 6531).
+    pub smtputf8: bool,
+    /// 8BITMIME (RFC 6152).
+    pub eightbit: bool,
 }
 
 /// The pool of connections to the upstream MTA.
@@ -219,6 +69,12 @@ pub struct Upstream {
     helo: String,
     idle: Mutex<Vec<Connection>>,
     slots: Arc<Semaphore>,
+    /// What the latest new connection's EHLO offered (`None`: not yet
+    /// connected).
+    offered: Mutex<Option<Offered>>,
+    /// Held by a probe while it connects: a transaction that finds no idle
+    /// connection waits for it and takes the probe's connection.
+    probing: tokio::sync::Mutex<()>,
 }
 
 impl Upstream {
@@ -230,7 +86,35 @@ impl Upstream {
             helo,
             idle: Mutex::new(Vec::new()),
             slots,
+            offered: Mutex::new(None),
+            probing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// What the MTA offered on the latest new connection; `None` before
+    /// the first one.
+    pub fn offered(&self) -> Option<Offered> {
+        self.offered.lock().ok().and_then(|o| *o)
+    }
+
+    /// Connects and greets the MTA (at start-up, and when a session needs
+    /// to know what it offers before any connection was made); the
+    /// connection is pooled for the next transaction.
+    pub async fn probe(&self) -> Result<Offered, UpstreamError> {
+        let _gate = self.probing.lock().await;
+        let conn = self.connect().await?;
+        let offered = offered_by(&conn.caps);
+        self.put_idle(conn);
+        Ok(offered)
+    }
+
+    /// A new connection, remembering what its EHLO offered.
+    async fn connect(&self) -> Result<Connection, UpstreamError> {
+        let conn = Connection::open(&self.config, &self.helo).await?;
+        if let Ok(mut o) = self.offered.lock() {
+            *o = Some(offered_by(&conn.caps));
+        }
+        Ok(conn)
     }
 
     /// The configuration this pool was built from.
@@ -268,15 +152,18 @@ impl Upstream {
     /// the pool (or a new one), then `MAIL FROM` and `RCPT TO`, pipelined
     /// (with the `RSET` of a reused connection) when the MTA allows. Returns
     /// the transaction, if MAIL was accepted, and the reply for the client's
-    /// RCPT: the RCPT reply, or MAIL's refusal.
+    /// RCPT: the RCPT reply, or MAIL's refusal. `origin` is the client, for
+    /// XFORWARD (and XCLIENT when configured) before MAIL; `None` for mail
+    /// of our own (the SPAM alert).
     pub async fn begin(
         self: &Arc<Self>,
         sender: &Address,
         params: &MailParams,
         recipient: &Address,
+        origin: Option<&Origin>,
     ) -> Result<(Option<Transaction>, Reply), UpstreamError> {
         let started = Instant::now();
-        let result = self.begin_inner(sender, params, recipient).await;
+        let result = self.begin_inner(sender, params, recipient, origin).await;
         crate::metrics::upstream("begin", started.elapsed(), result.is_err());
         result
     }
@@ -286,23 +173,27 @@ impl Upstream {
         sender: &Address,
         params: &MailParams,
         recipient: &Address,
+        origin: Option<&Origin>,
     ) -> Result<(Option<Transaction>, Reply), UpstreamError> {
         let permit = timeout(self.config.timeout.0, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| UpstreamError::Timeout("waiting for a free upstream connection"))?
             .map_err(|_| UpstreamError::Protocol("pool closed".into()))?;
+        if self.idle_count() == 0 {
+            drop(self.probing.lock().await);
+        }
         if let Some(mut conn) = self.take_idle() {
             if let Ok(replies) = self
-                .open_transaction(&mut conn, sender, params, recipient, true)
+                .open_transaction(&mut conn, (sender, params, recipient), origin, true)
                 .await
             {
                 return Ok(self.started(conn, permit, replies));
             }
             // A stale pooled connection: fall through to a fresh one.
         }
-        let mut conn = Connection::open(&self.config, &self.helo).await?;
+        let mut conn = self.connect().await?;
         let replies = self
-            .open_transaction(&mut conn, sender, params, recipient, false)
+            .open_transaction(&mut conn, (sender, params, recipient), origin, false)
             .await?;
         Ok(self.started(conn, permit, replies))
     }
@@ -329,16 +220,39 @@ impl Upstream {
         }
     }
 
-    /// Sends (RSET,) MAIL and RCPT; returns MAIL's reply and, when MAIL was
-    /// accepted, RCPT's. Without PIPELINING each command waits for its reply.
+    /// Sends (XCLIENT, or RSET,) XFORWARD, MAIL and RCPT; returns MAIL's
+    /// reply and, when MAIL was accepted, RCPT's. Without PIPELINING each
+    /// command waits for its reply.
     async fn open_transaction(
         &self,
         conn: &mut Connection,
-        sender: &Address,
-        params: &MailParams,
-        recipient: &Address,
-        reset_first: bool,
+        (sender, params, recipient): (&Address, &MailParams, &Address),
+        origin: Option<&Origin>,
+        mut reset_first: bool,
     ) -> Result<(Reply, Option<Reply>), UpstreamError> {
+        if let (true, Some(origin)) = (self.config.xclient && conn.caps.xclient.is_some(), origin) {
+            if reset_first {
+                conn.send(b"RSET\r\n").await?;
+                expect_rset(conn.read_reply().await?)?;
+                reset_first = false;
+            }
+            conn.xclient(origin, &self.helo).await?;
+        }
+        if params.smtputf8 && !conn.caps.smtputf8 {
+            // The session refuses this at MAIL; the MTA changed since.
+            return Ok((reply::smtputf8_unsupported(), None));
+        }
+        let xforward: String = conn
+            .caps
+            .xforward
+            .as_ref()
+            .zip(origin)
+            .map(|(offered, origin)| origin.xforward_lines(offered))
+            .unwrap_or_default()
+            .iter()
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let xforward_count = xforward.matches("\r\n").count();
         let mut mail = format!("MAIL FROM:<{sender}>");
         if let (Some(size), true) = (params.size, conn.caps.size) {
             mail.push_str(&format!(" SIZE={size}"));
@@ -353,9 +267,13 @@ impl Upstream {
         let rcpt = format!("RCPT TO:<{recipient}>\r\n");
         if conn.caps.pipelining {
             let reset = if reset_first { "RSET\r\n" } else { "" };
-            conn.send(format!("{reset}{mail}{rcpt}").as_bytes()).await?;
+            conn.send(format!("{reset}{xforward}{mail}{rcpt}").as_bytes())
+                .await?;
             if reset_first {
                 expect_rset(conn.read_reply().await?)?;
+            }
+            for _ in 0..xforward_count {
+                xforward_answered(conn.read_reply().await?);
             }
             let mail_reply = conn.read_reply().await?;
             let rcpt_reply = conn.read_reply().await?;
@@ -369,6 +287,10 @@ impl Upstream {
             conn.send(b"RSET\r\n").await?;
             expect_rset(conn.read_reply().await?)?;
         }
+        for line in xforward.split_inclusive("\r\n") {
+            conn.send(line.as_bytes()).await?;
+            xforward_answered(conn.read_reply().await?);
+        }
         conn.send(mail.as_bytes()).await?;
         let mail_reply = conn.read_reply().await?;
         if !mail_reply.is_positive() {
@@ -376,6 +298,21 @@ impl Upstream {
         }
         conn.send(rcpt.as_bytes()).await?;
         Ok((mail_reply, Some(conn.read_reply().await?)))
+    }
+}
+
+/// A refused XFORWARD only costs the MTA's log the client's details: the
+/// mail goes on.
+fn xforward_answered(reply: Reply) {
+    if !reply.is_positive() {
+        tracing::warn!(reply = %reply, "upstream refused XFORWARD");
+    }
+}
+
+fn offered_by(caps: &Capabilities) -> Offered {
+    Offered {
+        smtputf8: caps.smtputf8,
+        eightbit: caps.eightbit,
     }
 }
 
@@ -408,6 +345,11 @@ impl Transaction {
             self.conn = None;
         }
         result
+    }
+
+    /// True when this connection's MTA takes 8-bit data (8BITMIME).
+    pub fn eightbit(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.caps.eightbit)
     }
 
     /// Sends `RCPT TO` and returns the MTA's reply.
@@ -472,41 +414,5 @@ impl Transaction {
         if let Some(conn) = self.conn.take() {
             self.upstream.put_idle(conn);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reply_lines_split() {
-        assert_eq!(
-            split_reply_line("250-PIPELINING"),
-            Some((250, true, "PIPELINING"))
-        );
-        assert_eq!(
-            split_reply_line("550 5.1.1 no"),
-            Some((550, false, "5.1.1 no"))
-        );
-        assert_eq!(split_reply_line("250"), Some((250, false, "")));
-        assert_eq!(split_reply_line("25x ok"), None);
-        assert_eq!(split_reply_line("999 x"), None);
-    }
-
-    #[test]
-    fn enhanced_code_is_taken_or_derived() {
-        let r = reply_from_lines(550, vec!["5.1.1 <a@b>: User unknown".into()]);
-        assert_eq!(
-            (r.enhanced.as_str(), r.text()),
-            ("5.1.1", "<a@b>: User unknown".to_string())
-        );
-        let r = reply_from_lines(451, vec!["try later".into()]);
-        assert_eq!(
-            (r.enhanced.as_str(), r.text()),
-            ("4.0.0", "try later".to_string())
-        );
-        let r = reply_from_lines(250, vec!["5.1.1 mismatched class".into()]);
-        assert_eq!(r.enhanced, "2.0.0");
     }
 }

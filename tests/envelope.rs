@@ -223,7 +223,7 @@ async fn dnsbl_listing_is_scored_and_refusal_codes_are_ignored() {
     let message = "Subject: x\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bl@example.test>\r\n\r\nhi\r\n.\r\n";
     for zone in ["zen.test", "refused.test"] {
         let extra =
-            format!("[dnsbl]\nclient = [{{ zone = \"{zone}\", name = \"SPAMHAUS_ZEN\" }}]\n");
+            format!("[dnsbl]\nclient = [{{ zone = \"{zone}\", name = \"SPAMHAUS_ZEN\" }}]\n[headers]\nspamd_result = \"full\"\n");
         let gw = gateway(&sink, &dns, &extra).await;
         let r = common::client::send_message(
             gw.addr,

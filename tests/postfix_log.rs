@@ -82,7 +82,9 @@ async fn refusals_and_deliveries_log_one_postfix_line_each() {
     assert_eq!(reference.len(), 8, "{}", sent[0]);
     assert!(
         rest.starts_with("client=unknown[127.0.0.1], from=<a@example.test>, to=<b@example.net>, message-id=<m1@example.test>, size=")
-            && rest.ends_with(", proto=ESMTP, helo=<client.example.test>, status=sent (250 2.0.0 Ok: queued as Q000001)"),
+            && rest.ends_with(&format!(
+                ", proto=ESMTP, helo=<client.example.test>, status=sent (250 2.0.0 Ok: queued as Q000001 ref={reference})"
+            )),
         "{}",
         sent[0]
     );

@@ -132,43 +132,61 @@ impl Connection {
 
     /// Reads one complete (possibly multi-line) reply.
     async fn read_reply(&mut self) -> Result<Reply, UpstreamError> {
-        let mut lines = Vec::new();
-        let mut code = 0;
+        let mut reader = ReplyReader::default();
         loop {
-            let line = match self.framer.next_line(MAX_REPLY_LINE) {
-                Some(Ok(line)) => line,
-                Some(Err(e)) => {
-                    return Err(UpstreamError::Protocol(format!("bad reply line: {e:?}")))
-                }
-                None => {
-                    let mut buf = [0u8; 4096];
-                    let n = timeout(self.io_timeout, self.stream.read(&mut buf))
-                        .await
-                        .map_err(|_| UpstreamError::Timeout("waiting for a reply"))??;
-                    if n == 0 {
-                        return Err(UpstreamError::Io(std::io::ErrorKind::UnexpectedEof.into()));
-                    }
-                    self.framer.extend(&buf[..n]);
-                    continue;
-                }
-            };
+            if let Some(reply) = reader.take(&mut self.framer)? {
+                return Ok(reply);
+            }
+            let mut buf = [0u8; 4096];
+            let n = timeout(self.io_timeout, self.stream.read(&mut buf))
+                .await
+                .map_err(|_| UpstreamError::Timeout("waiting for a reply"))??;
+            if n == 0 {
+                return Err(UpstreamError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            self.framer.extend(&buf[..n]);
+        }
+    }
+}
+
+/// A reply being read line by line. Pure (no I/O): the client feeds it the
+/// lines it framed, and the fuzz target feeds it arbitrary bytes.
+#[derive(Debug, Default)]
+pub struct ReplyReader {
+    code: u16,
+    lines: Vec<String>,
+}
+
+impl ReplyReader {
+    /// Takes complete lines from `framer`: `Ok(Some(reply))` once the last
+    /// line of a reply came (later lines stay in `framer`), `Ok(None)` when
+    /// more bytes are needed, an error for a malformed or over-long reply.
+    pub fn take(&mut self, framer: &mut LineFramer) -> Result<Option<Reply>, UpstreamError> {
+        while let Some(line) = framer.next_line(MAX_REPLY_LINE) {
+            let line =
+                line.map_err(|e| UpstreamError::Protocol(format!("bad reply line: {e:?}")))?;
             let text = String::from_utf8_lossy(&line);
             let (this_code, more, rest) = split_reply_line(&text)
                 .ok_or_else(|| UpstreamError::Protocol(format!("malformed reply line {text:?}")))?;
-            if code != 0 && this_code != code {
+            if self.code != 0 && this_code != self.code {
                 return Err(UpstreamError::Protocol(format!(
                     "reply code changed within a reply: {text:?}"
                 )));
             }
-            code = this_code;
-            lines.push(rest.to_string());
-            if lines.len() > MAX_REPLY_LINES {
+            self.code = this_code;
+            self.lines.push(rest.to_string());
+            if self.lines.len() > MAX_REPLY_LINES {
                 return Err(UpstreamError::Protocol("reply too long".into()));
             }
             if !more {
-                return Ok(reply_from_lines(code, lines));
+                let lines = std::mem::take(&mut self.lines);
+                return Ok(Some(reply_from_lines(
+                    std::mem::take(&mut self.code),
+                    lines,
+                )));
             }
         }
+        Ok(None)
     }
 }
 
@@ -492,6 +510,23 @@ mod tests {
         assert_eq!(split_reply_line("250"), Some((250, false, "")));
         assert_eq!(split_reply_line("25x ok"), None);
         assert_eq!(split_reply_line("999 x"), None);
+    }
+
+    #[test]
+    fn reply_reader_takes_one_reply_at_a_time() {
+        let mut framer = LineFramer::default();
+        let mut reader = ReplyReader::default();
+        framer.extend(b"250-mta.test\r\n250 SIZE 10\r\n550 5.1.1 no");
+        let r = reader.take(&mut framer).unwrap().unwrap();
+        assert_eq!((r.code, r.lines.len()), (250, 2));
+        assert!(reader.take(&mut framer).unwrap().is_none());
+        framer.extend(b"\r\n250-a\r\n251 b\r\n");
+        let r = reader.take(&mut framer).unwrap().unwrap();
+        assert_eq!((r.code, r.enhanced.as_str()), (550, "5.1.1"));
+        assert!(matches!(
+            reader.take(&mut framer),
+            Err(UpstreamError::Protocol(_))
+        ));
     }
 
     #[test]

@@ -35,8 +35,16 @@ fuzz_target!(|data: &[u8]| {
     let (parts, _) = run(&[&input[..split], &input[split..]], max);
     // A discarded over-long line is reported when it passes `max` and
     // again never; a split may only report it earlier, never differently.
-    let ok = |l: &Lines| l.iter().filter_map(|r| r.as_ref().ok().cloned()).collect::<Vec<_>>();
-    assert_eq!(ok(&whole), ok(&parts), "complete lines differ with split {split}");
+    let ok = |l: &Lines| {
+        l.iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ok(&whole),
+        ok(&parts),
+        "complete lines differ with split {split}"
+    );
     for line in whole.iter().flatten() {
         assert!(line.len() <= max && !line.contains(&0) && !line.contains(&b'\n'));
     }

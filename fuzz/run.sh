@@ -8,7 +8,7 @@ secs=${1:-20}
 [ $# -gt 0 ] && shift
 export RUSTC_BOOTSTRAP=1
 targets=${*:-$(cargo fuzz list)}
-cargo fuzz build --sanitizer none $targets
+cargo fuzz build --sanitizer none
 failed=""
 for t in $targets; do
     mkdir -p "corpus/$t" "artifacts/$t"

@@ -221,7 +221,12 @@ impl DataDecoder {
                             self.keep(rest);
                             i = input.len();
                         }
-                        Some(pos) if rest[pos] == b'\n' => return Err(DataError::BareNewline),
+                        Some(pos) if rest[pos] == b'\n' => {
+                            // Keep the line's start as a split feed would
+                            // have, so the state never depends on chunking.
+                            self.keep(&rest[..pos]);
+                            return Err(DataError::BareNewline);
+                        }
                         Some(pos) => {
                             self.keep(&rest[..pos]);
                             self.state = State::Cr;
@@ -273,6 +278,18 @@ pub fn stuff_into(message: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_lf_leaves_the_same_state_in_any_chunking() {
+        // Found by fuzz/data_framer (fuzz/regressions/data_framer-bare-lf-chunking).
+        let mut whole = DataDecoder::new(100);
+        assert_eq!(whole.feed(b"line\n"), Err(DataError::BareNewline));
+        let mut split = DataDecoder::new(100);
+        assert_eq!(split.feed(b"l"), Ok(DataStatus::More));
+        assert_eq!(split.feed(b"ine\n"), Err(DataError::BareNewline));
+        assert_eq!(whole.received(), split.received());
+        assert_eq!(whole.into_message(), split.into_message());
+    }
 
     fn decode(input: &[u8]) -> Result<(Vec<u8>, usize), DataError> {
         let mut d = DataDecoder::new(1 << 20);

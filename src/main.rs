@@ -509,7 +509,7 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
         tracing::info!(%addr, "metrics on /metrics");
     }
     tracing::info!(checks = %app.active_checks(), "active checks, in order");
-    let upstream = app.config.upstream.address.clone();
+    let upstream = app.config.upstream.address;
     let server = Server::bind(app).await.context("binding listeners")?;
     tokio::spawn(async move {
         let probe = tokio::time::timeout(

@@ -163,11 +163,11 @@ fn layer_of(module: &str) -> Option<(usize, &'static str)> {
         .map(|(i, (name, _))| (i, *name))
 }
 
+/// Each file with its module and the modules it uses.
+type FileUses = Vec<(PathBuf, String, BTreeSet<String>)>;
+
 /// Every (module → modules it uses), and per file its uses.
-fn graph() -> (
-    BTreeMap<String, BTreeSet<String>>,
-    Vec<(PathBuf, String, BTreeSet<String>)>,
-) {
+fn graph() -> (BTreeMap<String, BTreeSet<String>>, FileUses) {
     let mut files = Vec::new();
     sources(&root().join("src"), &mut files);
     files.sort();

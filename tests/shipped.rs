@@ -10,7 +10,7 @@ use common::dns::{DnsServer, Zone};
 use common::sink::{Sink, SinkConfig};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -172,7 +172,7 @@ impl Serve {
     }
 }
 
-async fn serve(config: &PathBuf, listen: SocketAddr) -> Serve {
+async fn serve(config: &Path, listen: SocketAddr) -> Serve {
     let log = config.with_extension("log");
     let child = Command::new(BIN)
         .args(["serve", "--config", config.to_str().unwrap()])
@@ -219,8 +219,7 @@ async fn over_smtp(gw: &Serve, listen: SocketAddr, case: &Case) -> (String, u16,
         let log = gw.log();
         if let Some(line) = log
             .lines()
-            .filter(|l| l.contains("smtpgate::transaction") && l.contains(case.from))
-            .last()
+            .rfind(|l| l.contains("smtpgate::transaction") && l.contains(case.from))
         {
             let s = line.split(" symbols=").nth(1).unwrap_or("");
             break s.split(" reply=").next().unwrap_or("").to_string();
@@ -234,7 +233,7 @@ async fn over_smtp(gw: &Serve, listen: SocketAddr, case: &Case) -> (String, u16,
     ("DATA".into(), r.code, symbols)
 }
 
-fn check(config: &PathBuf, case: &Case) -> (i32, serde_json::Value) {
+fn check(config: &Path, case: &Case) -> (i32, serde_json::Value) {
     let path = std::env::temp_dir().join(format!("smtpgate-shipped-{}.eml", case.from));
     std::fs::write(&path, message(case.from)).unwrap();
     let out = Command::new(BIN)

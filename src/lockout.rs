@@ -3,6 +3,7 @@
 //! the client is locked out for `auth.lockout`, even with the right
 //! password. The session asks; the keys live here.
 
+use crate::admission::ClientKey;
 use crate::config::AuthConfig;
 use crate::store::{Store, StoreError};
 use std::net::IpAddr;
@@ -30,7 +31,8 @@ impl<'a> Lockout<'a> {
         Lockout {
             store,
             config,
-            client: client_of(ip),
+            // The same key as the per-client connection limits.
+            client: ClientKey::of(ip).to_string(),
         }
     }
 
@@ -86,16 +88,5 @@ impl<'a> Lockout<'a> {
         }
         tracing::warn!(client = %self.client, failures = n, lockout_secs = self.config.lockout.0.as_secs(), "AUTH lockout: too many failed attempts");
         true
-    }
-}
-
-/// Whom failures are counted against: an IPv4 address, or an IPv6 /64 (a
-/// client with a routed /64 would otherwise get a fresh budget per address).
-pub fn client_of(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => {
-            ipnet::Ipv6Net::new(v6, 64).map_or_else(|_| v6.to_string(), |n| n.trunc().to_string())
-        }
     }
 }

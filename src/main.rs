@@ -509,23 +509,7 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
         tracing::info!(%addr, "metrics on /metrics");
     }
     tracing::info!(checks = %app.active_checks(), "active checks, in order");
-    let upstream = app.config.upstream.address;
     let server = Server::bind(app).await.context("binding listeners")?;
-    tokio::spawn(async move {
-        let probe = tokio::time::timeout(
-            std::time::Duration::from_secs(3),
-            tokio::net::TcpStream::connect(&upstream),
-        );
-        match probe.await {
-            Ok(Ok(_)) => tracing::info!(%upstream, "upstream MTA reachable"),
-            Ok(Err(e)) => {
-                tracing::warn!(%upstream, error = %e, "upstream MTA not reachable: clients get 451 4.4.1 until it is")
-            }
-            Err(_) => {
-                tracing::warn!(%upstream, "upstream MTA not reachable (no answer in 3 s): clients get 451 4.4.1 until it is")
-            }
-        }
-    });
     for addr in server.local_addrs() {
         tracing::info!(%addr, "listening");
     }

@@ -134,7 +134,11 @@ impl Server {
                     eightbitmime = o.eightbit,
                     "upstream MTA extensions"
                 ),
-                Err(e) => tracing::debug!(error = %e, "upstream probe failed"),
+                Err(e) => tracing::warn!(
+                    upstream = %upstream.config().address,
+                    error = %e,
+                    "upstream MTA not reachable: clients get 451 4.4.1 until it is"
+                ),
             }
         });
         let mut accepting = Vec::new();

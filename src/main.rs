@@ -8,7 +8,7 @@ use smtpgate::app::App;
 use smtpgate::bounce::breakdown_text;
 use smtpgate::config::{LogFormat, SpamAction};
 use smtpgate::notify::notify;
-use smtpgate::pipeline::{self, to_crlf, Envelope, Judgement, Stop};
+use smtpgate::pipeline::{self, into_crlf, Envelope, Judgement, Stop};
 use smtpgate::server::{Handle, Server};
 use smtpgate::smtp::reply;
 use std::path::{Path, PathBuf};
@@ -275,7 +275,7 @@ fn check(args: CheckArgs) -> ExitCode {
         std::fs::read(&args.file)
     };
     let raw = match raw {
-        Ok(raw) => to_crlf(&raw),
+        Ok(raw) => into_crlf(raw),
         Err(e) => {
             eprintln!("{}: cannot read: {e}", args.file.display());
             return ExitCode::from(2);
@@ -523,7 +523,7 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-    let running = tokio::spawn(server.run());
+    let mut running = tokio::spawn(server.run());
     notify(&format!(
         "READY=1\nSTATUS=accepting mail on {addrs}\nMAINPID={}",
         std::process::id()
@@ -533,13 +533,19 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => reload(&handle, &path),
+            // The server ends on its own only when a listener died: it has
+            // drained its sessions; exit non-zero for the supervisor.
+            ended = &mut running => {
+                notify("STOPPING=1\nSTATUS=a listener died");
+                return ended.context("server task")?.map_err(anyhow::Error::msg);
+            }
         }
     }
     tracing::info!("shutting down: no new connections, letting sessions finish");
     notify("STOPPING=1\nSTATUS=draining sessions");
     handle.shutdown();
-    running.await.context("server task")?;
-    Ok(())
+    let ran = running.await.context("server task")?;
+    ran.map_err(anyhow::Error::msg)
 }
 
 /// SIGHUP: validate and build the new configuration first; keep the running

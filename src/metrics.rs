@@ -58,6 +58,7 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
     ("smtpgate_client_limit_total", Kind::Counter, "Clients turned away by a per-client limit, by limit (connections, rate)."),
     ("smtpgate_store_evictions_total", Kind::Counter, "Live keys the memory store evicted to stay within store.max_entries."),
     ("smtpgate_store_entries", Kind::Gauge, "Keys the memory store holds."),
+    ("smtpgate_task_panics_total", Kind::Counter, "Tasks that panicked (their work was dropped and logged), by task (session, ...)."),
     ("smtpgate_dmarc_parent_dns_errors_total", Kind::Counter, "DMARC lookups above an author domain with its own record that failed and were taken as no record at that level."),
 ];
 
@@ -148,6 +149,7 @@ fn register_known() {
     counter!("smtpgate_dnsbl_errors_total").increment(0);
     counter!("smtpgate_store_evictions_total").increment(0);
     counter!("smtpgate_dmarc_parent_dns_errors_total").increment(0);
+    counter!("smtpgate_task_panics_total", "task" => "session").increment(0);
     gauge!("smtpgate_store_entries").increment(0.0);
     for limit in ["connections", "rate"] {
         counter!("smtpgate_client_limit_total", "limit" => limit).increment(0);
@@ -311,6 +313,11 @@ async fn respond(
 pub fn session_started() {
     counter!("smtpgate_sessions_total").increment(1);
     gauge!("smtpgate_sessions_active").increment(1.0);
+}
+
+/// A task panicked (and was logged).
+pub fn task_panicked(task: &'static str) {
+    counter!("smtpgate_task_panics_total", "task" => task).increment(1);
 }
 
 /// A session ended.

@@ -287,7 +287,8 @@ pub async fn judge(app: &App, envelope: &Envelope, raw: &[u8]) -> Result<Judgeme
             reference,
         });
     }
-    let parsed = Parsed::parse_within(raw, app.config.scoring.analysis_timeout.0);
+    let budget = app.config.scoring.analysis_timeout.0;
+    let parsed = crate::checks::off_worker(|| Parsed::parse_within(raw, budget));
     let view = base
         .with_transaction(&envelope.sender, &accepted)
         .with_message(raw, &parsed);
@@ -312,6 +313,19 @@ pub async fn judge(app: &App, envelope: &Envelope, raw: &[u8]) -> Result<Judgeme
         alert_to,
         reference,
     })
+}
+
+/// `data` with CRLF line ends, reusing it when it has no bare LF.
+pub fn into_crlf(data: Vec<u8>) -> Vec<u8> {
+    let bare = data
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || data[i - 1] != b'\r'));
+    if bare {
+        to_crlf(&data)
+    } else {
+        data
+    }
 }
 
 /// A message file as SMTP carries it: bare LF line ends become CRLF.

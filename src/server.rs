@@ -122,8 +122,9 @@ impl Server {
     }
 
     /// Accepts connections until shutdown, then waits for sessions to end,
-    /// at most `server.shutdown_timeout`.
-    pub async fn run(self) {
+    /// at most `server.shutdown_timeout`. An error: a listener died (the
+    /// sessions were drained all the same).
+    pub async fn run(self) -> Result<(), String> {
         // What the MTA offers decides what EHLO advertises (SMTPUTF8,
         // 8BITMIME): learn it now rather than at the first transaction.
         let upstream = Arc::clone(&self.handle.app().upstream);
@@ -141,31 +142,43 @@ impl Server {
                 ),
             }
         });
-        let mut accepting = Vec::new();
+        let mut accepting = tokio::task::JoinSet::new();
         for (listener, config) in self.listeners {
             let handle = self.handle.clone();
             let connections = Arc::clone(&self.connections);
-            accepting.push(tokio::spawn(accept_loop(
-                listener,
-                config,
-                handle,
-                connections,
-            )));
+            accepting.spawn(accept_loop(listener, config, handle, connections));
         }
+        // Supervision: an accept loop never returns; if one ends (a panic),
+        // that listener is dead, so the gateway drains and exits non-zero
+        // for its supervisor (systemd `Restart=on-failure`) to start it
+        // afresh rather than run on half deaf.
         let mut shutdown = self.handle.shutdown.subscribe();
+        let mut failed = None;
         while !*shutdown.borrow_and_update() {
-            if shutdown.changed().await.is_err() {
-                break;
+            tokio::select! {
+                changed = shutdown.changed() => if changed.is_err() { break },
+                Some(ended) = accepting.join_next() => {
+                    let why = match ended {
+                        Err(e) if e.is_panic() => "its task panicked".to_string(),
+                        Err(e) => e.to_string(),
+                        Ok(()) => "it returned".to_string(),
+                    };
+                    tracing::error!(reason = %why, "a listener stopped accepting: shutting down");
+                    failed = Some(why);
+                    break;
+                }
             }
         }
-        for task in &accepting {
-            task.abort();
-        }
+        accepting.abort_all();
         let grace = self.handle.app().config.server.shutdown_timeout.0;
         let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
         match tokio::time::timeout(grace, self.connections.acquire_many(all)).await {
             Ok(_) => tracing::info!("all sessions finished"),
             Err(_) => tracing::warn!("shutdown timeout: closing remaining sessions"),
+        }
+        match failed {
+            Some(why) => Err(format!("a listener stopped accepting: {why}")),
+            None => Ok(()),
         }
     }
 }
@@ -196,6 +209,7 @@ async fn accept_loop(
                 let config = Arc::clone(&config);
                 let clients = Arc::clone(&handle.clients);
                 tokio::spawn(async move {
+                    let _ended = SessionEnded;
                     if let Some((tcp, peer)) = client_of(tcp, peer, &config, &app).await {
                         let server = &app.config.server;
                         match clients.admit(peer.ip(), server, Instant::now()) {
@@ -213,7 +227,6 @@ async fn accept_loop(
                         }
                     }
                     drop(permit);
-                    crate::metrics::session_ended();
                 });
             }
             Err(_) => {
@@ -224,6 +237,22 @@ async fn accept_loop(
                 tokio::spawn(refuse(tcp, reply));
             }
         }
+    }
+}
+
+/// Ends a session's accounting however its task ends: a panic in one
+/// session drops that connection (tokio isolates the task; its permit and
+/// per-client slot are released as the future is dropped) and is logged
+/// and counted here, the gauge stays true.
+struct SessionEnded;
+
+impl Drop for SessionEnded {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("a session task panicked: its connection was dropped");
+            crate::metrics::task_panicked("session");
+        }
+        crate::metrics::session_ended();
     }
 }
 

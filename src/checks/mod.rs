@@ -223,6 +223,17 @@ pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, Config
     Ok(checks)
 }
 
+/// Runs CPU-bound analysis (MIME parsing, the content rules) so that it does
+/// not hold a runtime worker: on the multi-threaded runtime the worker's
+/// other sessions move to another thread meanwhile (`block_in_place`); on a
+/// current-thread runtime (`smtpgate check`, tests) it simply runs.
+pub fn off_worker<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 /// True when `domain` is a fully-qualified domain name: at least two
 /// labels, none empty (a trailing root dot is allowed).
 pub fn is_fqdn(domain: &str) -> bool {

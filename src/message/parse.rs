@@ -27,6 +27,14 @@ impl Parsed {
             body_offset: body_offset(raw),
             ..Parsed::default()
         };
+        // More header fields than the rules keep: parse only the first
+        // MAX_HEADERS (a million tiny fields would otherwise cost the
+        // parser over 100 MB of header records for a 7 MB message).
+        let cut = cut_header_fields(raw, parsed.body_offset);
+        if cut.is_some() {
+            parsed.too_complex = Some(format!("more than {MAX_HEADERS} header fields"));
+        }
+        let raw = cut.as_deref().unwrap_or(raw);
         let Some(message) = MessageParser::default().parse(raw) else {
             parsed.mime_problems.push("message cannot be parsed".into());
             return parsed;
@@ -206,6 +214,38 @@ fn header_text(value: &HeaderValue<'_>) -> Option<String> {
 }
 
 /// Where the body starts: after the first empty line.
+/// `raw` with the header fields after the first [`MAX_HEADERS`] left out
+/// (the blank line and the body kept), or `None` when it has no more; one
+/// pass over the header block.
+fn cut_header_fields(raw: &[u8], body_offset: usize) -> Option<Vec<u8>> {
+    let header = &raw[..body_offset.min(raw.len())];
+    let mut fields = 0;
+    let mut at = 0;
+    while at < header.len() {
+        let line_end = header[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(header.len(), |p| at + p + 1);
+        let line = &header[at..line_end];
+        if !matches!(line.first(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+            fields += 1;
+            if fields > MAX_HEADERS {
+                let rest = if header.ends_with(b"\r\n\r\n") {
+                    &raw[body_offset - 2..]
+                } else {
+                    &b"\r\n"[..]
+                };
+                let mut cut = Vec::with_capacity(at + rest.len());
+                cut.extend_from_slice(&raw[..at]);
+                cut.extend_from_slice(rest);
+                return Some(cut);
+            }
+        }
+        at = line_end;
+    }
+    None
+}
+
 fn body_offset(raw: &[u8]) -> usize {
     if raw.starts_with(b"\r\n") {
         return 2;

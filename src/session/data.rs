@@ -103,7 +103,8 @@ impl Session {
             return self.end_transaction("nul", size, reply::nul_in_message());
         }
         let message = decoder.into_message();
-        let parsed = Parsed::parse_within(&message, self.app.config.scoring.analysis_timeout.0);
+        let budget = self.app.config.scoring.analysis_timeout.0;
+        let parsed = crate::checks::off_worker(|| Parsed::parse_within(&message, budget));
         let view = self.view().with_message(&message, &parsed);
         let Some(result) = self.run_phase(Phase::Data, &view).await else {
             return self.end_transaction("tempfail", size, reply::check_tempfail());

@@ -50,7 +50,7 @@ pub struct Gateway {
     /// Reload and shutdown.
     pub handle: Handle,
     /// The server task (ends after shutdown and drain).
-    pub task: tokio::task::JoinHandle<()>,
+    pub task: tokio::task::JoinHandle<Result<(), String>>,
 }
 
 /// Builds the App from configuration text.

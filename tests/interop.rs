@@ -6,7 +6,12 @@
 //!   Postfix -> sink;
 //! * reject mode: client Postfix bounces the spam itself, quoting our reply;
 //! * bounce mode: the SPAM alert reaches the originator's mailbox (the sink
-//!   behind the upstream Postfix).
+//!   behind the upstream Postfix);
+//! * XFORWARD to the upstream Postfix: its log names the customer
+//!   (`orig_client=`) and our reference (`orig_queue_id=`);
+//! * Postfix in front with `smtpd_proxy_filter = smtpgate` (SMTPD_PROXY_README):
+//!   its XFORWARD makes the customer's address and HELO the client smtpgate
+//!   judges (a DNSBL-listed customer is refused through Postfix in real time).
 
 mod common;
 
@@ -311,5 +316,162 @@ async fn bounce_mode_alert_reaches_the_originator_through_postfix() {
             .iter()
             .any(|m| m.rcpts == ["client@example.net"]),
         "the spam was not delivered"
+    );
+}
+
+/// The reference in our final reply (`250 2.0.0 Ok: queued as … ref=REF`).
+fn reference_of(reply: &common::client::Reply) -> String {
+    let text = reply.text();
+    let at = text.find("ref=").expect("a reference in the reply") + 4;
+    text[at..]
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits until `pred` holds for the instance's log; returns the log.
+async fn wait_for_log(pf: &Postfix, pred: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(pf.dir.join("maillog")).unwrap_or_default();
+        if pred(&log) {
+            return log;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not in the Postfix log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn postfix_upstream_logs_the_real_client_and_our_reference() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    let upstream = postfix(
+        "xfwd",
+        &format!(
+            "relayhost = [127.0.0.1]:{}\nsmtpd_authorized_xforward_hosts = 127.0.0.0/8\n",
+            sink.addr.port()
+        ),
+    )
+    .await;
+    let text = common::config_text(
+        SocketAddr::from(([127, 0, 0, 1], upstream.port)),
+        "",
+        "[relay]\nmynetworks = [\"127.0.0.0/8\"]\n",
+    );
+    let gw = common::start(&text).await;
+    // The customer's web server is 127.0.0.5; smtpgate reaches Postfix
+    // from 127.0.0.1.
+    let mut c = Client::connect_from(gw.addr, [127, 0, 0, 5].into()).await;
+    assert_eq!(c.read_reply().await.code, 220);
+    c.expect("EHLO web1.customer.test", 250).await;
+    c.expect("MAIL FROM:<shop@customer.test>", 250).await;
+    c.expect("RCPT TO:<client@example.net>", 250).await;
+    c.expect("DATA", 354).await;
+    let r = c.cmd(GOOD.strip_suffix("\r\n").unwrap()).await;
+    assert_eq!(r.code, 250, "{r:?}");
+    let reference = reference_of(&r);
+    c.expect("QUIT", 221).await;
+    wait_for(&sink, |m| m.rcpts == ["client@example.net"]).await;
+    // Postfix logs the XFORWARD attributes: the customer as orig_client,
+    // our reference as orig_queue_id (client= is the connection, smtpgate).
+    let log = wait_for_log(&upstream, |l| l.contains("orig_queue_id=")).await;
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("orig_queue_id={reference}")))
+        .unwrap_or_else(|| panic!("no line with our reference {reference}:\n{log}"));
+    assert!(line.contains("orig_client=unknown[127.0.0.5]"), "{line}");
+    // XFORWARD overrides logging attributes only: Postfix's Received names
+    // the connection (smtpgate), ours below it names the customer.
+    let m = sink
+        .messages()
+        .into_iter()
+        .find(|m| m.rcpts == ["client@example.net"])
+        .unwrap();
+    let text = String::from_utf8_lossy(&m.data);
+    assert!(text.starts_with("Received: from gw.example.test"), "{text}");
+    assert!(
+        text.contains("\r\nReceived: from web1.customer.test ([127.0.0.5])\r\n\tby gw.example.test (smtpgate)"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn postfix_in_front_as_proxy_filter_lets_smtpgate_judge_the_customer() {
+    use common::dns::{DnsServer, Zone};
+    let sink = Sink::start(SinkConfig::default()).await;
+    let dns = DnsServer::start(Zone::parse(
+        "5.0.0.127.zen.test A 127.0.0.2\nweb1.listed.test A 127.0.0.5\nweb2.customer.test A 127.0.0.6\n",
+    ))
+    .await;
+    // smtpgate takes XFORWARD from the Postfix in front (127.0.0.1) only.
+    let text = common::config_text(
+        sink.addr,
+        "",
+        &format!(
+            "{}[relay]\nmynetworks = [\"127.0.0.0/8\"]\n\
+             [dnsbl]\nclient = [{{ zone = \"zen.test\", name = \"SPAMHAUS_ZEN\" }}]\n\
+             [scores]\nRBL_SPAMHAUS_ZEN = 5.0\n",
+            dns.dns_section()
+        ),
+    )
+    .replace(
+        "listen = [\"127.0.0.1:0\"]",
+        "listen = [{ address = \"127.0.0.1:0\", xforward_from = [\"127.0.0.1/32\"] }]",
+    );
+    let gw = common::start(&text).await;
+    let front = postfix(
+        "front",
+        &format!(
+            "smtpd_proxy_filter = 127.0.0.1:{}\nsmtpd_proxy_timeout = 20s\n",
+            gw.addr.port()
+        ),
+    )
+    .await;
+    let front_addr = SocketAddr::from(([127, 0, 0, 1], front.port));
+    // A listed customer: Postfix passes our real-time refusal on.
+    let mut c = Client::connect_from(front_addr, [127, 0, 0, 5].into()).await;
+    assert_eq!(c.read_reply().await.code, 220);
+    c.expect("EHLO web1.listed.test", 250).await;
+    c.expect("MAIL FROM:<shop@customer.test>", 250).await;
+    c.expect("RCPT TO:<client@example.net>", 250).await;
+    c.expect("DATA", 354).await;
+    let r = c.cmd(GOOD.strip_suffix("\r\n").unwrap()).await;
+    assert_eq!(r.code, 550, "{r:?}");
+    assert!(
+        r.text().starts_with(
+            "5.7.1 SPAM alert: score 5.00 (must be lower 2.00): RBL_SPAMHAUS_ZEN(5.00) ref="
+        ),
+        "the customer's address was looked up, not Postfix's: {r:?}"
+    );
+    c.expect("QUIT", 221).await;
+    // A customer that is not listed: delivered, and our Received header
+    // names the customer's HELO and address.
+    let mut c = Client::connect_from(front_addr, [127, 0, 0, 6].into()).await;
+    assert_eq!(c.read_reply().await.code, 220);
+    c.expect("EHLO web2.customer.test", 250).await;
+    c.expect("MAIL FROM:<shop@customer.test>", 250).await;
+    c.expect("RCPT TO:<client@example.net>", 250).await;
+    c.expect("DATA", 354).await;
+    let r = c.cmd(GOOD.strip_suffix("\r\n").unwrap()).await;
+    assert_eq!(r.code, 250, "{r:?}");
+    c.expect("QUIT", 221).await;
+    let m = wait_for(&sink, |m| m.rcpts == ["client@example.net"]).await;
+    let text = String::from_utf8_lossy(&m.data);
+    assert!(
+        text.starts_with("Received: from web2.customer.test ([127.0.0.6])"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(Postfix)"),
+        "Postfix's own Received follows: {text}"
+    );
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "the listed customer's mail was not relayed"
     );
 }

@@ -7,6 +7,7 @@ use crate::checks::{self, Check, Deps};
 use crate::config::{Config, ConfigError};
 use crate::dns::{HickoryLookup, Lookup};
 use crate::mailauth::Authenticator;
+use crate::maps::Domains;
 use crate::passwd::Credentials;
 use crate::rules::{self, content::Composites, content::ContentRules, Rules};
 use crate::score::{Score, SymbolTable};
@@ -48,6 +49,8 @@ pub struct App {
     pub credentials: Option<Arc<Credentials>>,
     /// DNS for the envelope checks (kept across reloads while `[dns]` is unchanged).
     pub dns: Arc<dyn Lookup>,
+    /// `relay.local_domains` and the domains of `relay.local_domains_file`.
+    pub local_domains: Arc<Domains>,
 }
 
 impl App {
@@ -126,12 +129,17 @@ impl App {
             Some(p) if p.config.dns == config.dns => Arc::clone(&p.dns),
             _ => Arc::new(HickoryLookup::new(&config, false)?),
         };
+        let local_domains = Arc::new(Domains::new(
+            &config.relay.local_domains,
+            config.relay.local_domains_file.as_deref(),
+        )?);
         let deps = Deps {
             store: Arc::clone(&store),
             content: Arc::clone(&content),
             auth: Arc::clone(&auth),
             credentials: credentials.clone(),
             dns: Arc::clone(&dns),
+            local_domains: Arc::clone(&local_domains),
         };
         let checks = checks::build(&config, &deps)?;
         let tls = config
@@ -178,6 +186,7 @@ impl App {
             auth,
             credentials,
             dns,
+            local_domains,
         })
     }
 }

@@ -3,16 +3,15 @@
 //! Domains and addresses go in a `HashSet` (a lookup costs the same for
 //! ten entries or a million); networks in a prefix table (one hash probe
 //! per prefix length in use). A [`Watched`] table re-reads its file when
-//! its mtime changes, checked at most every `interval`, and on [`Watched::reload`]
-//! (SIGHUP); a file that no longer parses keeps the old table.
+//! its mtime changes (a watcher thread looks every `interval`), and on
+//! [`Watched::reload`] (SIGHUP); a file that no longer parses keeps the old table.
 
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// Why a map file could not be used; says where.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +38,25 @@ pub enum MapError {
     },
 }
 
+impl From<MapError> for crate::config::ConfigError {
+    fn from(e: MapError) -> Self {
+        match e {
+            MapError::Read { path, source } => crate::config::ConfigError::Read { path, source },
+            MapError::Syntax {
+                path,
+                line,
+                col,
+                expected,
+            } => crate::config::ConfigError::Invalid {
+                path,
+                line,
+                col,
+                message: expected,
+            },
+        }
+    }
+}
+
 /// The entries of a map file: `(line, key, value)`, keys lower-cased.
 fn entries<'a>(text: &'a str) -> impl Iterator<Item = (usize, String, &'a str)> + 'a {
     text.lines().enumerate().filter_map(|(i, raw)| {
@@ -55,7 +73,7 @@ fn entries<'a>(text: &'a str) -> impl Iterator<Item = (usize, String, &'a str)> 
 
 /// A set of domains or addresses (case-insensitive; a trailing dot ignored).
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct KeySet(HashSet<String>);
+pub struct KeySet(HashSet<String, foldhash::fast::RandomState>);
 
 impl KeySet {
     /// The keys of `text` (a `key value` line contributes its key).
@@ -212,62 +230,85 @@ fn mask128(len: u8) -> u128 {
     }
 }
 
-/// A table kept in step with its file.
+/// A table kept in step with its file: a watcher thread looks at the
+/// file's mtime every `interval` and re-reads it off the lookup path (a
+/// million-line file takes a second or two to read; no session waits for
+/// it). Lookups only load the current table. The thread ends when the
+/// table is dropped (a reload builds a new one).
 pub struct Watched<T> {
+    inner: Arc<Inner<T>>,
+}
+
+struct Inner<T> {
     path: PathBuf,
     parse: fn(&Path, &str) -> Result<T, MapError>,
     table: ArcSwap<T>,
     mtime: Mutex<Option<SystemTime>>,
-    checked: AtomicU64,
-    interval: Duration,
-    epoch: Instant,
 }
 
-impl<T> Watched<T> {
-    /// Reads `path` now; later lookups re-read it when its mtime changed
-    /// (looked at no more often than every `interval`).
+impl<T: Send + Sync + 'static> Watched<T> {
+    /// Reads `path` now; a watcher re-reads it when its mtime changed,
+    /// looking every `interval`.
     pub fn open(
         path: &Path,
         parse: fn(&Path, &str) -> Result<T, MapError>,
         interval: Duration,
     ) -> Result<Watched<T>, MapError> {
         let (table, mtime) = read(path, parse)?;
-        Ok(Watched {
+        let inner = Arc::new(Inner {
             path: path.to_path_buf(),
             parse,
             table: ArcSwap::from_pointee(table),
             mtime: Mutex::new(mtime),
-            checked: AtomicU64::new(0),
-            interval,
-            epoch: Instant::now(),
-        })
+        });
+        let weak = Arc::downgrade(&inner);
+        let interval = interval.max(Duration::from_millis(10));
+        let spawned = std::thread::Builder::new()
+            .name("smtpgate-map-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(interval);
+                let Some(inner) = weak.upgrade() else { return };
+                inner.refresh_if_changed();
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(file = %path.display(), error = %e, "no watcher thread: the map changes only on reload");
+        }
+        Ok(Watched { inner })
+    }
+}
+
+impl<T> Watched<T> {
+    /// The current table.
+    pub fn get(&self) -> Arc<T> {
+        self.inner.table.load_full()
     }
 
-    /// The current table (after a due mtime check).
-    pub fn get(&self) -> Arc<T> {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        let last = self.checked.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= self.interval.as_millis() as u64
-            && self
-                .checked
-                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let changed = std::fs::metadata(&self.path)
-                .and_then(|m| m.modified())
-                .ok();
-            let known = *self.mtime.lock().unwrap_or_else(|e| e.into_inner());
-            if changed != known {
-                if let Err(e) = self.reload() {
-                    tracing::warn!(error = %e, "map file not reloaded; the old table stays");
-                }
-            }
-        }
-        self.table.load_full()
+    /// `f` over the current table, without taking a reference count.
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        f(&self.inner.table.load())
     }
 
     /// Re-reads the file now (SIGHUP); on error the old table stays.
     pub fn reload(&self) -> Result<(), MapError> {
+        self.inner.reload()
+    }
+}
+
+impl<T> Inner<T> {
+    fn refresh_if_changed(&self) {
+        let changed = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        let known = *self.mtime.lock().unwrap_or_else(|e| e.into_inner());
+        if changed != known {
+            match self.reload() {
+                Ok(()) => tracing::info!(file = %self.path.display(), "map file re-read"),
+                Err(e) => tracing::warn!(error = %e, "map file not reloaded; the old table stays"),
+            }
+        }
+    }
+
+    fn reload(&self) -> Result<(), MapError> {
         let (table, mtime) = read(&self.path, self.parse)?;
         self.table.store(Arc::new(table));
         *self.mtime.lock().unwrap_or_else(|e| e.into_inner()) = mtime;
@@ -288,6 +329,44 @@ fn read<T>(
         .map_err(err)?;
     let text = std::fs::read_to_string(path).map_err(err)?;
     Ok((parse(path, &text)?, Some(mtime)))
+}
+
+/// A domain list: the configuration's own entries plus, optionally, a file
+/// kept in step with its changes (`relay.local_domains_file`, the shape of
+/// Postfix's `relay_domains = /etc/postfix/relay_domains`). A lookup is one
+/// hash probe in each, whatever their size.
+pub struct Domains {
+    listed: KeySet,
+    file: Option<Watched<KeySet>>,
+}
+
+/// How often a domain file's mtime is looked at.
+pub const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Domains {
+    /// `list` and, when given, the domains of `file` (read now).
+    pub fn new(list: &[String], file: Option<&Path>) -> Result<Domains, MapError> {
+        Ok(Domains {
+            listed: KeySet::parse(&list.join("\n")),
+            file: file
+                .map(|f| Watched::open(f, key_set, FILE_CHECK_INTERVAL))
+                .transpose()?,
+        })
+    }
+
+    /// True when `domain` (any case, trailing dot ignored) is listed.
+    pub fn contains(&self, domain: &str) -> bool {
+        self.listed.contains(domain)
+            || self
+                .file
+                .as_ref()
+                .is_some_and(|f| f.with(|t| t.contains(domain)))
+    }
+
+    /// True when no domain is listed anywhere.
+    pub fn is_empty(&self) -> bool {
+        self.listed.is_empty() && self.file.as_ref().is_none_or(|f| f.with(KeySet::is_empty))
+    }
 }
 
 /// [`KeySet::parse`] in the shape [`Watched::open`] takes.
@@ -360,7 +439,14 @@ mod tests {
             .unwrap()
             .set_modified(later)
             .unwrap();
-        assert!(w.get().contains("b.test"), "picked up by the mtime check");
+        let start = std::time::Instant::now();
+        while !w.get().contains("b.test") {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "picked up by the watcher"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -126,7 +126,7 @@ pub fn alert_recipient(
     if let Some(login) = login.filter(|l| l.contains('@')) {
         return Some(login.to_string());
     }
-    (!sender.domain.is_empty() && app.config.relay.is_local_domain(&sender.domain))
+    (!sender.domain.is_empty() && app.local_domains.contains(&sender.domain))
         .then(|| sender.to_string())
 }
 

@@ -301,3 +301,68 @@ async fn xforward_from_anyone_else_is_refused_as_postfix_does() {
     assert_eq!(r.text(), "5.5.4 Bad XFORWARD ADDR syntax");
     c.expect("XFORWARD ADDR=192.0.2.7", 250).await;
 }
+
+#[tokio::test]
+async fn a_local_domains_file_of_a_million_lines_is_used_and_followed_without_reload() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    let dir = std::env::temp_dir().join(format!("smtpgate-domains-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("local_domains");
+    let mut text = String::with_capacity(24_000_000);
+    text.push_str("# our customers' domains\n");
+    for i in 0..1_000_000 {
+        text.push_str(&format!("customer{i}.example.test\n"));
+    }
+    std::fs::write(&file, &text).unwrap();
+    // 127.0.0.1 is not trusted: it may send only to local domains.
+    let extra = format!(
+        "[relay]\nmynetworks = [\"192.0.2.0/24\"]\nlocal_domains = [\"example.test\"]\n\
+         local_domains_file = \"{}\"\n",
+        file.display()
+    );
+    let gw = common::start(&common::config_text(sink.addr, "", &extra)).await;
+    let mut c = greeted(gw.addr).await;
+    c.expect("MAIL FROM:<a@example.test>", 250).await;
+    c.expect("RCPT TO:<b@example.test>", 250).await;
+    c.expect("RCPT TO:<b@customer999999.example.test>", 250)
+        .await;
+    c.expect("RCPT TO:<b@Customer7.Example.Test>", 250).await;
+    let r = c.cmd("RCPT TO:<b@newcomer.example.test>").await;
+    assert_eq!(code(&r), (554, "5.7.1".into()), "{r:?}");
+    // The hosting panel appends a domain: it counts within a second or
+    // two, with no SIGHUP.
+    text.push_str("newcomer.example.test\n");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&file, &text).unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let r = c.cmd("RCPT TO:<b@newcomer.example.test>").await;
+        if r.code == 250 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the appended domain never counted: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_local_domains_file_is_a_configuration_error() {
+    let text = common::config_text(
+        "127.0.0.1:1".parse().unwrap(),
+        "",
+        "[relay]\nlocal_domains_file = \"/nonexistent/local_domains\"\n",
+    );
+    let config = smtpgate::config::Config::from_text(std::path::Path::new("gw.toml"), &text)
+        .expect("parses");
+    let err = smtpgate::app::App::build(config, None)
+        .err()
+        .expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "/nonexistent/local_domains: cannot read: No such file or directory (os error 2)"
+    );
+}

@@ -64,7 +64,7 @@ const INPUTS: &[&str] = &[
 fn write_input(n: usize, path: &Path) -> u64 {
     use std::io::Write;
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut head = |f: &mut std::io::BufWriter<std::fs::File>, extra: &str| {
+    let head = |f: &mut std::io::BufWriter<std::fs::File>, extra: &str| {
         write!(
             f,
             "From: a@b.test\r\nTo: c@d.test\r\nSubject: t\r\nMessage-ID: <h@b.test>\r\n\

@@ -35,7 +35,7 @@ pub struct CalloutCheck {
     dns: Arc<dyn Lookup>,
     store: Arc<dyn Store>,
     scope: Scope,
-    local_domains: Vec<String>,
+    local_domains: Arc<crate::maps::Domains>,
     port: u16,
     timeout: Duration,
     helo: String,
@@ -50,18 +50,14 @@ impl CalloutCheck {
         config: &Config,
         dns: &Arc<dyn Lookup>,
         store: &Arc<dyn Store>,
+        local_domains: &Arc<crate::maps::Domains>,
     ) -> Option<CalloutCheck> {
         let env = &config.envelope;
         (env.reject_unverified_sender != Scope::None).then(|| CalloutCheck {
             dns: Arc::clone(dns),
             store: Arc::clone(store),
             scope: env.reject_unverified_sender,
-            local_domains: config
-                .relay
-                .local_domains
-                .iter()
-                .map(|d| d.to_ascii_lowercase())
-                .collect(),
+            local_domains: Arc::clone(local_domains),
             port: env.callout_port,
             timeout: env.callout_timeout.0,
             helo: config.server.hostname.clone(),

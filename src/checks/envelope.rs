@@ -355,11 +355,8 @@ fn leak(names: Vec<String>) -> &'static [&'static str] {
 }
 
 /// The checks of `[envelope]` and `[dnsbl]`.
-pub fn build(
-    config: &Config,
-    dns: &Arc<dyn Lookup>,
-    store: &Arc<dyn Store>,
-) -> Vec<Box<dyn Check>> {
+pub fn build(config: &Config, deps: &super::Deps) -> Vec<Box<dyn Check>> {
+    let (dns, store) = (&deps.dns, &deps.store);
     let env = &config.envelope;
     let mut checks: Vec<Box<dyn Check>> = Vec::new();
     if env.reject_unknown_helo_hostname
@@ -416,7 +413,7 @@ pub fn build(
             symbols: leak(names),
         }));
     }
-    if let Some(c) = super::callout::CalloutCheck::new(config, dns, store) {
+    if let Some(c) = super::callout::CalloutCheck::new(config, dns, store, &deps.local_domains) {
         checks.push(Box::new(c));
     }
     if env.reject_known_bad_recipient_address {

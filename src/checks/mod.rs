@@ -17,6 +17,7 @@ use crate::address::Address;
 use crate::config::{Config, ConfigError};
 use crate::dns::Lookup;
 use crate::mailauth::Authenticator;
+use crate::maps::Domains;
 use crate::passwd::Credentials;
 use crate::rules::content::ContentRules;
 use crate::score::Hit;
@@ -190,6 +191,8 @@ pub struct Deps {
     pub credentials: Option<Arc<Credentials>>,
     /// DNS for the envelope checks.
     pub dns: Arc<dyn Lookup>,
+    /// `relay.local_domains` and `relay.local_domains_file`.
+    pub local_domains: Arc<Domains>,
 }
 
 /// The checks of this configuration, in the order they run.
@@ -198,12 +201,12 @@ pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, Config
         Box::new(helo::HeloSyntaxCheck),
         Box::new(sender::NonFqdnSenderCheck),
         Box::new(recipient::NonFqdnRecipientCheck),
-        Box::new(relay::RelayCheck::new(config)?),
+        Box::new(relay::RelayCheck::new(config, &deps.local_domains)?),
         Box::new(content::ContentCheck::new(std::sync::Arc::clone(
             &deps.content,
         ))),
     ];
-    checks.extend(envelope::build(config, &deps.dns, &deps.store));
+    checks.extend(envelope::build(config, deps));
     if let Some(c) = relay::SenderLoginCheck::new(&deps.credentials) {
         checks.push(Box::new(c));
     }

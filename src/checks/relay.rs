@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 /// RCPT: routing tricks and unauthorised relay.
 pub struct RelayCheck {
-    local_domains: Vec<String>,
+    local_domains: Arc<crate::maps::Domains>,
     our_ips: Vec<IpAddr>,
     /// Known mailboxes (lowercase; "@domain" entries accept the domain).
     local_recipients: Option<std::collections::HashSet<String>>,
@@ -28,7 +28,10 @@ pub struct RelayCheck {
 impl RelayCheck {
     /// From `[relay]` and the listen addresses (our address literals);
     /// reads `relay.local_recipients` (so SIGHUP reloads it).
-    pub fn new(config: &Config) -> Result<RelayCheck, crate::config::ConfigError> {
+    pub fn new(
+        config: &Config,
+        local_domains: &Arc<crate::maps::Domains>,
+    ) -> Result<RelayCheck, crate::config::ConfigError> {
         let local_recipients = match &config.relay.local_recipients {
             None => None,
             Some(path) => {
@@ -55,12 +58,7 @@ impl RelayCheck {
         };
         Ok(RelayCheck {
             local_recipients,
-            local_domains: config
-                .relay
-                .local_domains
-                .iter()
-                .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
-                .collect(),
+            local_domains: Arc::clone(local_domains),
             our_ips: config
                 .server
                 .listen
@@ -81,7 +79,7 @@ impl RelayCheck {
     }
 
     fn is_local(&self, domain: &str) -> bool {
-        self.local_domains.iter().any(|d| d == domain)
+        self.local_domains.contains(domain)
     }
 }
 

@@ -15,6 +15,11 @@ pub struct RelayConfig {
     /// Domains whose senders we serve and whose recipients we know.
     #[serde(default)]
     pub local_domains: Vec<String>,
+    /// More local domains, one a line (`#` comments), in a file that may
+    /// hold millions; a change to it takes effect within a second, no
+    /// reload needed.
+    #[serde(default)]
+    pub local_domains_file: Option<PathBuf>,
     /// The known mailboxes of local_domains, one address a line ("@domain"
     /// accepts a whole domain); others get reject_unlisted_recipient.
     pub local_recipients: Option<PathBuf>,
@@ -25,6 +30,7 @@ impl Default for RelayConfig {
         RelayConfig {
             mynetworks: default_mynetworks(),
             local_domains: Vec::new(),
+            local_domains_file: None,
             local_recipients: None,
         }
     }
@@ -34,14 +40,6 @@ impl RelayConfig {
     /// True when `ip` is in `mynetworks`.
     pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
         self.mynetworks.iter().any(|n| n.contains(&ip))
-    }
-
-    /// True when `domain` (any case, trailing dot ignored) is a local domain.
-    pub fn is_local_domain(&self, domain: &str) -> bool {
-        let domain = domain.strip_suffix('.').unwrap_or(domain);
-        self.local_domains
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(domain))
     }
 }
 

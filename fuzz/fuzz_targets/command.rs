@@ -1,16 +1,7 @@
 //! The command parser and the address parsers never panic.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = smtpgate::smtp::command::parse(data);
-    let _ = smtpgate::smtp::command::line_limit(data);
-    let text = match std::str::from_utf8(data) {
-        Ok(t) => t,
-        Err(e) => std::str::from_utf8(&data[..e.valid_up_to()]).unwrap(),
-    };
-    for allow_null in [false, true] {
-        let _ = smtpgate::address::parse_address(text, allow_null);
-        let _ = smtpgate::address::parse_typed(text, allow_null);
-    }
-});
+#[path = "../bodies/command.rs"]
+mod body;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

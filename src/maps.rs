@@ -122,7 +122,7 @@ impl SenderLogins {
             let logins = value
                 .split(|c: char| c == ',' || c.is_whitespace())
                 .filter(|s| !s.is_empty())
-                .map(str::to_string)
+                .map(str::to_ascii_lowercase)
                 .collect();
             map.insert(key, logins);
         }

@@ -16,10 +16,20 @@ use std::path::Path;
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     users: HashMap<String, Hash>,
-    owners: Option<HashMap<String, Vec<String>>>,
+    owners: Option<Owners>,
     /// The costliest entry, checked for unknown users so that the reply
     /// time does not tell which logins exist.
     decoy: Option<Hash>,
+}
+
+/// Who may use which sender address.
+#[derive(Debug, Clone)]
+enum Owners {
+    /// Postfix's `smtpd_sender_login_maps` direction: `address login,...`
+    /// (`@domain` keys for a whole domain).
+    BySender(crate::maps::SenderLogins),
+    /// The old TOML form, `login = ["address", "@domain"]` (deprecated).
+    ByLogin(HashMap<String, Vec<String>>),
 }
 
 fn invalid(path: &Path, text: &str, offset: usize, message: String) -> ConfigError {
@@ -46,16 +56,26 @@ impl Credentials {
         let mut creds = Credentials::parse_passwd(passwd, &text)?;
         if let Some(maps) = login_maps {
             let text = read(maps)?;
-            let table: HashMap<String, Vec<String>> = crate::config::parse_toml(maps, &text)?;
-            creds.owners = Some(
-                table
-                    .into_iter()
-                    .map(|(login, addrs)| {
-                        let addrs = addrs.into_iter().map(|a| a.to_ascii_lowercase()).collect();
-                        (login.to_ascii_lowercase(), addrs)
-                    })
-                    .collect(),
-            );
+            if maps.extension().is_some_and(|e| e == "toml") {
+                tracing::warn!(
+                    file = %maps.display(),
+                    "sender_login_maps in the TOML form (login = [addresses]) is deprecated: \
+                     use Postfix's direction, one `address login[,login...]` a line"
+                );
+                let table: HashMap<String, Vec<String>> = crate::config::parse_toml(maps, &text)?;
+                creds.owners = Some(Owners::ByLogin(
+                    table
+                        .into_iter()
+                        .map(|(login, addrs)| {
+                            let addrs = addrs.into_iter().map(|a| a.to_ascii_lowercase()).collect();
+                            (login.to_ascii_lowercase(), addrs)
+                        })
+                        .collect(),
+                ));
+            } else {
+                let table = crate::maps::SenderLogins::parse(maps, &text)?;
+                creds.owners = Some(Owners::BySender(table));
+            }
         }
         Ok(creds)
     }
@@ -124,6 +144,10 @@ impl Credentials {
         let Some(owners) = &self.owners else {
             return true;
         };
+        let owners = match owners {
+            Owners::BySender(table) => return table.allows(sender, &login.to_ascii_lowercase()),
+            Owners::ByLogin(owners) => owners,
+        };
         let sender = sender.to_ascii_lowercase();
         let domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
         owners
@@ -182,16 +206,47 @@ plain:{PLAIN}secret
     }
 
     #[test]
+    fn login_maps_in_postfix_direction_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("smtpgate-logins-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (passwd, maps) = (dir.join("passwd"), dir.join("sender_logins"));
+        std::fs::write(&passwd, "alice:{PLAIN}x\nbob:{PLAIN}y\n").unwrap();
+        std::fs::write(
+            &maps,
+            "# address  logins\nalice@example.test alice\n@shop.test alice, Bob\n",
+        )
+        .unwrap();
+        let c = Credentials::load(&passwd, Some(&maps)).unwrap();
+        assert!(c.has_login_maps());
+        assert!(c.owns("Alice", "ALICE@example.test"));
+        assert!(
+            c.owns("bob", "news@shop.test"),
+            "a domain entry, logins any case"
+        );
+        assert!(!c.owns("bob", "alice@example.test"));
+        assert!(!c.owns("alice", "x@sub.shop.test"));
+        std::fs::write(&maps, "alice@example.test\n").unwrap();
+        let err = Credentials::load(&passwd, Some(&maps))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("sender_logins:1:19: expected `alice@example.test login[,login...]`"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn login_maps_addresses_and_domains() {
         let mut c = Credentials::default();
         assert!(
             c.owns("alice", "anyone@anywhere.test"),
             "no maps: no restriction"
         );
-        c.owners = Some(HashMap::from([(
+        c.owners = Some(Owners::ByLogin(HashMap::from([(
             "alice".to_string(),
             vec!["alice@example.test".to_string(), "@shop.test".to_string()],
-        )]));
+        )])));
         assert!(c.owns("Alice", "ALICE@example.test"));
         assert!(c.owns("alice", "news@shop.test"));
         assert!(!c.owns("alice", "bob@example.test"));

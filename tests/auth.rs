@@ -24,7 +24,7 @@ fn config(sink: &Sink, mynetworks: &str, auth_extra: &str) -> String {
              [auth]\npasswd_file = \"{}\"\nsender_login_maps = \"{}\"\n{auth_extra}\n",
             common::tls_section(),
             fixtures.join("passwd").display(),
-            fixtures.join("senders.toml").display(),
+            fixtures.join("sender_logins").display(),
         ),
     )
 }

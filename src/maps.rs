@@ -369,6 +369,16 @@ impl Domains {
     }
 }
 
+/// Mailboxes, one a line, `<a@b>` or `a@b` (`@domain` for a whole domain),
+/// in the shape [`Watched::open`] takes.
+pub fn address_set(_: &Path, text: &str) -> Result<KeySet, MapError> {
+    Ok(KeySet(
+        entries(text)
+            .map(|(_, k, _)| k.trim_matches(['<', '>']).to_string())
+            .collect(),
+    ))
+}
+
 /// [`KeySet::parse`] in the shape [`Watched::open`] takes.
 pub fn key_set(_: &Path, text: &str) -> Result<KeySet, MapError> {
     Ok(KeySet::parse(text))

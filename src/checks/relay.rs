@@ -21,41 +21,30 @@ use std::sync::Arc;
 pub struct RelayCheck {
     local_domains: Arc<crate::maps::Domains>,
     our_ips: Vec<IpAddr>,
-    /// Known mailboxes (lowercase; "@domain" entries accept the domain).
-    local_recipients: Option<std::collections::HashSet<String>>,
+    /// Known mailboxes (lowercase; "@domain" entries accept the domain),
+    /// followed as the file changes.
+    local_recipients: Option<crate::maps::Watched<crate::maps::KeySet>>,
 }
 
 impl RelayCheck {
     /// From `[relay]` and the listen addresses (our address literals);
-    /// reads `relay.local_recipients` (so SIGHUP reloads it).
+    /// reads `relay.local_recipients` (followed when the file changes; SIGHUP rebuilds it).
     pub fn new(
         config: &Config,
         local_domains: &Arc<crate::maps::Domains>,
     ) -> Result<RelayCheck, crate::config::ConfigError> {
-        let local_recipients = match &config.relay.local_recipients {
-            None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| {
-                    crate::config::ConfigError::Read {
-                        path: path.display().to_string(),
-                        source,
-                    }
-                })?;
-                Some(
-                    text.lines()
-                        .map(|l| {
-                            l.split('#')
-                                .next()
-                                .unwrap_or("")
-                                .trim()
-                                .trim_matches(['<', '>'])
-                                .to_ascii_lowercase()
-                        })
-                        .filter(|l| !l.is_empty())
-                        .collect(),
+        let local_recipients = config
+            .relay
+            .local_recipients
+            .as_deref()
+            .map(|path| {
+                crate::maps::Watched::open(
+                    path,
+                    crate::maps::address_set,
+                    crate::maps::FILE_CHECK_INTERVAL,
                 )
-            }
-        };
+            })
+            .transpose()?;
         Ok(RelayCheck {
             local_recipients,
             local_domains: Arc::clone(local_domains),
@@ -75,7 +64,7 @@ impl RelayCheck {
             return true;
         };
         let addr = rcpt.to_string().to_ascii_lowercase();
-        list.contains(&addr) || list.contains(&format!("@{}", rcpt.domain))
+        list.with(|l| l.contains(&addr) || l.contains(&format!("@{}", rcpt.domain)))
     }
 
     fn is_local(&self, domain: &str) -> bool {

@@ -161,7 +161,7 @@ fn smoke(target: &str, body: impl Fn(&[u8])) -> usize {
         body(seed);
     }
     // A fixed seed per target: a failure reproduces.
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ target.len() as u64 * 0x1000_0001);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (target.len() as u64 * 0x1000_0001));
     let start = Instant::now();
     let mut runs = seeds.len();
     let mut input = Vec::new();

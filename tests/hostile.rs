@@ -24,6 +24,8 @@ fn dir() -> PathBuf {
 /// `smtpgate check` on `eml`: (exit status, stdout, wall time, peak RSS in kB).
 fn judge(cfg: &Path, eml: &Path) -> (i32, String, Duration, i64) {
     let started = Instant::now();
+    // Reaped below with wait4 (for its rusage), not Child::wait.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_smtpgate"))
         .args(["check", "--json", "--config"])
         .arg(cfg)

@@ -362,11 +362,6 @@ impl Domains {
                 .as_ref()
                 .is_some_and(|f| f.with(|t| t.contains(domain)))
     }
-
-    /// True when no domain is listed anywhere.
-    pub fn is_empty(&self) -> bool {
-        self.listed.is_empty() && self.file.as_ref().is_none_or(|f| f.with(KeySet::is_empty))
-    }
 }
 
 /// Mailboxes, one a line, `<a@b>` or `a@b` (`@domain` for a whole domain),

@@ -219,6 +219,11 @@ fn header_text(value: &HeaderValue<'_>) -> Option<String> {
 /// pass over the header block.
 fn cut_header_fields(raw: &[u8], body_offset: usize) -> Option<Vec<u8>> {
     let header = &raw[..body_offset.min(raw.len())];
+    // A field takes at least three octets (`a:` and a line end): a header
+    // block shorter than that many fields cannot hold too many.
+    if header.len() < MAX_HEADERS * 3 {
+        return None;
+    }
     let mut fields = 0;
     let mut at = 0;
     while at < header.len() {

@@ -216,11 +216,18 @@ pub fn start_sentinel(master: &RedisServer) -> RedisProcess {
         ),
     )
     .expect("sentinel.conf");
-    RedisProcess::start(
+    let sentinel = RedisProcess::start(
         port,
         &[conf.display().to_string(), "--sentinel".to_string()],
         dir,
-    )
+    );
+    // Returned once it names the master (answering PING comes first).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sentinel_master_port(port) != Some(master.port) {
+        assert!(Instant::now() < deadline, "sentinel does not know mymaster");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sentinel
 }
 
 /// `count` Sentinels monitoring `master` as service `mymaster`, agreeing

@@ -33,15 +33,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "policy",
-        &["rules", "checks", "action", "lockout", "admission"],
+        &["rules", "checks", "action", "lockout", "admission", "anomaly"],
     ),
     (
         "flow",
         &[
-            "pipeline", "delivery", "bounce", "verdict", "history", "app",
+            "pipeline", "delivery", "bounce", "verdict", "history", "readiness", "replay", "app",
         ],
     ),
-    ("top", &["session", "http", "server", "main"]),
+    ("top", &["session", "http", "server", "cli", "main"]),
 ];
 
 /// What a layer must never use, whatever the list allows.

@@ -65,6 +65,8 @@ pub mod pipeline;
 pub mod verdict;
 
 // Top: the server.
+/// The bodies of the command-line commands.
+pub mod cli;
 /// Listeners, admission, reload, shutdown.
 pub mod server;
 /// One client connection, one file per phase.

@@ -7,6 +7,7 @@ mod envelope;
 mod error;
 mod greylist;
 mod headers;
+mod http;
 mod log;
 mod outbound;
 mod ratelimit;
@@ -21,6 +22,7 @@ pub use envelope::{CalloutScope, DnsblConfig, DnsblOnError, EnvelopeConfig, Zone
 pub use error::{line_col, locate_key, parse_toml, ConfigError};
 pub use greylist::GreylistConfig;
 pub use headers::{HeadersConfig, SpamdResult};
+pub use http::HttpConfig;
 pub use log::{LogConfig, LogFormat};
 pub use outbound::{DkimConfig, OutboundConfig};
 pub use ratelimit::{Limits, RateLimitConfig};
@@ -76,6 +78,8 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     /// `[metrics]`: the Prometheus exporter (off when absent).
     pub metrics: Option<MetricsConfig>,
+    /// `[http]`: the HTTP API and web console (off when absent).
+    pub http: Option<HttpConfig>,
     /// `[log]`: how log lines are written.
     #[serde(default)]
     pub log: LogConfig,
@@ -202,6 +206,32 @@ impl Config {
                 "attempts",
                 "dns.attempts: expected a number from 1 to 10".into(),
             );
+        }
+        if let Some(http) = &self.http {
+            if http.token_required() && http.token_file.is_none() {
+                let (key, why) = if http.require_token {
+                    ("require_token", "require_token = true".to_string())
+                } else {
+                    (
+                        "listen",
+                        format!("listen {} is not a loopback address", http.listen),
+                    )
+                };
+                return invalid(
+                    "http",
+                    key,
+                    format!(
+                        "http.token_file: expected a bearer token file, as {why}: the API shows the mail history to whoever reaches the port"
+                    ),
+                );
+            }
+            if http.max_body == 0 {
+                return invalid(
+                    "http",
+                    "max_body",
+                    "http.max_body: expected a number greater than 0".into(),
+                );
+            }
         }
         if !(self.scoring.threshold > 0.0 && self.scoring.threshold.is_finite()) {
             return invalid(

@@ -65,6 +65,8 @@ pub mod pipeline;
 pub mod verdict;
 
 // Top: the server.
+/// The HTTP API and web console.
+pub mod http;
 /// The bodies of the command-line commands.
 pub mod cli;
 /// Listeners, admission, reload, shutdown.

@@ -327,6 +327,9 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
     for addr in server.local_addrs() {
         tracing::info!(%addr, "listening");
     }
+    if let Some(addr) = server.http_addr() {
+        tracing::info!(%addr, "HTTP API on /api/, web console on /");
+    }
     let handle = server.handle();
     let addrs: Vec<String> = server
         .local_addrs()

@@ -15,14 +15,12 @@ pub struct HttpConfig {
     /// listener on a loopback address answers without a token; any other
     /// address needs `token_file`.
     pub listen: SocketAddr,
-    /// A file holding the bearer token (one line) every request must send
-    /// as `Authorization: Bearer <token>`; required off loopback.
+    /// A file holding the bearer token (its first line) that every API
+    /// request must then send as `Authorization: Bearer <token>`; required
+    /// off loopback, and honoured on loopback too when set (a shared host
+    /// where other local users must not read the history).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
-    /// Ask for the token on a loopback listener too (a shared host where
-    /// other local users must not read the history).
-    #[serde(default)]
-    pub require_token: bool,
     /// Largest request body (`POST /api/check`: the message), in octets.
     #[serde(default = "default_max_body")]
     pub max_body: usize,
@@ -33,11 +31,10 @@ pub struct HttpConfig {
 }
 
 impl HttpConfig {
-    /// True when requests must carry the token: the listener is not on a
-    /// loopback address (`0.0.0.0` and `::` listen on every interface), or
-    /// `require_token` says so.
+    /// True when the listener must have a token: it is not on a loopback
+    /// address (`0.0.0.0` and `::` listen on every interface).
     pub fn token_required(&self) -> bool {
-        self.require_token || !self.listen.ip().is_loopback()
+        !self.listen.ip().is_loopback()
     }
 }
 
@@ -52,18 +49,17 @@ fn default_read_timeout() -> Span {
 mod tests {
     use super::*;
 
-    fn at(listen: &str, require_token: bool) -> HttpConfig {
+    fn at(listen: &str) -> HttpConfig {
         HttpConfig {
             listen: listen.parse().unwrap(),
             token_file: None,
-            require_token,
             max_body: default_max_body(),
             read_timeout: default_read_timeout(),
         }
     }
 
     #[test]
-    fn the_token_is_required_off_loopback_or_when_asked() {
+    fn the_token_is_required_off_loopback() {
         for (listen, required) in [
             ("127.0.0.1:8025", false),
             ("127.0.0.2:8025", false),
@@ -73,11 +69,42 @@ mod tests {
             ("192.0.2.10:8025", true),
             ("[2001:db8::1]:8025", true),
         ] {
-            assert_eq!(at(listen, false).token_required(), required, "{listen}");
-            assert!(
-                at(listen, true).token_required(),
-                "{listen} with require_token"
-            );
+            assert_eq!(at(listen).token_required(), required, "{listen}");
         }
+    }
+}
+
+#[cfg(test)]
+mod validation {
+    use crate::config::Config;
+    use std::path::Path;
+
+    const BASE: &str = "[server]\nhostname = \"gw.test\"\nlisten = [\"127.0.0.1:2525\"]\n[upstream]\naddress = \"127.0.0.1:10025\"\n[http]\n";
+
+    #[test]
+    fn off_loopback_a_token_file_is_required_and_the_error_points_at_listen() {
+        let text = format!("{BASE}listen = \"0.0.0.0:8025\"\n");
+        let err = Config::from_text(Path::new("gw.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "gw.toml:7:1: http.token_file: expected a bearer token file, as listen 0.0.0.0:8025 \
+             is not a loopback address: the API shows the mail history to whoever reaches the port"
+        );
+        let text =
+            format!("{BASE}listen = \"0.0.0.0:8025\"\ntoken_file = \"/etc/smtpgate/http.token\"\n");
+        assert!(Config::from_text(Path::new("gw.toml"), &text).is_ok());
+        let text = format!("{BASE}listen = \"127.0.0.1:8025\"\n");
+        let c = Config::from_text(Path::new("gw.toml"), &text).unwrap();
+        assert_eq!(c.http.unwrap().max_body, 26_214_400);
+        let text = format!("{BASE}listen = \"127.0.0.1:8025\"\nmax_body = 0\n");
+        let err = Config::from_text(Path::new("gw.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "gw.toml:8:1: http.max_body: expected a number greater than 0"
+        );
     }
 }

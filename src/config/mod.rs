@@ -209,19 +209,12 @@ impl Config {
         }
         if let Some(http) = &self.http {
             if http.token_required() && http.token_file.is_none() {
-                let (key, why) = if http.require_token {
-                    ("require_token", "require_token = true".to_string())
-                } else {
-                    (
-                        "listen",
-                        format!("listen {} is not a loopback address", http.listen),
-                    )
-                };
                 return invalid(
                     "http",
-                    key,
+                    "listen",
                     format!(
-                        "http.token_file: expected a bearer token file, as {why}: the API shows the mail history to whoever reaches the port"
+                        "http.token_file: expected a bearer token file, as listen {} is not a loopback address: the API shows the mail history to whoever reaches the port",
+                        http.listen
                     ),
                 );
             }

@@ -59,6 +59,8 @@ pub mod app;
 pub mod bounce;
 /// The headers we add to a passed message.
 pub mod delivery;
+/// Every transaction's summary, searchable.
+pub mod history;
 /// The ONE phase runner, for the session and `check`.
 pub mod pipeline;
 /// A stopped message's story for `smtpgate why`.
@@ -67,5 +69,7 @@ pub mod verdict;
 // Top: the server.
 /// Listeners, admission, reload, shutdown.
 pub mod server;
+/// The command-line tools' bodies.
+pub mod cli;
 /// One client connection, one file per phase.
 pub mod session;

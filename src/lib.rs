@@ -63,7 +63,9 @@ pub mod delivery;
 pub mod history;
 /// The ONE phase runner, for the session and `check`.
 pub mod pipeline;
-/// A stopped message's story for `smtpgate why`.
+/// Past transactions re-decided under other scores.
+pub mod replay;
+/// A transaction's story for `smtpgate why`.
 pub mod verdict;
 
 // Top: the server.

@@ -61,6 +61,16 @@ enum Command {
         #[command(flatten)]
         args: smtpgate::cli::history::HistoryArgs,
     },
+    /// Re-decide the history's transactions under proposed scores, rules or
+    /// threshold: how many verdicts flip, by identity and by symbol. Exit
+    /// status 0 nothing flips, 1 something does, 2 usage, 75 store failure.
+    Replay {
+        /// Configuration file (default: $SMTPGATE_CONFIG, else config/gateway.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: smtpgate::cli::replay::ReplayArgs,
+    },
     /// Show a transaction's story (breakdown, reply) from its reference
     /// (in its alert, 5xx or 250 reply).
     Why {
@@ -156,6 +166,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Why { config, reference } => cli::history::why(&config_path(config), &reference),
         Command::History { config, args } => cli::history::run(&config_path(config), &args),
+        Command::Replay { config, args } => cli::replay::run(&config_path(config), &args),
         Command::BadRecipients { config, action } => bad_recipients(&config_path(config), action),
     }
 }

@@ -249,6 +249,12 @@ impl History {
         query::run(self, query).await
     }
 
+    /// Calls `f` with every record of the last `since`, newest first
+    /// (replay reads the whole period this way, in bounded steps).
+    pub async fn each(&self, since: Duration, f: impl FnMut(Record)) -> Result<(), StoreError> {
+        query::each(self, since, f).await
+    }
+
     /// Counts by action per minute and the top symbols since `since` ago.
     pub async fn stats(&self, since: Duration) -> Result<Stats, StoreError> {
         stats::run(self, since, &self.symbols.load()).await

@@ -173,6 +173,39 @@ pub(super) async fn run(history: &History, q: &Query) -> Result<Vec<Record>, Sto
     Ok(found)
 }
 
+/// Calls `f` with every record of the last `since` (newest first), reading
+/// the `all` index one round trip per 12 hours and 200 records at a time.
+pub(super) async fn each(
+    history: &History,
+    since: Duration,
+    mut f: impl FnMut(Record),
+) -> Result<(), StoreError> {
+    let now = super::now();
+    let oldest = now.saturating_sub(since.min(history.keep()).as_secs());
+    let store = history.store();
+    let hours: Vec<u64> = (oldest / HOUR..=now / HOUR).rev().collect();
+    for chunk in hours.chunks(BUCKETS_PER_READ) {
+        let keys: Vec<String> = chunk.iter().map(|h| index_key("all", "", *h)).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut references: Vec<String> = Vec::new();
+        for bucket in store.get_many(&refs).await?.into_iter().flatten() {
+            references.extend(String::from_utf8_lossy(&bucket).lines().rev().map(str::to_string));
+        }
+        for batch in references.chunks(RECORDS_PER_READ) {
+            let keys: Vec<String> = batch.iter().map(|r| record_key(r)).collect();
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            for value in store.get_many(&refs).await?.into_iter().flatten() {
+                if let Ok(record) = serde_json::from_slice::<Record>(&value) {
+                    if record.time >= oldest {
+                        f(record);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

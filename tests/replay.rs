@@ -23,7 +23,7 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
     path
 }
 
-fn replay(config: &PathBuf, extra: &[&str]) -> (Option<i32>, String, String) {
+fn replay(config: &std::path::Path, extra: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(BIN)
         .args(["replay", "--config", config.to_str().unwrap()])
         .args(extra)

@@ -51,6 +51,9 @@ pub struct App {
     pub dns: Arc<dyn Lookup>,
     /// `relay.local_domains` and the domains of `relay.local_domains_file`.
     pub local_domains: Arc<Domains>,
+    /// The message history (kept across reloads while `[store]` and
+    /// `[history]` are unchanged).
+    pub history: Arc<crate::history::History>,
 }
 
 impl App {
@@ -118,6 +121,13 @@ impl App {
             Some(p) if p.config.store == config.store => Arc::clone(&p.store),
             _ => Arc::new(crate::store::Metered(build_store(&config)?)),
         };
+        let history = match previous {
+            Some(p) if p.config.store == config.store && p.config.history == config.history => {
+                Arc::clone(&p.history)
+            }
+            _ => Arc::new(crate::history::History::new(&config, Arc::clone(&store))),
+        };
+        history.set_symbols(table.names().map(str::to_string).collect());
         let auth = Arc::new(Authenticator::new(&config)?);
         let credentials = config
             .auth
@@ -187,6 +197,7 @@ impl App {
             credentials,
             dns,
             local_domains,
+            history,
         })
     }
 }

@@ -59,17 +59,21 @@ pub mod app;
 pub mod bounce;
 /// The headers we add to a passed message.
 pub mod delivery;
+/// Every transaction's summary, searchable.
+pub mod history;
 /// The ONE phase runner, for the session and `check`.
 pub mod pipeline;
-/// A stopped message's story for `smtpgate why`.
+/// Past transactions re-decided under other scores.
+pub mod replay;
+/// A transaction's story for `smtpgate why`.
 pub mod verdict;
 
 // Top: the server.
 /// The HTTP API and web console.
 pub mod http;
-/// The bodies of the command-line commands.
-pub mod cli;
 /// Listeners, admission, reload, shutdown.
 pub mod server;
+/// The command-line tools' bodies.
+pub mod cli;
 /// One client connection, one file per phase.
 pub mod session;

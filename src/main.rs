@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use smtpgate::address::parse_typed;
 use smtpgate::app::App;
+use smtpgate::cli::{self, shared_store_app};
 use smtpgate::config::LogFormat;
 use smtpgate::notify::notify;
 use smtpgate::server::{Handle, Server};
@@ -48,7 +49,26 @@ enum Command {
         #[command(subcommand)]
         action: BadAction,
     },
-    /// Show why a message was stopped, from the reference in its alert or 5xx.
+    /// Search the message history (every transaction, kept [history] keep).
+    History {
+        /// Configuration file (default: $SMTPGATE_CONFIG, else config/gateway.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: smtpgate::cli::history::HistoryArgs,
+    },
+    /// Re-decide the history's transactions under proposed scores, rules or
+    /// threshold: how many verdicts flip, by identity and by symbol. Exit
+    /// status 0 nothing flips, 1 something does, 2 usage, 75 store failure.
+    Replay {
+        /// Configuration file (default: $SMTPGATE_CONFIG, else config/gateway.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: smtpgate::cli::replay::ReplayArgs,
+    },
+    /// Show a transaction's story (breakdown, reply) from its reference
+    /// (in its alert, 5xx or 250 reply).
     Why {
         /// Configuration file (default: $SMTPGATE_CONFIG, else config/gateway.toml).
         #[arg(long)]
@@ -151,7 +171,9 @@ fn main() -> ExitCode {
             a.json,
             a.file,
         ),
-        Command::Why { config, reference } => why(&config_path(config), &reference),
+        Command::Why { config, reference } => cli::history::why(&config_path(config), &reference),
+        Command::History { config, args } => cli::history::run(&config_path(config), &args),
+        Command::Replay { config, args } => cli::replay::run(&config_path(config), &args),
         Command::BadRecipients { config, action } => bad_recipients(&config_path(config), action),
     }
 }
@@ -219,47 +241,6 @@ fn bad_recipients(path: &Path, action: BadAction) -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The App of `path` with a runtime for a command that works on the shared
-/// store: exit status 2 when the config is bad or the store is "memory"
-/// (`what` lives inside the running gateway then).
-fn shared_store_app(path: &Path, what: &str) -> Result<(App, tokio::runtime::Runtime), ExitCode> {
-    let app = App::load(path, None).map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::from(2)
-    })?;
-    if app.store.backend() == "memory" {
-        eprintln!(
-            "{}: store.backend is \"memory\": {what} inside the running gateway only; \
-             use store.backend = \"redis\" to reach it from the command line",
-            path.display()
-        );
-        return Err(ExitCode::from(2));
-    }
-    let runtime = small_runtime().ok_or(ExitCode::FAILURE)?;
-    Ok((app, runtime))
-}
-
-fn why(path: &Path, reference: &str) -> ExitCode {
-    let (app, runtime) = match shared_store_app(path, "verdicts live") {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    match runtime.block_on(smtpgate::verdict::load(app.store.as_ref(), reference)) {
-        Ok(Some(text)) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Ok(None) => {
-            eprintln!("no verdict for reference {reference} (kept 7 days)");
-            ExitCode::FAILURE
-        }
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
@@ -382,11 +363,3 @@ fn reload(handle: &Handle, path: &Path) {
     }
 }
 
-/// A single-threaded runtime for the one-shot commands.
-fn small_runtime() -> Option<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| eprintln!("cannot start the runtime: {e}"))
-        .ok()
-}

@@ -58,14 +58,16 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
     ("smtpgate_client_limit_total", Kind::Counter, "Clients turned away by a per-client limit, by limit (connections, rate)."),
     ("smtpgate_store_evictions_total", Kind::Counter, "Live keys the memory store evicted to stay within store.max_entries."),
     ("smtpgate_store_entries", Kind::Gauge, "Keys the memory store holds."),
+    ("smtpgate_history_records_total", Kind::Counter, "Transactions written to the message history, by result (written, failed, dropped: the queue was full)."),
     ("smtpgate_task_panics_total", Kind::Counter, "Tasks that panicked (their work was dropped and logged), by task (session, ...)."),
     ("smtpgate_dmarc_parent_dns_errors_total", Kind::Counter, "DMARC lookups above an author domain with its own record that failed and were taken as no record at that level."),
 ];
 
 /// Reply classes.
 const CLASSES: &[&str] = &["2xx", "3xx", "4xx", "5xx"];
-/// How transactions end (see [`transaction`] for the label of each).
-const ACTIONS: &[&str] = &[
+/// How transactions end (see [`transaction`] for the label of each),
+/// every label registered at start.
+pub const ACTIONS: &[&str] = &[
     "delivered",
     "spam",
     "blocked",
@@ -95,6 +97,7 @@ const STORE_OPS: &[&str] = &[
     "greylist",
     "get_many",
     "incr_many",
+    "batch",
 ];
 /// DNS lookup kinds.
 const DNS_KINDS: &[&str] = &["a", "aaaa", "mx", "ptr", "spf", "dkim", "dmarc"];
@@ -348,7 +351,8 @@ pub fn reply(code: u16) {
 
 /// The label of a transaction's end: `spam (alert merged)` is `spam`,
 /// `upstream refused` is `upstream_refused`.
-fn action_label(action: &str) -> String {
+/// The label of a transaction's action: `spam (alert merged)` → `spam`.
+pub fn action_label(action: &str) -> String {
     let bare = action.split(" (").next().unwrap_or(action).trim();
     bare.replace(' ', "_")
 }
@@ -360,6 +364,21 @@ pub fn transaction<'a>(action: &str, symbols: impl Iterator<Item = &'a str>) {
     for s in symbols {
         counter!("smtpgate_symbol_hits_total", "symbol" => s.to_string()).increment(1);
     }
+}
+
+/// Transactions written to the history.
+pub fn history_written(n: usize) {
+    counter!("smtpgate_history_records_total", "result" => "written").increment(n as u64);
+}
+
+/// Transactions the history store refused.
+pub fn history_failed(n: usize) {
+    counter!("smtpgate_history_records_total", "result" => "failed").increment(n as u64);
+}
+
+/// A transaction not recorded: the history queue was full.
+pub fn history_dropped() {
+    counter!("smtpgate_history_records_total", "result" => "dropped").increment(1);
 }
 
 /// How long the checks of `phase` (helo, mail, rcpt, data) took.

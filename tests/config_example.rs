@@ -57,7 +57,7 @@ fn the_example_states_every_default_truly() {
     }
     same!(
         server, upstream, scoring, relay, dns, store, envelope, dnsbl, auth, metrics, outbound,
-        dkim, greylist, ratelimit, log, headers
+        dkim, greylist, ratelimit, log, headers, history
     );
     assert!(example.scores.is_empty(), "[scores] has no default entries");
 }

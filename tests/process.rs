@@ -370,8 +370,8 @@ async fn metrics_count_sessions_transactions_symbols_and_latency() {
     let expect = [
         // Three sessions plus spawn_gateway's readiness probe.
         ("smtpgate_sessions_total", 4.0),
-        // The spam verdict kept for `smtpgate why`.
-        ("smtpgate_store_seconds_count{op=\"set\"}", 1.0),
+        // Every transaction in the history.
+        ("smtpgate_history_records_total{result=\"written\"}", 3.0),
         ("smtpgate_sessions_active", 0.0),
         ("smtpgate_transactions_total{action=\"delivered\"}", 2.0),
         ("smtpgate_transactions_total{action=\"spam\"}", 1.0),
@@ -465,7 +465,10 @@ async fn why_shows_the_breakdown_of_a_stopped_message_from_its_reference() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("From: <a@example.test>\nTo: b@example.net\nAction: spam\n"),
+        stdout.contains(
+            "From: <a@example.test>\nTo: b@example.net\nMessage-ID: <w@example.test>\n\
+             Subject: BUY NOW\nAction: spam\nReply: 550 5.7.1 "
+        ),
         "{stdout}"
     );
     assert!(
@@ -476,5 +479,5 @@ async fn why_shows_the_breakdown_of_a_stopped_message_from_its_reference() {
     assert!(why(reference.to_lowercase()).await.status.success());
     let unknown = why("ZZZZZZZZ".into()).await;
     assert_eq!(unknown.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no verdict for reference ZZZZZZZZ"));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no transaction with reference ZZZZZZZZ in the history (kept 7d)"));
 }

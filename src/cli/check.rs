@@ -270,15 +270,8 @@ pub fn run(config: &Path, given: Given, json: bool, file: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = super::small_runtime() else {
+        return ExitCode::FAILURE;
     };
     let report = runtime.block_on(report(&app, &envelope, &raw));
     if json {

@@ -10,6 +10,7 @@ mod headers;
 mod http;
 mod log;
 mod outbound;
+mod history;
 mod ratelimit;
 mod relay;
 mod scoring;
@@ -22,6 +23,7 @@ pub use envelope::{CalloutScope, DnsblConfig, DnsblOnError, EnvelopeConfig, Zone
 pub use error::{line_col, locate_key, parse_toml, ConfigError};
 pub use greylist::GreylistConfig;
 pub use headers::{HeadersConfig, SpamdResult};
+pub use history::HistoryConfig;
 pub use http::HttpConfig;
 pub use log::{LogConfig, LogFormat};
 pub use outbound::{DkimConfig, OutboundConfig};
@@ -94,6 +96,9 @@ pub struct Config {
     /// `[ratelimit]`: sending quotas per identity, when present.
     #[serde(default)]
     pub ratelimit: Option<RateLimitConfig>,
+    /// `[history]`: every transaction's summary, for support.
+    #[serde(default)]
+    pub history: HistoryConfig,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: Source,
@@ -178,6 +183,8 @@ impl Config {
             ("server", "max_recipients", s.max_recipients),
             ("server", "max_connections", s.max_connections),
             ("upstream", "max_connections", self.upstream.max_connections),
+            ("history", "queue", self.history.queue),
+            ("history", "memory_records", self.history.memory_records),
         ] {
             if value == 0 {
                 return invalid(

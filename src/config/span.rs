@@ -44,3 +44,22 @@ impl<'de> Deserialize<'de> for Span {
         })
     }
 }
+
+impl std::fmt::Display for Span {
+    /// The shortest textual form that reads back the same: `7d`, `2h`, `90s`, `500ms`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        let secs = self.0.as_secs();
+        if !ms.is_multiple_of(1000) {
+            write!(f, "{ms}ms")
+        } else if secs > 0 && secs.is_multiple_of(86_400) {
+            write!(f, "{}d", secs / 86_400)
+        } else if secs > 0 && secs.is_multiple_of(3600) {
+            write!(f, "{}h", secs / 3600)
+        } else if secs > 0 && secs.is_multiple_of(60) {
+            write!(f, "{}m", secs / 60)
+        } else {
+            write!(f, "{secs}s")
+        }
+    }
+}

@@ -115,6 +115,7 @@ impl Session {
             return reply::bad_sequence("need MAIL command");
         };
         txn.message_id = parsed.message_id.clone();
+        txn.subject = parsed.subject.clone();
         for symbol in result.found {
             txn.breakdown.push(symbol);
         }
@@ -208,29 +209,14 @@ impl Session {
         .header(SystemTime::now())
     }
 
-    /// Logs and closes the transaction; the upstream side, if still open,
-    /// goes back to the pool. A stopped message's story is kept for
-    /// `smtpgate why`.
+    /// Logs (and records in the history) and closes the transaction; the
+    /// upstream side, if still open, goes back to the pool.
     fn end_transaction(&mut self, action: &str, size: usize, reply: Reply) -> Reply {
         if let Some(mut txn) = self.txn.take() {
             if let Some(open) = txn.upstream.take() {
                 open.release();
             }
             self.log_transaction(&txn, action, size, Some(&reply));
-            if action.starts_with("spam") || action == "blocked" {
-                crate::verdict::keep(
-                    &self.app,
-                    crate::verdict::Story {
-                        reference: &txn.reference,
-                        client: (self.client().ip, self.client().helo.unwrap_or("")),
-                        sender: &txn.sender,
-                        recipients: &txn.recipients,
-                        action,
-                        reply: &reply,
-                        breakdown: &txn.breakdown,
-                    },
-                );
-            }
         }
         self.forwarded = crate::smtp::xforward::Forwarded::default();
         reply

@@ -55,6 +55,7 @@ impl Session {
             breakdown,
             started: Instant::now(),
             message_id: None,
+            subject: None,
         });
         let view = self.view();
         let Some(result) = self.run_phase(Phase::Mail, &view).await else {

@@ -69,6 +69,8 @@ pub struct Txn {
     pub started: Instant,
     /// The message's Message-ID, once DATA was parsed (for the logs).
     pub message_id: Option<String>,
+    /// The message's Subject, once DATA was parsed (for the history).
+    pub subject: Option<String>,
 }
 
 /// What reading the next command produced.
@@ -460,6 +462,24 @@ impl Session {
             txn.breakdown.symbols().iter().map(|s| s.hit.name.as_str()),
         );
         let client = self.client();
+        self.app.history.record(crate::history::Record {
+            time: crate::history::now(),
+            reference: txn.reference.clone(),
+            client_ip: client.ip.to_string(),
+            client_name: client.name.map(str::to_string),
+            helo: client.helo.unwrap_or("").to_string(),
+            login: client.login.map(str::to_string),
+            from: txn.sender.to_string(),
+            rcpts: rcpts.clone(),
+            message_id: txn.message_id.clone(),
+            subject: txn.subject.clone(),
+            size: size as u64,
+            action: action.to_string(),
+            reply: reply.map(ToString::to_string).unwrap_or_default(),
+            score: crate::history::score_f64(txn.breakdown.total()),
+            threshold: crate::history::score_f64(self.app.policy.threshold),
+            symbols: crate::history::Record::symbols_of(&txn.breakdown),
+        });
         tracing::info!(
             target: "smtpgate::transaction",
             reference = %txn.reference,

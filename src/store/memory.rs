@@ -7,6 +7,7 @@
 
 use super::{
     parse_triplet, GreylistOutcome, Greylisting, Increment, Store, StoreError, StoreFuture,
+    WriteOp,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -264,6 +265,30 @@ impl MemoryStore {
 impl Store for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    fn batch<'a>(&'a self, ops: &'a [WriteOp]) -> StoreFuture<'a, ()> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let mut result = Ok(());
+        for op in ops {
+            match op {
+                WriteOp::Set(key, value, ttl) => self.set_in(&mut inner, key, value.clone(), *ttl),
+                WriteOp::Append(key, value, ttl) => {
+                    let mut joined = inner.remove(key).filter(|e| e.expires > now).map_or_else(Vec::new, |e| e.value);
+                    joined.extend_from_slice(value);
+                    self.set_in(&mut inner, key, joined, *ttl);
+                }
+                WriteOp::Incr(key, by, ttl) => {
+                    // (as Redis: the other ops of the batch still apply)
+                    if let Err(e) = self.incr_in(&mut inner, key, *by, *ttl) {
+                        result = Err(e);
+                    }
+                }
+            }
+        }
+        drop(inner);
+        Box::pin(async move { result })
     }
 
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {

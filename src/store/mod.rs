@@ -7,6 +7,7 @@
 
 pub mod memory;
 pub mod redis;
+mod redis_batch;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,6 +60,23 @@ pub trait Store: Send + Sync {
     /// the client network's pass counter and the triplet, updates them and
     /// says what to do (see [`Greylisting`] for the rules).
     fn greylist<'a>(&'a self, request: &'a Greylisting<'a>) -> StoreFuture<'a, GreylistOutcome>;
+
+    /// Applies `ops` in one round trip (a Redis pipeline; on a Cluster, one
+    /// command per op, all sent at once), not atomically: for writes nobody
+    /// waits on (the message history, counters of what happened).
+    fn batch<'a>(&'a self, ops: &'a [WriteOp]) -> StoreFuture<'a, ()>;
+}
+
+/// One write of [`Store::batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Sets the key, expiring after the ttl.
+    Set(String, Vec<u8>, Duration),
+    /// Appends to the key's value (a missing key starts empty) and sets its
+    /// expiry to the ttl from now.
+    Append(String, Vec<u8>, Duration),
+    /// Adds to the integer at the key; a new key expires after the ttl.
+    Incr(String, i64, Duration),
 }
 
 /// One counter update of [`Store::incr_many`].
@@ -164,5 +182,9 @@ impl Store for Metered {
 
     fn greylist<'a>(&'a self, request: &'a Greylisting<'a>) -> StoreFuture<'a, GreylistOutcome> {
         Box::pin(timed("greylist", self.0.greylist(request)))
+    }
+
+    fn batch<'a>(&'a self, ops: &'a [WriteOp]) -> StoreFuture<'a, ()> {
+        Box::pin(timed("batch", self.0.batch(ops)))
     }
 }

@@ -76,7 +76,7 @@ enum Target {
 
 /// A connection to the target; commands go through it.
 #[derive(Clone)]
-enum Conn {
+pub(super) enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -198,7 +198,7 @@ impl RedisStore {
         self.down.load(Ordering::Relaxed)
     }
 
-    fn key(&self, key: &str) -> String {
+    pub(super) fn key(&self, key: &str) -> String {
         format!("{}{}", self.prefix, key)
     }
 
@@ -232,7 +232,7 @@ impl RedisStore {
     }
 
     /// Runs one operation within the timeout and keeps the outage state.
-    async fn run<T, F>(&self, op: &str, work: impl FnOnce(Conn) -> F) -> Result<T, StoreError>
+    pub(super) async fn run<T, F>(&self, op: &str, work: impl FnOnce(Conn) -> F) -> Result<T, StoreError>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
@@ -301,7 +301,7 @@ fn redact(url: &str) -> String {
 }
 
 /// Milliseconds for PX/PEXPIRE, at least 1.
-fn millis(ttl: Duration) -> u64 {
+pub(super) fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
@@ -320,6 +320,10 @@ fn glob_escape(text: &str) -> String {
 impl Store for RedisStore {
     fn backend(&self) -> &'static str {
         "redis"
+    }
+
+    fn batch<'a>(&'a self, ops: &'a [super::WriteOp]) -> StoreFuture<'a, ()> {
+        Box::pin(super::redis_batch::batch(self, ops))
     }
 
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {

@@ -135,13 +135,30 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
-/// The shipped config with only listen, upstream and nameservers replaced.
+/// The shipped config with only the listeners (SMTP and HTTP: free ports,
+/// so that no two tests meet on 2525 or 8025), upstream and nameservers
+/// replaced.
 fn shipped_config(listen: SocketAddr, upstream: SocketAddr, dns: SocketAddr) -> PathBuf {
+    shipped_with_http(listen, upstream, dns).0
+}
+
+/// [`shipped_config`], and where its HTTP API listens.
+fn shipped_with_http(
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    dns: SocketAddr,
+) -> (PathBuf, SocketAddr) {
     let text = std::fs::read_to_string(common::root().join("config/gateway.toml")).unwrap();
+    let http = free_port();
+    assert!(text.contains("listen = \"127.0.0.1:8025\""));
     let text = text
         .replace(
             "listen = [\"127.0.0.1:2525\"]",
             &format!("listen = [\"{listen}\"]"),
+        )
+        .replace(
+            "listen = \"127.0.0.1:8025\"",
+            &format!("listen = \"{http}\""),
         )
         .replace(
             "address = \"127.0.0.1:10025\"",
@@ -149,9 +166,10 @@ fn shipped_config(listen: SocketAddr, upstream: SocketAddr, dns: SocketAddr) -> 
         )
         .replace("nameservers = []", &format!("nameservers = [\"{dns}\"]"));
     assert!(text.contains(&dns.to_string()) && text.contains(&upstream.to_string()));
+    assert!(text.contains(&http.to_string()) && !text.contains("listen = \"127.0.0.1:8025\""));
     let path = std::env::temp_dir().join(format!("smtpgate-shipped-{}.toml", listen.port()));
     std::fs::write(&path, text).unwrap();
-    path
+    (path, http)
 }
 
 struct Serve {

@@ -36,6 +36,30 @@ impl HttpConfig {
     pub fn token_required(&self) -> bool {
         !self.listen.ip().is_loopback()
     }
+
+    /// The token of `token_file` (its first line), `None` without one; an
+    /// unreadable or empty file, or a token with spaces, is an error.
+    pub fn token(&self) -> Result<Option<String>, String> {
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("http.token_file {}: cannot read: {e}", path.display()))?;
+        let token = text.lines().next().unwrap_or("").trim().to_string();
+        if token.is_empty() {
+            return Err(format!(
+                "http.token_file {}: empty: expected the token on its first line",
+                path.display()
+            ));
+        }
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "http.token_file {}: the token must not hold spaces or control characters",
+                path.display()
+            ));
+        }
+        Ok(Some(token))
+    }
 }
 
 fn default_max_body() -> usize {
@@ -92,9 +116,45 @@ mod validation {
             "gw.toml:7:1: http.token_file: expected a bearer token file, as listen 0.0.0.0:8025 \
              is not a loopback address: the API shows the mail history to whoever reaches the port"
         );
-        let text =
-            format!("{BASE}listen = \"0.0.0.0:8025\"\ntoken_file = \"/etc/smtpgate/http.token\"\n");
-        assert!(Config::from_text(Path::new("gw.toml"), &text).is_ok());
+        let token =
+            std::env::temp_dir().join(format!("smtpgate-unit-{}.token", std::process::id()));
+        let with_token = format!(
+            "{BASE}listen = \"0.0.0.0:8025\"\ntoken_file = \"{}\"\n",
+            token.display()
+        );
+        let err = Config::from_text(Path::new("gw.toml"), &with_token)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "gw.toml:8:1: http.token_file {}: cannot read: ",
+                token.display()
+            )),
+            "{err}"
+        );
+        for (content, why) in [
+            ("\n", "empty: expected the token on its first line"),
+            (
+                "two words\n",
+                "the token must not hold spaces or control characters",
+            ),
+        ] {
+            std::fs::write(&token, content).unwrap();
+            let err = Config::from_text(Path::new("gw.toml"), &with_token)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                format!("gw.toml:8:1: http.token_file {}: {why}", token.display())
+            );
+        }
+        std::fs::write(&token, "s3cret-token\nignored\n").unwrap();
+        let c = Config::from_text(Path::new("gw.toml"), &with_token).unwrap();
+        assert_eq!(
+            c.http.unwrap().token().unwrap().as_deref(),
+            Some("s3cret-token")
+        );
+        let _ = std::fs::remove_file(&token);
         let text = format!("{BASE}listen = \"127.0.0.1:8025\"\n");
         let c = Config::from_text(Path::new("gw.toml"), &text).unwrap();
         assert_eq!(c.http.unwrap().max_body, 26_214_400);

@@ -7,10 +7,10 @@ mod envelope;
 mod error;
 mod greylist;
 mod headers;
+mod history;
 mod http;
 mod log;
 mod outbound;
-mod history;
 mod ratelimit;
 mod relay;
 mod scoring;
@@ -224,6 +224,9 @@ impl Config {
                         http.listen
                     ),
                 );
+            }
+            if let Err(e) = http.token() {
+                return invalid("http", "token_file", e);
             }
             if http.max_body == 0 {
                 return invalid(

@@ -41,27 +41,11 @@ pub struct Access {
 }
 
 impl Access {
-    /// The token of `config.token_file` (its first line), if set.
+    /// The token of `config.token_file`, if set.
     pub fn load(config: &HttpConfig) -> Result<Access, String> {
-        let Some(path) = &config.token_file else {
-            return Ok(Access { token: None });
-        };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("http.token_file {}: cannot read: {e}", path.display()))?;
-        let token = text.lines().next().unwrap_or("").trim().to_string();
-        if token.is_empty() {
-            return Err(format!(
-                "http.token_file {}: empty: expected the token on its first line",
-                path.display()
-            ));
-        }
-        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "http.token_file {}: the token must not hold spaces or controls",
-                path.display()
-            ));
-        }
-        Ok(Access { token: Some(token) })
+        Ok(Access {
+            token: config.token()?,
+        })
     }
 
     /// True when `head` may use the API.

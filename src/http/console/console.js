@@ -12,7 +12,7 @@
     ["rcpt", "Recipient", "text", "b@example.org"],
     ["login", "Login", "text", "SMTP AUTH user"],
     ["ip", "Client IP", "text", "192.0.2.7"],
-    ["action", "Action", "text", "delivered, spam, blocked, ..."],
+    ["action", "Action", "text", "delivered, spam, blocked, refused, tempfail"],
     ["since", "Since", "text", "2h, 1d, 7d"],
     ["limit", "Limit", "number", "100"],
   ];
@@ -64,8 +64,13 @@
     if (typeof unix !== "number") return "";
     return new Date(unix * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
   }
+  // `spam (alert merged)` counts as `spam`, `upstream refused` as
+  // `upstream_refused` (the metrics' and the statistics' labels).
+  function label_(action) {
+    return (action || "").split(" (")[0].trim().replace(/ /g, "_");
+  }
   function colour(action, index) {
-    return ACTION_COLOURS[action] || SPARE_COLOURS[index % SPARE_COLOURS.length];
+    return ACTION_COLOURS[label_(action)] || SPARE_COLOURS[index % SPARE_COLOURS.length];
   }
   function actionBadge(action) {
     return el("span", { class: "action", style: "background:" + colour(action, 0), text: action });
@@ -189,7 +194,7 @@
     if (!query.has("limit")) query.set("limit", "100");
     const searching = api("/api/history?" + query.toString())
       .then((answer) => {
-        const records = answer.records || [];
+        const records = Array.isArray(answer) ? answer : [];
         status.textContent = records.length === 1 ? "1 message" : records.length + " messages";
         results.replaceChildren(records.length ? resultsTable(records) : el("p", { text: "Nothing in the history matches." }));
       })
@@ -340,15 +345,12 @@
         domain ? [" · ", el("a", { href: "/readiness/" + encodeURIComponent(domain), text: "Readiness of " + domain })] : null
       ),
       el("h2", { id: "breakdown-heading" }, el("span", { class: "score", text: "Score: " + fixed(r.score) + " (must be lower " + fixed(r.threshold) + ")" })),
-      breakdownList(answer.breakdown || []),
-      (answer.shadow || []).length
-        ? [el("h2", { text: "Shadow symbols (not counted)" }), breakdownList(answer.shadow)]
-        : null,
+      breakdownList(answer.breakdown || [], new Set((r.symbols || []).filter((s) => s.shadow).map((s) => s.name))),
       el("p", { class: "advice", text: "Start with the symbols with the highest scores: they have the most influence. When the score is lower than " + fixed(r.threshold) + ", the messages will be sent." })
     );
   }
 
-  function breakdownList(symbols) {
+  function breakdownList(symbols, shadow) {
     if (!symbols.length) return el("p", { text: "No symbols." });
     return el(
       "ol",
@@ -357,7 +359,7 @@
         el(
           "li",
           { class: s.blocking ? "blocking" : s.score >= 1 ? "high" : s.score < 0 ? "negative" : null, "data-symbol": s.name },
-          el("h3", {}, el("code", { text: s.name }), " (" + fixed(s.score) + ")", s.blocking ? el("span", { class: "blocks", text: " — blocks sending on its own" }) : null),
+          el("h3", {}, el("code", { text: s.name }), " (" + fixed(s.score) + ")", s.blocking ? el("span", { class: "blocks", text: " — blocks sending on its own" }) : null, shadow.has(s.name) ? el("span", { class: "hint", text: " (shadow rule: recorded, not counted)" }) : null),
           s.description ? el("p", { class: "description", text: s.description }) : null,
           (s.options || []).length ? el("p", { class: "details", text: "Details: " + s.options.join("; ") }) : null,
           s.fix ? el("p", { class: "fix", text: "Fix: " + s.fix }) : null

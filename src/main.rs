@@ -335,13 +335,14 @@ fn check(args: CheckArgs) -> ExitCode {
     if args.json {
         let symbols: Vec<serde_json::Value> = judged
             .breakdown
-            .sorted()
+            .sorted_all()
             .iter()
             .map(|s| {
                 let def = app.symbols.get(&s.hit.name);
                 serde_json::json!({
                     "name": s.hit.name,
                     "score": s.score.0 as f64 / 100.0,
+                    "shadow": s.shadow,
                     "blocking": s.blocks(),
                     "options": s.hit.options,
                     "description": def.map(|d| d.description.as_str()),

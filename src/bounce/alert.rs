@@ -67,6 +67,16 @@ pub fn breakdown_text(breakdown: &Breakdown, symbols: &SymbolTable, threshold: S
             }
         }
     }
+    let shadows: Vec<_> = breakdown.sorted_all().into_iter().filter(|s| s.shadow).collect();
+    if !shadows.is_empty() {
+        out.push_str("Shadow rules (recorded, not counted):\n");
+        for s in shadows {
+            let _ = writeln!(out, "  {} (shadow {})", s.hit.name, s.score);
+            if !s.hit.options.is_empty() {
+                let _ = writeln!(out, "      Details: {}", s.hit.options.join("; "));
+            }
+        }
+    }
     out.push('\n');
     out.push_str("Start with the symbols with the highest scores: they have the most influence.\n");
     let _ = writeln!(
@@ -101,8 +111,9 @@ impl Alert<'_> {
             );
         }
         out.push('\n');
+        // (a shadow rule is the operator's experiment: never shown to a sender)
         out.push_str(&breakdown_text(
-            self.breakdown,
+            &self.breakdown.counted_only(),
             self.symbols,
             self.threshold,
         ));

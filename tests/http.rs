@@ -222,13 +222,13 @@ async fn history_messages_and_stats_answer_with_their_documented_fields() {
         for s in m["breakdown"].as_array().unwrap() {
             assert_eq!(
                 keys(s),
-                set(&["name", "score", "blocking", "options", "description", "fix"])
+                set(&["name", "score", "blocking", "shadow", "options", "description", "fix"])
             );
             let def = app.symbols.get(s["name"].as_str().unwrap()).unwrap();
             assert_eq!(s["description"], def.description.as_str());
             assert_eq!(s["fix"], def.fix.as_str());
             assert!(!def.fix.is_empty());
-            assert_eq!(s["blocking"], false);
+            assert_eq!((&s["blocking"], &s["shadow"]), (&Value::Bool(false), &Value::Bool(false)));
         }
         assert_eq!(m["breakdown"][0]["score"].as_f64(), Some(4.0));
         let alert = m["text"].as_str().unwrap();

@@ -4,7 +4,7 @@
 //! prints: the same text, from the same function.
 
 use crate::base64::encode as base64;
-use crate::score::{Breakdown, Score, SymbolTable};
+use crate::score::{Breakdown, Score, ScoredSymbol, SymbolTable};
 use crate::smtp::received::rfc5322_date;
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -51,6 +51,9 @@ pub struct Explained {
     pub score: Score,
     /// True when it stops the message whatever the total.
     pub blocking: bool,
+    /// A shadow rule's hit: recorded, adding nothing (its score is what it
+    /// would add).
+    pub shadow: bool,
     /// Details: what it is about (an address, a record, a URL).
     pub options: Vec<String>,
     /// One line saying what it means.
@@ -63,11 +66,21 @@ fn score_number<S: serde::Serializer>(score: &Score, s: S) -> Result<S::Ok, S::E
     s.serialize_f64(score.0 as f64 / 100.0)
 }
 
-/// The symbols of `breakdown` in the alert's order (blocking first, then
-/// highest score first, then by name), each with its description and fix.
+/// The symbols that count in `breakdown` in the alert's order (blocking
+/// first, then highest score first, then by name), each with its
+/// description and fix: what a sender is shown.
 pub fn explain(breakdown: &Breakdown, symbols: &SymbolTable) -> Vec<Explained> {
-    breakdown
-        .sorted()
+    explained(breakdown.sorted(), symbols)
+}
+
+/// [`explain`], then the shadow rules' hits: the operator's view (`check
+/// --json`, the API, the console).
+pub fn explain_all(breakdown: &Breakdown, symbols: &SymbolTable) -> Vec<Explained> {
+    explained(breakdown.sorted_all(), symbols)
+}
+
+fn explained(sorted: Vec<&ScoredSymbol>, symbols: &SymbolTable) -> Vec<Explained> {
+    sorted
         .into_iter()
         .map(|s| {
             let def = symbols.get(&s.hit.name);
@@ -75,6 +88,7 @@ pub fn explain(breakdown: &Breakdown, symbols: &SymbolTable) -> Vec<Explained> {
                 name: s.hit.name.clone(),
                 score: s.score,
                 blocking: s.blocks(),
+                shadow: s.shadow,
                 options: s.hit.options.clone(),
                 description: def.map(|d| d.description.clone()),
                 fix: def.map(|d| d.fix.clone()),
@@ -114,6 +128,16 @@ pub fn breakdown_text(breakdown: &Breakdown, symbols: &SymbolTable, threshold: S
             let _ = writeln!(out, "      Fix: {fix}");
         }
     }
+    let shadows: Vec<_> = breakdown.sorted_all().into_iter().filter(|s| s.shadow).collect();
+    if !shadows.is_empty() {
+        out.push_str("Shadow rules (recorded, not counted):\n");
+        for s in shadows {
+            let _ = writeln!(out, "  {} (shadow {})", s.hit.name, s.score);
+            if !s.hit.options.is_empty() {
+                let _ = writeln!(out, "      Details: {}", s.hit.options.join("; "));
+            }
+        }
+    }
     out.push('\n');
     out.push_str("Start with the symbols with the highest scores: they have the most influence.\n");
     let _ = writeln!(
@@ -148,8 +172,9 @@ impl Alert<'_> {
             );
         }
         out.push('\n');
+        // (a shadow rule is the operator's experiment: never shown to a sender)
         out.push_str(&breakdown_text(
-            self.breakdown,
+            &self.breakdown.counted_only(),
             self.symbols,
             self.threshold,
         ));

@@ -6,7 +6,7 @@
 use crate::action::Action;
 use crate::address::parse_typed;
 use crate::app::App;
-use crate::bounce::{breakdown_text, explain};
+use crate::bounce::{breakdown_text, explain_all};
 use crate::config::SpamAction;
 use crate::message::Parsed;
 use crate::pipeline::{self, into_crlf, Envelope, Judgement, Stop};
@@ -150,7 +150,7 @@ pub async fn report(app: &App, envelope: &Envelope, raw: &[u8]) -> Report {
         "refused": refused,
         "alert_to": judged.alert_to,
         "reference": judged.reference,
-        "symbols": explain(&judged.breakdown, &app.symbols),
+        "symbols": explain_all(&judged.breakdown, &app.symbols),
     });
     let text = text(app, envelope, &judged, trusted, &action, reply.as_deref());
     Report { json, text, exit }

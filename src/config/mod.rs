@@ -29,7 +29,7 @@ pub use log::{LogConfig, LogFormat};
 pub use outbound::{DkimConfig, OutboundConfig};
 pub use ratelimit::{Limits, RateLimitConfig};
 pub use relay::{AuthConfig, RelayConfig};
-pub use scoring::{ScoringConfig, SpamAction};
+pub use scoring::{ScoreOverride, ScoringConfig, SpamAction};
 pub use server::{ClientLimit, Listener, MetricsConfig, ServerConfig, TlsConfig, UpstreamConfig};
 pub use span::Span;
 pub use store::{OnError, StoreBackend, StoreConfig};
@@ -55,9 +55,10 @@ pub struct Config {
     /// `[scoring]`: threshold and what happens to spam.
     #[serde(default)]
     pub scoring: ScoringConfig,
-    /// `[scores]`: operator overrides, SYMBOL = score.
+    /// `[scores]`: operator overrides, `SYMBOL = score` or
+    /// `SYMBOL = { score = 3.0, shadow = true }`.
     #[serde(default)]
-    pub scores: BTreeMap<String, toml::Spanned<f64>>,
+    pub scores: BTreeMap<String, toml::Spanned<ScoreOverride>>,
     /// `[relay]`: who may relay, which domains are ours.
     #[serde(default)]
     pub relay: RelayConfig,

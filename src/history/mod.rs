@@ -100,13 +100,13 @@ impl Record {
     /// The symbols of `breakdown`, in report order.
     pub fn symbols_of(breakdown: &Breakdown) -> Vec<SymbolEntry> {
         breakdown
-            .sorted()
+            .sorted_all()
             .into_iter()
             .map(|s| SymbolEntry {
                 name: s.hit.name.clone(),
                 score: score_f64(s.score),
                 options: s.hit.options.clone(),
-                shadow: false,
+                shadow: s.shadow,
             })
             .collect()
     }

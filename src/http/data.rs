@@ -5,7 +5,7 @@
 
 use super::response::Response;
 use crate::app::App;
-use crate::bounce::{breakdown_text, explain};
+use crate::bounce::{breakdown_text, explain_all};
 use crate::config::Span;
 use crate::history::Query;
 use crate::score::Score;
@@ -54,7 +54,7 @@ pub async fn message(app: &App, reference: &str) -> Response {
     let text = breakdown_text(&breakdown, &app.symbols, Score::from_f64(record.threshold));
     let answer = serde_json::json!({
         "record": record,
-        "breakdown": explain(&breakdown, &app.symbols),
+        "breakdown": explain_all(&breakdown, &app.symbols),
         "text": text,
     });
     Response::json(200, &answer)

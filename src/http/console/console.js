@@ -345,12 +345,12 @@
         domain ? [" · ", el("a", { href: "/readiness/" + encodeURIComponent(domain), text: "Readiness of " + domain })] : null
       ),
       el("h2", { id: "breakdown-heading" }, el("span", { class: "score", text: "Score: " + fixed(r.score) + " (must be lower " + fixed(r.threshold) + ")" })),
-      breakdownList(answer.breakdown || [], new Set((r.symbols || []).filter((s) => s.shadow).map((s) => s.name))),
+      breakdownList(answer.breakdown || []),
       el("p", { class: "advice", text: "Start with the symbols with the highest scores: they have the most influence. When the score is lower than " + fixed(r.threshold) + ", the messages will be sent." })
     );
   }
 
-  function breakdownList(symbols, shadow) {
+  function breakdownList(symbols) {
     if (!symbols.length) return el("p", { text: "No symbols." });
     return el(
       "ol",
@@ -359,7 +359,7 @@
         el(
           "li",
           { class: s.blocking ? "blocking" : s.score >= 1 ? "high" : s.score < 0 ? "negative" : null, "data-symbol": s.name },
-          el("h3", {}, el("code", { text: s.name }), " (" + fixed(s.score) + ")", s.blocking ? el("span", { class: "blocks", text: " — blocks sending on its own" }) : null, shadow.has(s.name) ? el("span", { class: "hint", text: " (shadow rule: recorded, not counted)" }) : null),
+          el("h3", {}, el("code", { text: s.name }), " (" + fixed(s.score) + ")", s.blocking ? el("span", { class: "blocks", text: " — blocks sending on its own" }) : null, s.shadow ? el("span", { class: "hint", text: " (shadow rule: recorded, not counted)" }) : null),
           s.description ? el("p", { class: "description", text: s.description }) : null,
           (s.options || []).length ? el("p", { class: "details", text: "Details: " + s.options.join("; ") }) : null,
           s.fix ? el("p", { class: "fix", text: "Fix: " + s.fix }) : null

@@ -455,3 +455,57 @@ async fn gtube_is_refused_by_serve_and_by_check_alike() {
     );
     assert_eq!(json["action"], "reject");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_config_serves_the_api_and_console_on_loopback() {
+    let dns = DnsServer::start(Zone::parse(ZONE)).await;
+    let sink = Sink::start(SinkConfig::default()).await;
+    let listen = free_port();
+    let (config, http) = shipped_with_http(listen, sink.addr, dns.addr);
+    assert!(http.ip().is_loopback());
+    let _gw = serve(&config, listen).await;
+    let clean = &CASES[0];
+    let (_, code, _) = over_smtp(&_gw, listen, clean).await;
+    assert_eq!(code, 250);
+    // The transaction is in the history, on the API, without a token.
+    let started = Instant::now();
+    let record = loop {
+        let a = common::http::get(http, "/api/history?from=shop%40good.test").await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        if let Some(r) = a.json().as_array().and_then(|a| a.first().cloned()) {
+            break r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not in the history"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(record["action"], "delivered");
+    let symbols = record["symbols"].as_array().unwrap();
+    assert!(
+        symbols
+            .iter()
+            .any(|s| s["name"] == "R_SPF_ALLOW" && s["score"].as_f64() == Some(-0.2)),
+        "{record}"
+    );
+    let page = common::http::get(http, "/").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.field("content-type"), Some("text/html; charset=utf-8"));
+    // POST /api/check on the running gateway says what `check --json` says.
+    let target = "/api/check?ip=127.0.0.1&helo=mail.good.test&from=shop%40good.test&rcpt=buyer%40example.org";
+    for case in CASES.iter().filter(|c| c.client == "127.0.0.1") {
+        let target = target.replace("shop%40good.test", &case.from.replace('@', "%40"));
+        let target = target.replace("mail.good.test", case.helo);
+        let a =
+            common::http::request(http, "POST", &target, &[], message(case.from).as_bytes()).await;
+        assert_eq!(a.status, 200, "{}: {}", case.name, a.text());
+        let mut api = a.json();
+        let (_, mut cli) = check(&config, case);
+        for json in [&mut api, &mut cli] {
+            let r = json["reference"].as_str().unwrap_or("").to_string();
+            *json = serde_json::from_str(&json.to_string().replace(&r, "REF")).unwrap();
+        }
+        assert_eq!(api, cli, "{}", case.name);
+    }
+}

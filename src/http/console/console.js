@@ -21,7 +21,7 @@
     spam: "#a40e26",
     blocked: "#6e0d1a",
     refused: "#bc4c00",
-    tempfail: "#9a6700",
+    tempfail: "#7d5300",
     upstream_refused: "#8250df",
     upstream_lost: "#6639ba",
   };
@@ -37,7 +37,7 @@
       else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
       else node.setAttribute(k, v === true ? "" : String(v));
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c === null || c === undefined || c === false) continue;
       node.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
@@ -50,12 +50,12 @@
       if (k === "text") node.textContent = v;
       else node.setAttribute(k, String(v));
     }
-    for (const c of children.flat()) if (c) node.append(c);
+    for (const c of children.flat(Infinity)) if (c) node.append(c);
     return node;
   }
   function show(title, ...content) {
     document.title = title + " – smtpgate console";
-    view.replaceChildren(...content.flat().filter(Boolean));
+    view.replaceChildren(...content.flat(Infinity).filter(Boolean));
   }
   function fixed(n) {
     return typeof n === "number" ? n.toFixed(2) : "";
@@ -72,8 +72,14 @@
   function colour(action, index) {
     return ACTION_COLOURS[label_(action)] || SPARE_COLOURS[index % SPARE_COLOURS.length];
   }
+  // Colours come from the style sheet (the content security policy allows
+  // no inline styles); the chart's come from SVG attributes.
   function actionBadge(action) {
-    return el("span", { class: "action", style: "background:" + colour(action, 0), text: action });
+    const known = ACTION_COLOURS[label_(action)] ? " a-" + label_(action) : "";
+    return el("span", { class: "action" + known, text: action });
+  }
+  function swatch(fill) {
+    return svg("svg", { class: "swatch", viewBox: "0 0 10 10", "aria-hidden": "true" }, svg("rect", { width: 10, height: 10, rx: 2, fill }));
   }
   function domainOf(address) {
     const at = (address || "").lastIndexOf("@");
@@ -233,11 +239,14 @@
     const lastSeen = Math.max(0, ...minutes.keys());
     const end = Math.max(Math.floor(Date.now() / 60000) * 60, lastSeen);
     const start = end - (span - 1) * 60;
-    let peak = 1;
+    let busiest = 1;
     for (let t = start; t <= end; t += 60) {
       const counts = minutes.get(t) || {};
-      peak = Math.max(peak, Object.values(counts).reduce((a, b) => a + b, 0));
+      busiest = Math.max(busiest, Object.values(counts).reduce((a, b) => a + b, 0));
     }
+    // Four whole-number steps up to the busiest minute or just above it.
+    const step = Math.ceil(busiest / 4);
+    const peak = step * 4;
     const W = 960, H = 260, left = 44, bottom = 28, top = 10;
     const plotW = W - left - 8, plotH = H - bottom - top;
     const barW = plotW / span;
@@ -251,7 +260,7 @@
     for (let i = 0; i <= 4; i++) {
       const y = top + plotH - (plotH * i) / 4;
       chart.append(svg("line", { x1: left, x2: W - 8, y1: y, y2: y, stroke: "#d0d7de", "stroke-width": 1 }));
-      chart.append(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#57606a", text: String(Math.round((peak * i) / 4)) }));
+      chart.append(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#57606a", text: String(step * i) }));
     }
     let i = 0;
     for (let t = start; t <= end; t += 60, i++) {
@@ -267,7 +276,7 @@
         chart.append(rect);
       });
     }
-    const ticks = range === "1d" ? 6 : 6;
+    const ticks = 6;
     for (let k = 0; k <= ticks; k++) {
       const t = start + Math.round(((end - start) * k) / ticks / 60) * 60;
       const x = left + ((t - start) / 60) * barW;
@@ -276,7 +285,7 @@
     const legend = el(
       "ul",
       { class: "legend", "aria-hidden": "true" },
-      actions.map((a, n) => el("li", {}, el("span", { class: "swatch", style: "background:" + colour(a, n) }), a))
+      actions.map((a, n) => el("li", {}, swatch(colour(a, n)), a))
     );
     const byAction = el(
       "table",

@@ -413,51 +413,62 @@
     show(title, el("h1", { text: title }), domainForm(domain), readinessView(report));
   }
 
+  // The report of GET /api/readiness/DOMAIN: every check with its status,
+  // what was found and the fix; what stopped the domain's mail lately.
   function readinessView(report) {
-    return el("div", { id: "readiness" }, value(report, 2));
-  }
-
-  // A JSON value as headings, definition lists and tables.
-  function value(v, level) {
-    if (v === null || v === undefined) return el("span", { class: "muted", text: "—" });
-    if (Array.isArray(v)) {
-      if (!v.length) return el("span", { text: "none" });
-      if (v.every((x) => x && typeof x === "object" && !Array.isArray(x))) {
-        const keys = [...new Set(v.flatMap((x) => Object.keys(x)))];
-        return el(
+    const order = { ok: 0, warn: 1, fail: 2 };
+    const checks = report.checks || [];
+    const worst = checks.reduce((w, c) => (order[c.status] > order[w] ? c.status : w), "ok");
+    const status = (st) => el("span", { class: "check-" + (st === "ok" ? "ok" : st === "warn" ? "warn" : "bad"), text: st });
+    const egress = (report.egress_ips || []).length ? report.egress_ips.join(", ") : "none configured: judged from the client's address";
+    const checkTable = el(
+      "div",
+      { class: "scroll" },
+      el(
+        "table",
+        { id: "checks" },
+        el("caption", { text: "Overall: " }, status(worst)),
+        el("thead", {}, el("tr", {}, ["Area", "Status", "Found", "Fix"].map((h) => el("th", { scope: "col", text: h })))),
+        el(
+          "tbody",
+          {},
+          checks.map((c) =>
+            el("tr", { "data-area": c.area }, el("td", { class: "mono", text: c.area }), el("td", {}, status(c.status)), el("td", { text: c.what }), el("td", { text: c.fix || "" }))
+          )
+        )
+      )
+    );
+    const stopped = report.stopped || [];
+    const stoppedView = stopped.length
+      ? el(
           "div",
           { class: "scroll" },
           el(
             "table",
-            {},
-            el("thead", {}, el("tr", {}, keys.map((k) => el("th", { scope: "col", text: label(k) })))),
-            el("tbody", {}, v.map((x) => el("tr", {}, keys.map((k) => el("td", {}, scalar(k, x[k]) || value(x[k], level + 1))))))
+            { id: "stopped" },
+            el("caption", { text: "The domain's stopped messages by symbol, most first." }),
+            el("thead", {}, el("tr", {}, ["Symbol", "Messages", "What it means", "Fix"].map((h) => el("th", { scope: "col", class: h === "Messages" ? "num" : null, text: h })))),
+            el(
+              "tbody",
+              {},
+              stopped.map((s) =>
+                el("tr", {}, el("td", { class: "mono", text: s.symbol }), el("td", { class: "num", text: s.count }), el("td", { text: s.description }), el("td", { class: "fix", text: s.fix }))
+              )
+            )
           )
-        );
-      }
-      return el("ul", {}, v.map((x) => el("li", {}, Array.isArray(x) ? x.join(": ") : scalar("", x) || value(x, level + 1))));
-    }
-    if (typeof v === "object") {
-      return el(
-        "dl",
-        { class: "facts" },
-        Object.entries(v).map(([k, x]) => [el("dt", { text: label(k) }), el("dd", {}, scalar(k, x) || value(x, level + 1))])
-      );
-    }
-    return scalar("", v);
-  }
-  function scalar(key, x) {
-    if (typeof x === "boolean") return el("span", { class: x ? "check-ok" : "check-bad", text: x ? "yes" : "no" });
-    if (typeof x === "number") return el("span", { text: /score/.test(key) ? fixed(x) : String(x) });
-    if (typeof x === "string") {
-      const status = { ok: "check-ok", pass: "check-ok", fail: "check-bad", missing: "check-bad", warn: "check-warn", warning: "check-warn" }[x.toLowerCase()];
-      return el("span", { class: status || null, text: x });
-    }
-    return null;
-  }
-  function label(key) {
-    const s = key.replace(/_/g, " ");
-    return s.charAt(0).toUpperCase() + s.slice(1);
+        )
+      : el("p", { text: "Nothing from " + report.domain + " was stopped in the last 7 days." });
+    return el(
+      "div",
+      { id: "readiness" },
+      el("dl", { class: "facts" }, el("dt", { text: "Domain" }), el("dd", { text: report.domain }), el("dt", { text: "Egress IPs" }), el("dd", { text: egress })),
+      el("h2", { text: "Checks" }),
+      checkTable,
+      el("h2", { text: "Stopped in the last 7 days" }),
+      report.history ? el("p", { class: "error", text: report.history }) : null,
+      stoppedView,
+      el("p", {}, el("a", { href: "/?from=" + encodeURIComponent("@" + report.domain), text: "The domain's messages in the history" }))
+    );
   }
 
   // --- routing by the URL -------------------------------------------------

@@ -82,6 +82,7 @@ mod tests {
                 description: String::new(),
                 fix: String::new(),
                 group: String::new(),
+                shadow: false,
             };
             table.insert(name.to_string(), def);
             b.add(&table, Hit::new(name, "x"));

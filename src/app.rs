@@ -115,7 +115,7 @@ impl App {
                     format!("[scores]: unknown symbol {name}"),
                 )
             })?;
-            def.score = Score::from_f64(*score.get_ref());
+            score.get_ref().apply(def);
         }
         let store = match previous {
             Some(p) if p.config.store == config.store => Arc::clone(&p.store),

@@ -44,6 +44,7 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
     ("smtpgate_replies_total", Kind::Counter, "Replies sent to clients, by class (2xx, 3xx, 4xx, 5xx)."),
     ("smtpgate_transactions_total", Kind::Counter, "Mail transactions ended, by how they ended (delivered, spam, blocked, ...)."),
     ("smtpgate_symbol_hits_total", Kind::Counter, "Symbols found in transactions, by symbol."),
+    ("smtpgate_shadow_hits_total", Kind::Counter, "Shadow rules' hits (recorded, not counted), by symbol."),
     ("smtpgate_phase_seconds", Kind::Histogram, "Time the checks of one SMTP phase took, by phase."),
     ("smtpgate_upstream_seconds", Kind::Histogram, "Time an upstream operation took (begin: connect to RCPT; data: DATA), by operation."),
     ("smtpgate_upstream_errors_total", Kind::Counter, "Upstream operations that failed, by operation."),
@@ -359,10 +360,15 @@ pub fn action_label(action: &str) -> String {
 
 /// A transaction ended with `action` (delivered, spam, blocked, ...) and
 /// these symbols.
-pub fn transaction<'a>(action: &str, symbols: impl Iterator<Item = &'a str>) {
+/// these symbols (`true`: a shadow rule's hit, counted apart).
+pub fn transaction<'a>(action: &str, symbols: impl Iterator<Item = (&'a str, bool)>) {
     counter!("smtpgate_transactions_total", "action" => action_label(action)).increment(1);
-    for s in symbols {
-        counter!("smtpgate_symbol_hits_total", "symbol" => s.to_string()).increment(1);
+    for (s, shadow) in symbols {
+        if shadow {
+            counter!("smtpgate_shadow_hits_total", "symbol" => s.to_string()).increment(1);
+        } else {
+            counter!("smtpgate_symbol_hits_total", "symbol" => s.to_string()).increment(1);
+        }
     }
 }
 

@@ -122,7 +122,7 @@ pub struct Report {
 
 /// The symbols of `record` whose definition differs between the tables.
 fn changed(record: &Record, before: &Judge<'_>, after: &Judge<'_>) -> Vec<String> {
-    let def = |j: &Judge<'_>, n: &str| j.symbols.get(n).map(|d| (d.score, d.action));
+    let def = |j: &Judge<'_>, n: &str| j.symbols.get(n).map(|d| (d.score, d.action, d.shadow));
     let mut out: Vec<String> = record
         .symbols
         .iter()

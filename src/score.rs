@@ -56,6 +56,9 @@ pub struct SymbolDef {
     pub fix: String,
     /// Group name (for caps and reports).
     pub group: String,
+    /// A shadow rule: found and recorded (history, logs, metrics, `check`)
+    /// but adding nothing to the total and forcing no action.
+    pub shadow: bool,
 }
 
 /// Every known symbol by name.
@@ -158,22 +161,26 @@ pub struct ScoredSymbol {
     pub action: Option<ForcedAction>,
     /// Its group (for caps).
     pub group: String,
+    /// A shadow rule's hit: its score is what it would add; it adds nothing
+    /// and forces nothing.
+    pub shadow: bool,
 }
 
 impl ScoredSymbol {
     /// Weighs `hit` with `table`. A symbol unknown to the table (a bug the
     /// rules test catches) weighs 0 and forces nothing.
     pub fn weigh(table: &SymbolTable, hit: Hit) -> ScoredSymbol {
-        let (score, action, group) = table
+        let (score, action, group, shadow) = table
             .get(&hit.name)
-            .map_or((Score(0), None, String::new()), |d| {
-                (d.score, d.action, d.group.clone())
+            .map_or((Score(0), None, String::new(), false), |d| {
+                (d.score, d.action.filter(|_| !d.shadow), d.group.clone(), d.shadow)
             });
         ScoredSymbol {
             hit,
             score,
             action,
             group,
+            shadow,
         }
     }
 
@@ -181,6 +188,15 @@ impl ScoredSymbol {
     pub fn blocks(&self) -> bool {
         self.action.is_some()
     }
+}
+
+fn sort(v: &mut [&ScoredSymbol]) {
+    v.sort_by(|a, b| {
+        b.blocks()
+            .cmp(&a.blocks())
+            .then(b.score.cmp(&a.score))
+            .then(a.hit.name.cmp(&b.hit.name))
+    });
 }
 
 /// The symbols of one transaction, weighed: what the SPAM alert lists.
@@ -214,14 +230,16 @@ impl Breakdown {
         self.symbols.push(symbol);
     }
 
-    /// The sum of all scores; a capped group adds at most its cap.
+    /// The sum of all scores (shadow rules aside); a capped group adds at
+    /// most its cap.
     pub fn total(&self) -> Score {
+        let counted = self.symbols.iter().filter(|s| !s.shadow);
         if self.caps.is_empty() {
-            return self.symbols.iter().map(|s| s.score).sum();
+            return counted.map(|s| s.score).sum();
         }
         let mut by_group: BTreeMap<&str, Score> = BTreeMap::new();
         let mut total = Score(0);
-        for s in &self.symbols {
+        for s in counted {
             if self.caps.contains_key(&s.group) {
                 by_group.entry(&s.group).or_default().0 += s.score.0;
             } else {
@@ -235,17 +253,37 @@ impl Breakdown {
         total
     }
 
-    /// The symbols in report order: blocking first, then highest score first,
-    /// then by name.
+    /// The symbols that count, in report order: blocking first, then
+    /// highest score first, then by name (what the sender and the recipient
+    /// see: shadow rules left out).
     pub fn sorted(&self) -> Vec<&ScoredSymbol> {
-        let mut v: Vec<&ScoredSymbol> = self.symbols.iter().collect();
-        v.sort_by(|a, b| {
-            b.blocks()
-                .cmp(&a.blocks())
-                .then(b.score.cmp(&a.score))
-                .then(a.hit.name.cmp(&b.hit.name))
-        });
+        let mut v: Vec<&ScoredSymbol> = self.symbols.iter().filter(|s| !s.shadow).collect();
+        sort(&mut v);
         v
+    }
+
+    /// Every symbol, shadow rules included (after the others), for the
+    /// operator's views: logs, history, `check`, `why`.
+    pub fn sorted_all(&self) -> Vec<&ScoredSymbol> {
+        let mut v = self.sorted();
+        let mut shadow: Vec<&ScoredSymbol> = self.symbols.iter().filter(|s| s.shadow).collect();
+        sort(&mut shadow);
+        v.extend(shadow);
+        v
+    }
+
+    /// The same breakdown without the shadow rules' hits (what a sender is
+    /// shown).
+    pub fn counted_only(&self) -> Breakdown {
+        Breakdown {
+            symbols: self.symbols.iter().filter(|s| !s.shadow).cloned().collect(),
+            caps: Arc::clone(&self.caps),
+        }
+    }
+
+    /// The shadow rules' hits.
+    pub fn shadows(&self) -> impl Iterator<Item = &ScoredSymbol> {
+        self.symbols.iter().filter(|s| s.shadow)
     }
 
     /// The symbols in the order they were found.
@@ -263,6 +301,31 @@ impl Breakdown {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_shadow_hit_adds_nothing_forces_nothing_and_is_listed_apart() {
+        let mut table = SymbolTable::default();
+        let def = |score: f64, action, shadow| SymbolDef {
+            score: Score::from_f64(score),
+            action,
+            description: String::new(),
+            fix: String::new(),
+            group: String::new(),
+            shadow,
+        };
+        table.insert("COUNTED".into(), def(1.5, None, false));
+        table.insert("WATCHED".into(), def(9.0, Some(ForcedAction::Reject), true));
+        let mut b = Breakdown::default();
+        b.add(&table, Hit::new("WATCHED", "x"));
+        b.add(&table, Hit::new("COUNTED", "y"));
+        assert_eq!(b.total(), Score(150));
+        assert!(b.symbols().iter().all(|s| !s.blocks()), "a shadow forces nothing");
+        let names = |v: Vec<&ScoredSymbol>| v.iter().map(|s| s.hit.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(b.sorted()), ["COUNTED"]);
+        assert_eq!(names(b.sorted_all()), ["COUNTED", "WATCHED"]);
+        assert_eq!(b.counted_only().symbols().len(), 1);
+        assert_eq!(b.sorted_all()[1].score, Score(900), "its would-be score is kept");
+    }
+
     fn table() -> SymbolTable {
         let mut t = SymbolTable::default();
         for (name, score, action) in [
@@ -277,6 +340,7 @@ mod tests {
                 description: String::new(),
                 fix: String::new(),
                 group: String::new(),
+                shadow: false,
             };
             t.insert(name.into(), def);
         }

@@ -19,8 +19,9 @@ pub fn breakdown(record: &Record, symbols: &SymbolTable) -> Breakdown {
                 why: Default::default(),
             },
             score: Score::from_f64(s.score),
-            action: def.and_then(|d| d.action),
+            action: def.and_then(|d| d.action).filter(|_| !s.shadow),
             group: def.map(|d| d.group.clone()).unwrap_or_default(),
+            shadow: s.shadow,
         });
     }
     b

@@ -14,8 +14,9 @@ pub struct ReplayArgs {
     /// Proposed rules directory (default: the running scoring.rules_dir).
     #[arg(long)]
     pub rules: Option<PathBuf>,
-    /// Proposed scores: a TOML file of SYMBOL = score lines (or a [scores]
-    /// table), applied over the running [scores].
+    /// Proposed scores: a TOML file of SYMBOL = score (or
+    /// SYMBOL = { score = 3.0, shadow = true }) lines, or a [scores] table,
+    /// applied over the running [scores].
     #[arg(long)]
     pub scores: Option<PathBuf>,
     /// Proposed threshold.
@@ -30,7 +31,7 @@ pub struct ReplayArgs {
 }
 
 /// A scores file: `NAME = 3.0` lines, or the same under `[scores]`.
-fn read_scores(path: &Path) -> Result<BTreeMap<String, toml::Spanned<f64>>, ConfigError> {
+fn read_scores(path: &Path) -> Result<BTreeMap<String, toml::Spanned<crate::config::ScoreOverride>>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
         path: path.display().to_string(),
         line: 1,
@@ -39,7 +40,7 @@ fn read_scores(path: &Path) -> Result<BTreeMap<String, toml::Spanned<f64>>, Conf
     })?;
     #[derive(serde::Deserialize)]
     struct Wrapped {
-        scores: BTreeMap<String, toml::Spanned<f64>>,
+        scores: BTreeMap<String, toml::Spanned<crate::config::ScoreOverride>>,
     }
     if let Ok(w) = toml::from_str::<Wrapped>(&text) {
         return Ok(w.scores);
@@ -50,7 +51,7 @@ fn read_scores(path: &Path) -> Result<BTreeMap<String, toml::Spanned<f64>>, Conf
 /// Applies `scores` onto `table`; an unknown symbol is an error at its line.
 fn apply_scores(
     table: &mut SymbolTable,
-    scores: &BTreeMap<String, toml::Spanned<f64>>,
+    scores: &BTreeMap<String, toml::Spanned<crate::config::ScoreOverride>>,
     path: &Path,
     text: &str,
 ) -> Result<(), ConfigError> {
@@ -64,7 +65,7 @@ fn apply_scores(
                 message: format!("unknown symbol {name} (expected a symbol of the rules)"),
             });
         };
-        def.score = Score::from_f64(*score.get_ref());
+        score.get_ref().apply(def);
     }
     Ok(())
 }

@@ -57,3 +57,48 @@ fn default_analysis_timeout() -> Span {
 fn default_rules_dir() -> PathBuf {
     PathBuf::from("rules")
 }
+
+/// One `[scores]` entry: `NAME = 3.0`, or `NAME = { score = 3.0, shadow = true }`
+/// (either key may be left out: `{ shadow = true }` watches a rule at its
+/// rules-file score).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ScoreOverride {
+    /// A new score.
+    Score(f64),
+    /// A new score and/or shadow flag.
+    Full {
+        /// The score, if changed.
+        score: Option<f64>,
+        /// Recorded but not counted.
+        shadow: Option<bool>,
+    },
+}
+
+impl ScoreOverride {
+    /// The score it sets, if any.
+    pub fn score(&self) -> Option<f64> {
+        match self {
+            ScoreOverride::Score(s) => Some(*s),
+            ScoreOverride::Full { score, .. } => *score,
+        }
+    }
+
+    /// The shadow flag it sets, if any.
+    pub fn shadow(&self) -> Option<bool> {
+        match self {
+            ScoreOverride::Score(_) => None,
+            ScoreOverride::Full { shadow, .. } => *shadow,
+        }
+    }
+
+    /// Applies it to a symbol's definition.
+    pub fn apply(&self, def: &mut crate::score::SymbolDef) {
+        if let Some(s) = self.score() {
+            def.score = crate::score::Score::from_f64(s);
+        }
+        if let Some(shadow) = self.shadow() {
+            def.shadow = shadow;
+        }
+    }
+}

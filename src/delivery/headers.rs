@@ -55,6 +55,7 @@ mod tests {
             score: Score(40),
             action: None,
             group: String::new(),
+            shadow: false,
         });
         b
     }

@@ -163,9 +163,11 @@ impl Composites {
     /// (rspamd's default), except ones that force an action.
     pub fn apply(&self, breakdown: &mut Breakdown, table: &SymbolTable) {
         for (symbol, expr) in &self.rules {
+            // (a shadow rule's hit satisfies no composite: it changes no verdict)
             let present: HashSet<&str> = breakdown
                 .symbols()
                 .iter()
+                .filter(|s| !s.shadow)
                 .map(|s| s.hit.name.as_str())
                 .collect();
             if present.contains(symbol.as_str()) || !expr.eval(&present) {

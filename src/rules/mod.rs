@@ -62,6 +62,9 @@ struct SymbolEntry {
     fix: String,
     #[serde(default)]
     group: String,
+    /// Recorded, not counted (watch a new rule before it counts).
+    #[serde(default)]
+    shadow: bool,
     #[serde(rename = "type")]
     kind: Option<RuleKind>,
     header: Option<String>,
@@ -212,6 +215,7 @@ pub fn load_dir(dir: &Path) -> Result<Rules, ConfigError> {
                     description: entry.description,
                     fix: entry.fix,
                     group: entry.group,
+                    shadow: entry.shadow,
                 },
             );
         }

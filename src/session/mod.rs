@@ -452,14 +452,17 @@ impl Session {
         }
         let symbols: Vec<String> = txn
             .breakdown
-            .sorted()
+            .sorted_all()
             .iter()
-            .map(|s| format!("{}({})", s.hit.name, s.score))
+            .map(|s| match s.shadow {
+                false => format!("{}({})", s.hit.name, s.score),
+                true => format!("{}(shadow:{})", s.hit.name, s.score),
+            })
             .collect();
         let rcpts: Vec<String> = txn.recipients.iter().map(ToString::to_string).collect();
         crate::metrics::transaction(
             action,
-            txn.breakdown.symbols().iter().map(|s| s.hit.name.as_str()),
+            txn.breakdown.symbols().iter().map(|s| (s.hit.name.as_str(), s.shadow)),
         );
         let client = self.client();
         self.app.history.record(crate::history::Record {

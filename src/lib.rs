@@ -63,6 +63,8 @@ pub mod delivery;
 pub mod history;
 /// The ONE phase runner, for the session and `check`.
 pub mod pipeline;
+/// A customer domain's readiness: SPF, DKIM, DMARC, MX, FCrDNS, DNSBL.
+pub mod readiness;
 /// Past transactions re-decided under other scores.
 pub mod replay;
 /// A transaction's story for `smtpgate why`.

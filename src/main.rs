@@ -67,6 +67,19 @@ enum Command {
         #[command(flatten)]
         args: smtpgate::cli::replay::ReplayArgs,
     },
+    /// The readiness of a customer domain with the egress IPs: SPF, DKIM,
+    /// DMARC, MX, FCrDNS, DNSBL (each ok/warn/fail with its fix) and its
+    /// stopped mail of 7 days. Exit status 0 ok or warn, 1 fail, 2 usage.
+    Readiness {
+        /// Configuration file (default: $SMTPGATE_CONFIG, else config/gateway.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The domain, e.g. example.com.
+        domain: String,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a transaction's story (breakdown, reply) from its reference
     /// (in its alert, 5xx or 250 reply).
     Why {
@@ -174,6 +187,7 @@ fn main() -> ExitCode {
         Command::Why { config, reference } => cli::history::why(&config_path(config), &reference),
         Command::History { config, args } => cli::history::run(&config_path(config), &args),
         Command::Replay { config, args } => cli::replay::run(&config_path(config), &args),
+        Command::Readiness { config, domain, json } => cli::readiness::run(&config_path(config), &domain, json),
         Command::BadRecipients { config, action } => bad_recipients(&config_path(config), action),
     }
 }

@@ -80,6 +80,8 @@ enum Command {
         /// The reference, e.g. K3F9Q2ZP.
         reference: String,
     },
+    /// The anomaly holds: list, hold IDENTITY [--for 2h], release IDENTITY.
+    Hold(smtpgate::cli::hold::HoldArgs),
 }
 
 #[derive(Subcommand)]
@@ -168,6 +170,7 @@ fn main() -> ExitCode {
         Command::History { config, args } => cli::history::run(&config_path(config), &args),
         Command::Replay { config, args } => cli::replay::run(&config_path(config), &args),
         Command::BadRecipients { config, action } => bad_recipients(&config_path(config), action),
+        Command::Hold(args) => cli::hold::run(&config_path(args.config.clone()), &args),
     }
 }
 
@@ -549,4 +552,3 @@ fn reload(handle: &Handle, path: &Path) {
         Err(e) => tracing::error!(error = %e, "reload failed, keeping the running configuration"),
     }
 }
-

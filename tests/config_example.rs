@@ -57,7 +57,7 @@ fn the_example_states_every_default_truly() {
     }
     same!(
         server, upstream, scoring, relay, dns, store, envelope, dnsbl, auth, metrics, outbound,
-        dkim, greylist, ratelimit, log, headers, history
+        dkim, greylist, ratelimit, log, headers, history, anomaly
     );
     assert!(example.scores.is_empty(), "[scores] has no default entries");
 }
@@ -84,4 +84,6 @@ fn the_shipped_config_runs_the_mission() {
     );
     assert_eq!(c.scoring.spam_action, smtpgate::config::SpamAction::Bounce);
     assert!(c.dns.nameservers.is_empty(), "the system resolver");
+    assert!(c.anomaly.enabled, "the anomaly hold on");
+    assert_eq!(c.anomaly.notify, ["abuse@example.test"]);
 }

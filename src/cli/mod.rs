@@ -2,6 +2,7 @@
 //! (`main.rs` holds the argument parsing and one dispatch line each).
 
 pub mod history;
+pub mod hold;
 pub mod replay;
 
 use crate::app::App;

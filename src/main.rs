@@ -552,3 +552,4 @@ fn reload(handle: &Handle, path: &Path) {
         Err(e) => tracing::error!(error = %e, "reload failed, keeping the running configuration"),
     }
 }
+

@@ -7,7 +7,7 @@
 //! places the hold (the first) and one write of the hold.
 
 use super::{
-    domain_of, hold_key, trip_key, window_key, Anomaly, Hold, Observation, BY_ANOMALY, DAY,
+    domain_of, hold_key, index_op, trip_key, window_key, Anomaly, Hold, Observation, BY_ANOMALY, DAY,
 };
 use crate::store::{Increment, StoreError, WriteOp};
 use serde::{Deserialize, Serialize};
@@ -417,7 +417,12 @@ impl Anomaly {
         }
         let ops: Vec<WriteOp> = won
             .iter()
-            .map(|h| WriteOp::Set(hold_key(&h.identity), h.json(), ttl))
+            .flat_map(|h| {
+                [
+                    WriteOp::Set(hold_key(&h.identity), h.json(), ttl),
+                    index_op(&h.identity, h.since),
+                ]
+            })
             .collect();
         self.store.batch(&ops).await?;
         for h in &won {

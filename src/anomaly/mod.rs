@@ -15,6 +15,8 @@
 //! Store keys (all under `anomaly:`; `W` the window number, Unix time /
 //! window; `D` the day number; `I` the identity):
 //! * `anomaly:hold:I` — the hold (JSON [`Hold`]), kept `hold_for`;
+//!   `anomaly:holds:D` — the identities held on day D, one a line (the
+//!   index `hold list` reads);
 //! * `anomaly:trip:I` — counts who placed it: only the first announces;
 //! * `anomaly:{m,r,x,s}:W:I` — messages, recipients, refused recipients,
 //!   spam messages in window W; `anomaly:{dom,nrd,nfd}:W:I` — distinct
@@ -198,19 +200,43 @@ impl Anomaly {
             .filter(|h| h.until > now()))
     }
 
-    /// Every hold in force (at most `limit`), soonest to end first.
-    pub async fn holds(&self, limit: usize) -> Result<Vec<Hold>, StoreError> {
-        let keys = self.store.keys(HOLD_PREFIX, limit).await?;
-        if keys.is_empty() {
+    /// Every hold in force, soonest to end first: the identities of the
+    /// hold index (one key a day, for the longest hold), then their holds,
+    /// two reads whatever the size of the store.
+    pub async fn holds(&self) -> Result<Vec<Hold>, StoreError> {
+        let today = now() / DAY;
+        let days: Vec<String> = (today.saturating_sub(MAX_HOLD_DAYS)..=today)
+            .map(index_key)
+            .collect();
+        let refs: Vec<&str> = days.iter().map(String::as_str).collect();
+        let mut identities: Vec<String> = self
+            .store
+            .get_many(&refs)
+            .await?
+            .into_iter()
+            .flatten()
+            .flat_map(|v| {
+                String::from_utf8_lossy(&v)
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        identities.sort();
+        identities.dedup();
+        if identities.is_empty() {
+            crate::metrics::anomaly_held(0);
             return Ok(Vec::new());
         }
+        let keys: Vec<String> = identities.iter().map(|i| hold_key(i)).collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let values = self.store.get_many(&refs).await?;
         let now = now();
-        let mut holds: Vec<Hold> = keys
+        let mut holds: Vec<Hold> = identities
             .iter()
             .zip(values)
-            .filter_map(|(k, v)| Some(Hold::read(k.strip_prefix(HOLD_PREFIX)?, &v?)))
+            .filter_map(|(i, v)| Some(Hold::read(i, &v?)))
             .filter(|h| h.until > now)
             .collect();
         holds.sort_by(|a, b| a.until.cmp(&b.until).then(a.identity.cmp(&b.identity)));
@@ -240,6 +266,7 @@ impl Anomaly {
         let ops = [
             WriteOp::Set(hold_key(&identity), hold.json(), span),
             WriteOp::Set(trip_key(&identity), b"1".to_vec(), span),
+            index_op(&identity, since),
         ];
         self.store.batch(&ops).await?;
         crate::metrics::anomaly_hold(BY_OPERATOR);
@@ -268,10 +295,26 @@ impl Anomaly {
     }
 }
 
-const HOLD_PREFIX: &str = "anomaly:hold:";
+/// The longest hold, in days (`hold_for`, `smtpgate hold --for`): the hold
+/// index is read this far back.
+pub const MAX_HOLD_DAYS: u64 = crate::config::MAX_HOLD.as_secs() / DAY;
 
 fn hold_key(identity: &str) -> String {
-    format!("{HOLD_PREFIX}{identity}")
+    format!("anomaly:hold:{identity}")
+}
+
+/// The identities held on day `day`, one a line.
+fn index_key(day: u64) -> String {
+    format!("anomaly:holds:{day}")
+}
+
+/// Adds `identity` to the index of the day `since` falls on.
+fn index_op(identity: &str, since: u64) -> WriteOp {
+    WriteOp::Append(
+        index_key(since / DAY),
+        format!("{identity}\n").into_bytes(),
+        Duration::from_secs((MAX_HOLD_DAYS + 1) * DAY),
+    )
 }
 
 fn trip_key(identity: &str) -> String {
@@ -324,11 +367,11 @@ mod tests {
         assert_eq!(placed.until - placed.since, 7200);
         let found = a.held("shop@example.test").await.unwrap().expect("held");
         assert_eq!(found, placed);
-        assert_eq!(a.holds(100).await.unwrap(), vec![placed]);
+        assert_eq!(a.holds().await.unwrap(), vec![placed]);
         assert!(a.release("shop@example.test").await.unwrap());
         assert_eq!(a.held("shop@example.test").await.unwrap(), None);
         assert!(!a.release("shop@example.test").await.unwrap());
-        assert!(a.holds(100).await.unwrap().is_empty());
+        assert!(a.holds().await.unwrap().is_empty());
     }
 }
 

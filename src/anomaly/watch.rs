@@ -1,23 +1,27 @@
-//! Counting off the hot path: [`Watch::count`] puts a transaction on a
-//! bounded queue and returns at once; a writer task counts what is queued
-//! in batches and hands each hold it placed to an [`Announce`] (the alert
-//! path's, which this layer may not name), on a task of its own. A full
-//! queue drops the transaction, counted: the watch never slows mail.
+//! Counting off the hot path: [`Watch::count`] pushes a transaction on a
+//! bounded vector (no task woken per message) and returns at once; every
+//! [`COUNT_EVERY`] a writer task counts what is queued, in batches, and
+//! hands each hold it placed to an [`Announce`] (the alert path's, which
+//! this layer may not name), on a task of its own. A full queue drops the
+//! transaction, counted: the watch never slows mail.
 
 use super::{Anomaly, Hold, Observation};
 use crate::config::Config;
 use crate::store::Store;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Transactions counted per batch at most.
 const BATCH: usize = 256;
 
 /// Transactions waiting to be counted at most.
 const QUEUE: usize = 10_000;
+
+/// How often the writer takes what is queued: a burst is held within this
+/// (and a few store round trips) of crossing a limit.
+pub const COUNT_EVERY: Duration = Duration::from_millis(25);
 
 /// Holds in force are counted (the gauge) this often.
 const GAUGE_EVERY: Duration = Duration::from_secs(60);
@@ -32,12 +36,19 @@ pub trait Announce: Send + Sync {
     fn announce(&self, hold: Hold) -> AnnounceFuture<'_>;
 }
 
+/// Transactions waiting for the writer.
+#[derive(Default)]
+struct Queue {
+    observations: Mutex<Vec<Observation>>,
+}
+
 /// The anomaly hold of one configuration: its settings, the holds, and
 /// the counting queue.
 pub struct Watch {
     anomaly: Arc<Anomaly>,
     enabled: bool,
-    queue: OnceLock<mpsc::Sender<Observation>>,
+    queue: Arc<Queue>,
+    writer: OnceLock<()>,
 }
 
 impl Watch {
@@ -46,7 +57,8 @@ impl Watch {
         Watch {
             anomaly: Arc::new(Anomaly::new(&config.anomaly, store)),
             enabled: config.anomaly.enabled,
-            queue: OnceLock::new(),
+            queue: Arc::new(Queue::default()),
+            writer: OnceLock::new(),
         }
     }
 
@@ -66,63 +78,73 @@ impl Watch {
         if !self.enabled || self.anomaly.is_trusted(&observation.identity) {
             return;
         }
-        let queue = match self.queue.get() {
-            Some(q) => q,
-            None => {
-                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                    crate::metrics::anomaly_counted("dropped", 1);
-                    return;
-                };
-                self.queue.get_or_init(|| {
-                    let (tx, rx) = mpsc::channel(QUEUE);
-                    runtime.spawn(write_loop(Arc::clone(&self.anomaly), rx, announce()));
-                    tx
-                })
-            }
-        };
-        if queue.try_send(observation).is_err() {
+        if !self.start_writer(announce) {
             crate::metrics::anomaly_counted("dropped", 1);
+            return;
         }
+        let mut queued = self.queue.observations.lock().unwrap_or_else(|e| e.into_inner());
+        if queued.len() >= QUEUE {
+            drop(queued);
+            crate::metrics::anomaly_counted("dropped", 1);
+            return;
+        }
+        queued.push(observation);
+    }
+
+    /// Starts the writer on first use; false when there is no runtime.
+    fn start_writer(&self, announce: impl FnOnce() -> Arc<dyn Announce>) -> bool {
+        if self.writer.get().is_some() {
+            return true;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        self.writer.get_or_init(|| {
+            runtime.spawn(write_loop(
+                Arc::clone(&self.anomaly),
+                Arc::downgrade(&self.queue),
+                announce(),
+            ));
+        });
+        true
     }
 }
 
-/// Counts what is queued, one batch at a time, until the watch is dropped
-/// (a reload builds another); counts the holds in force now and then.
-async fn write_loop(
-    anomaly: Arc<Anomaly>,
-    mut rx: mpsc::Receiver<Observation>,
-    announce: Arc<dyn Announce>,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut gauge = tokio::time::interval(GAUGE_EVERY);
+/// Every [`COUNT_EVERY`], counts what is queued; ends when the watch is
+/// dropped (a reload builds another). Counts the holds in force now and
+/// then, and after placing one.
+async fn write_loop(anomaly: Arc<Anomaly>, queue: Weak<Queue>, announce: Arc<dyn Announce>) {
+    let mut tick = tokio::time::interval(COUNT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut gauge = tokio::time::Instant::now();
     loop {
-        tokio::select! {
-            n = rx.recv_many(&mut batch, BATCH) => {
-                if n == 0 {
-                    return;
+        tick.tick().await;
+        let Some(q) = queue.upgrade() else {
+            return;
+        };
+        let observations =
+            std::mem::take(&mut *q.observations.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(q);
+        let mut placed_any = false;
+        for batch in observations.chunks(BATCH) {
+            match anomaly.count(batch).await {
+                Ok(placed) => {
+                    crate::metrics::anomaly_counted("counted", batch.len());
+                    placed_any |= !placed.is_empty();
+                    for hold in placed {
+                        let announce = Arc::clone(&announce);
+                        tokio::spawn(async move { announce.announce(hold).await });
+                    }
                 }
-            }
-            _ = gauge.tick() => {
-                let _ = anomaly.holds(100_000).await;
-                continue;
+                Err(e) => {
+                    crate::metrics::anomaly_counted("failed", batch.len());
+                    tracing::warn!(error = %e, transactions = batch.len(), "anomaly baseline not counted");
+                }
             }
         }
-        match anomaly.count(&batch).await {
-            Ok(placed) => {
-                crate::metrics::anomaly_counted("counted", batch.len());
-                if !placed.is_empty() {
-                    let _ = anomaly.holds(100_000).await;
-                }
-                for hold in placed {
-                    let announce = Arc::clone(&announce);
-                    tokio::spawn(async move { announce.announce(hold).await });
-                }
-            }
-            Err(e) => {
-                crate::metrics::anomaly_counted("failed", batch.len());
-                tracing::warn!(error = %e, transactions = batch.len(), "anomaly baseline not counted");
-            }
+        if placed_any || gauge.elapsed() >= GAUGE_EVERY {
+            gauge = tokio::time::Instant::now();
+            let _ = anomaly.holds().await;
         }
-        batch.clear();
     }
 }

@@ -65,7 +65,7 @@ pub fn run(path: &Path, args: &HoldArgs) -> ExitCode {
         ExitCode::from(75)
     };
     match (&args.action, &args.identity) {
-        (Some(HoldAction::List { json }), _) => match runtime.block_on(anomaly.holds(100_000)) {
+        (Some(HoldAction::List { json }), _) => match runtime.block_on(anomaly.holds()) {
             Ok(holds) if *json => {
                 println!(
                     "{}",
@@ -107,10 +107,12 @@ pub fn run(path: &Path, args: &HoldArgs) -> ExitCode {
             }
             let span = match args.span.as_deref() {
                 None => app.config.anomaly.hold_for,
-                Some(text) => match Span::parse(text).filter(|s| s.0.as_secs() > 0) {
+                Some(text) => match Span::parse(text)
+                    .filter(|s| s.0.as_secs() > 0 && s.0 <= crate::config::MAX_HOLD)
+                {
                     Some(s) => s,
                     None => {
-                        eprintln!("--for: invalid duration `{text}`: expected e.g. 30m, 2h, 3d");
+                        eprintln!("--for: invalid duration `{text}`: expected e.g. 30m, 2h, 3d (at most 30d)");
                         return ExitCode::from(2);
                     }
                 },

@@ -6,6 +6,9 @@ use super::Span;
 use serde::Deserialize;
 use std::time::Duration;
 
+/// The longest hold (the hold index is read this many days back).
+pub const MAX_HOLD: Duration = Duration::from_secs(30 * 86_400);
+
 /// `[anomaly]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,10 +109,10 @@ impl AnomalyConfig {
                 ));
             }
         }
-        if self.hold_for.0 < Duration::from_secs(1) {
+        if self.hold_for.0 < Duration::from_secs(1) || self.hold_for.0 > MAX_HOLD {
             return Some((
                 "hold_for",
-                "anomaly.hold_for: expected at least \"1s\"".into(),
+                "anomaly.hold_for: expected from \"1s\" to \"30d\"".into(),
             ));
         }
         if let Some(bad) = self

@@ -19,7 +19,7 @@ mod server;
 mod span;
 mod store;
 
-pub use anomaly::AnomalyConfig;
+pub use anomaly::{AnomalyConfig, MAX_HOLD};
 pub use dns::DnsConfig;
 pub use envelope::{CalloutScope, DnsblConfig, DnsblOnError, EnvelopeConfig, Zone};
 pub use error::{line_col, locate_key, parse_toml, ConfigError};

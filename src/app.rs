@@ -54,6 +54,8 @@ pub struct App {
     /// The message history (kept across reloads while `[store]` and
     /// `[history]` are unchanged).
     pub history: Arc<crate::history::History>,
+    /// The anomaly hold: its holds and the counting of baselines.
+    pub anomaly: Arc<crate::anomaly::Watch>,
 }
 
 impl App {
@@ -128,6 +130,7 @@ impl App {
             _ => Arc::new(crate::history::History::new(&config, Arc::clone(&store))),
         };
         history.set_symbols(table.names().map(str::to_string).collect());
+        let anomaly = Arc::new(crate::anomaly::Watch::new(&config, Arc::clone(&store)));
         let auth = Arc::new(Authenticator::new(&config)?);
         let credentials = config
             .auth
@@ -198,6 +201,7 @@ impl App {
             dns,
             local_domains,
             history,
+            anomaly,
         })
     }
 }

@@ -45,6 +45,8 @@ pub mod upstream;
 pub mod action;
 /// Per-client connection limits.
 pub mod admission;
+/// The anomaly hold: baselines per identity, holds, and their store keys.
+pub mod anomaly;
 /// One file per check; View, Phase, Deps.
 pub mod checks;
 /// The AUTH lockout counted in the store.

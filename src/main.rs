@@ -89,6 +89,8 @@ enum Command {
         /// The reference, e.g. K3F9Q2ZP.
         reference: String,
     },
+    /// The anomaly holds: list, hold IDENTITY [--for 2h], release IDENTITY.
+    Hold(smtpgate::cli::hold::HoldArgs),
 }
 
 #[derive(Subcommand)]
@@ -189,6 +191,7 @@ fn main() -> ExitCode {
         Command::Replay { config, args } => cli::replay::run(&config_path(config), &args),
         Command::Readiness { config, domain, json } => cli::readiness::run(&config_path(config), &domain, json),
         Command::BadRecipients { config, action } => bad_recipients(&config_path(config), action),
+        Command::Hold(args) => cli::hold::run(&config_path(args.config.clone()), &args),
     }
 }
 

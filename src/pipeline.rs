@@ -64,12 +64,7 @@ pub fn decide_message(app: &App, breakdown: &mut Breakdown) -> Action {
 /// `None` (go on). `recipient` is the address of a RCPT.
 pub fn phase_reply(result: &PhaseResult, recipient: Option<&Address>) -> Option<Reply> {
     match &result.action {
-        Action::Refuse { symbol, temporary } => Some(reply::for_symbol(
-            &symbol.name,
-            symbol.subject(),
-            symbol.why,
-            *temporary,
-        )),
+        Action::Refuse { symbol, temporary } => Some(reply::for_hit(symbol, *temporary)),
         Action::Block => {
             let blocking = result.found.iter().find(|s| s.blocks());
             let (name, score) = blocking.map_or(("", String::new()), |s| {
@@ -94,12 +89,7 @@ pub fn message_reply(
 ) -> Option<Reply> {
     match action {
         Action::Pass => None,
-        Action::Refuse { symbol, temporary } => Some(reply::for_symbol(
-            &symbol.name,
-            symbol.subject(),
-            symbol.why,
-            *temporary,
-        )),
+        Action::Refuse { symbol, temporary } => Some(reply::for_hit(symbol, *temporary)),
         Action::Block if app.policy.spam_action == SpamAction::Reject => {
             Some(blocked_reply(breakdown, reference))
         }

@@ -6,6 +6,8 @@
 //! rejected instead.
 
 mod alert;
+pub mod hold;
+mod hold_alert;
 
 pub use alert::{breakdown_text, explain, explain_all, quoted_printable, Alert, Explained};
 
@@ -17,6 +19,8 @@ use crate::pipeline::{alert_recipient, stopped_reply};
 use crate::score::Breakdown;
 use crate::smtp::command::MailParams;
 use crate::smtp::reply::{self, Reply};
+use crate::upstream::Upstream;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Identical alerts are merged within this window.
@@ -148,20 +152,46 @@ async fn alert_sent(app: &App, key: &str, merged: u64) {
 
 /// Injects a message into the upstream as `MAIL FROM:<>` to `to`.
 pub async fn send_alert(app: &App, to: &str, alert: &[u8]) -> Result<(), String> {
-    let rcpt = parse_address(to, false).map_err(|_| format!("bad originator address {to}"))?;
-    let (open, reply) = app
-        .upstream
-        .begin(&Address::null(), &MailParams::default(), &rcpt, None)
+    send_via(&app.upstream, &[to], alert).await
+}
+
+/// Injects a message of our own into `upstream` as `MAIL FROM:<>` to
+/// every address of `to` (one transaction); an address the MTA refuses is
+/// logged and left out, and it is sent when any was accepted.
+pub async fn send_via(upstream: &Arc<Upstream>, to: &[&str], message: &[u8]) -> Result<(), String> {
+    let mut recipients = Vec::with_capacity(to.len());
+    for address in to {
+        recipients
+            .push(parse_address(address, false).map_err(|_| format!("bad address {address}"))?);
+    }
+    let Some((first, rest)) = recipients.split_first() else {
+        return Err("no recipient".into());
+    };
+    let (open, reply) = upstream
+        .begin(&Address::null(), &MailParams::default(), first, None)
         .await
         .map_err(|e| e.to_string())?;
-    let Some(open) = open else {
+    let Some(mut open) = open else {
         return Err(format!("upstream refused: {reply}"));
     };
+    let mut accepted = usize::from(reply.is_positive());
     if !reply.is_positive() {
+        tracing::warn!(recipient = %first, %reply, "upstream refused a recipient of our own message");
+    }
+    for rcpt in rest {
+        match open.rcpt(rcpt).await {
+            Ok(r) if r.is_positive() => accepted += 1,
+            Ok(r) => {
+                tracing::warn!(recipient = %rcpt, reply = %r, "upstream refused a recipient of our own message")
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if accepted == 0 {
         open.release();
         return Err(format!("upstream refused: {reply}"));
     }
-    let r = open.data(b"", alert).await.map_err(|e| e.to_string())?;
+    let r = open.data(b"", message).await.map_err(|e| e.to_string())?;
     if r.is_positive() {
         Ok(())
     } else {

@@ -8,6 +8,7 @@ pub mod content;
 pub mod envelope;
 pub mod greylist;
 pub mod helo;
+pub mod hold;
 pub mod ratelimit;
 pub mod recipient;
 pub mod relay;
@@ -206,6 +207,10 @@ pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, Config
             &deps.content,
         ))),
     ];
+    // A held identity before the DNS and callout checks of MAIL.
+    if let Some(c) = hold::HoldCheck::from_config(config, deps.store.clone()) {
+        checks.push(Box::new(c));
+    }
     checks.extend(envelope::build(config, deps));
     if let Some(c) = relay::SenderLoginCheck::new(&deps.credentials) {
         checks.push(Box::new(c));

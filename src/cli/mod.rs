@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod history;
+pub mod hold;
 pub mod readiness;
 pub mod replay;
 

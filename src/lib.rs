@@ -69,9 +69,9 @@ pub mod replay;
 pub mod verdict;
 
 // Top: the server.
-/// Listeners, admission, reload, shutdown.
-pub mod server;
 /// The command-line tools' bodies.
 pub mod cli;
+/// Listeners, admission, reload, shutdown.
+pub mod server;
 /// One client connection, one file per phase.
 pub mod session;

@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand};
 use smtpgate::action::Action;
 use smtpgate::address::parse_typed;
 use smtpgate::app::App;
-use smtpgate::cli::{self, shared_store_app, small_runtime};
 use smtpgate::bounce::breakdown_text;
+use smtpgate::cli::{self, shared_store_app, small_runtime};
 use smtpgate::config::{LogFormat, SpamAction};
 use smtpgate::notify::notify;
 use smtpgate::pipeline::{self, into_crlf, Envelope, Judgement, Stop};
@@ -548,4 +548,3 @@ fn reload(handle: &Handle, path: &Path) {
         Err(e) => tracing::error!(error = %e, "reload failed, keeping the running configuration"),
     }
 }
-

@@ -21,7 +21,7 @@ use crate::maps::Domains;
 use crate::passwd::Credentials;
 use crate::rules::content::ContentRules;
 use crate::score::Hit;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -75,6 +75,9 @@ pub struct View<'a> {
     pub message: Option<&'a [u8]>,
     /// The message parsed once (DATA phase).
     pub parsed: Option<&'a crate::message::Parsed>,
+    /// What the phase read from the store for its checks, in one round
+    /// trip ([`Check::reads`]); empty outside a phase run.
+    pub fetched: &'a Fetched,
 }
 
 impl<'a> View<'a> {
@@ -99,6 +102,7 @@ impl<'a> View<'a> {
             recipients: &[],
             message: None,
             parsed: None,
+            fetched: Fetched::none(),
         }
     }
 
@@ -176,6 +180,88 @@ pub trait Check: Send + Sync {
     fn symbols(&self) -> &'static [&'static str];
     /// Looks at the transaction and returns the symbols found.
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a>;
+    /// The store keys [`Check::check`] will read for `view`: the phase
+    /// reads every check's keys in one round trip (`Store::get_many`)
+    /// before the first check runs, and the check finds them with
+    /// [`read`]. None by default.
+    fn reads(&self, _view: &View<'_>) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The store values one phase read for its checks (see [`Check::reads`]).
+#[derive(Debug, Default)]
+pub struct Fetched {
+    keys: Vec<String>,
+    values: Vec<Option<Vec<u8>>>,
+    /// The read failed: each check reading these keys answers as its
+    /// `store.on_error` says.
+    failed: Option<StoreError>,
+}
+
+impl Fetched {
+    /// Nothing read (a view outside a phase run: checks ask the store).
+    pub fn none() -> &'static Fetched {
+        static NONE: Fetched = Fetched {
+            keys: Vec::new(),
+            values: Vec::new(),
+            failed: None,
+        };
+        &NONE
+    }
+
+    /// Reads `keys` in one round trip (duplicates once).
+    pub async fn read(store: &dyn Store, mut keys: Vec<String>) -> Fetched {
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return Fetched::default();
+        }
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        match store.get_many(&refs).await {
+            Ok(values) if values.len() == keys.len() => Fetched {
+                keys,
+                values,
+                failed: None,
+            },
+            Ok(values) => Fetched {
+                failed: Some(StoreError(format!(
+                    "{} values for {} keys",
+                    values.len(),
+                    keys.len()
+                ))),
+                keys,
+                values: Vec::new(),
+            },
+            Err(e) => Fetched {
+                keys,
+                values: Vec::new(),
+                failed: Some(e),
+            },
+        }
+    }
+
+    /// `key` as read, or `None` when it was not read.
+    fn get(&self, key: &str) -> Option<Result<Option<&[u8]>, StoreError>> {
+        let i = self.keys.binary_search_by(|k| k.as_str().cmp(key)).ok()?;
+        Some(match &self.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(self.values.get(i).and_then(|v| v.as_deref())),
+        })
+    }
+}
+
+/// The value at `key`: from the phase's one read when it has it, else
+/// from `store`.
+pub async fn read(
+    view: &View<'_>,
+    store: &dyn Store,
+    key: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match view.fetched.get(key) {
+        Some(result) => result.map(|v| v.map(<[u8]>::to_vec)),
+        None => store.get(key).await,
+    }
 }
 
 /// What checks are built with: the shared dependencies behind traits.

@@ -218,11 +218,7 @@ impl History {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         Some(self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(self.config.queue);
-            runtime.spawn(write_loop(
-                Arc::clone(&self.store),
-                rx,
-                self.config.keep.0,
-            ));
+            runtime.spawn(write_loop(Arc::clone(&self.store), rx, self.config.keep.0));
             tx
         }))
     }

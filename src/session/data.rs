@@ -178,7 +178,7 @@ impl Session {
         if !reply.is_positive() {
             return self.end_transaction("upstream refused", size, reply);
         }
-        crate::delivery::delivered(&app, &self.view()).await;
+        crate::delivery::delivered(&app, &self.view());
         // Our own text, whatever the MTA said (a BDAT chunk count, say),
         // with its queue id.
         let queue_id = crate::upstream::queue_id(&reply);

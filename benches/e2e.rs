@@ -21,8 +21,12 @@
 //! Loopback only, every loop bounded. Run:
 //! `SMTPGATE_BASELINE=/path/to/old/smtpgate cargo bench --bench e2e`
 //! (needs smtp-source, smtp-sink and redis-server: `apt-get install postfix
-//! redis-server`). `E2E_MSGS`, `E2E_ROUNDS` and `E2E_EXTRAS=0` (skip the
-//! latency and idle parts) shorten it.
+//! redis-server`). `E2E_MSGS`, `E2E_ROUNDS` (0: no throughput table) and `E2E_EXTRAS=0` (skip the
+//! latency and idle parts) shorten it; `E2E_MONITOR=1` prints the Redis
+//! commands of two messages through each Redis-store gateway (MONITOR);
+//! `E2E_PROFILE=DIR` profiles each gateway over one more run (perf record
+//! with call graphs, then strace -c) into DIR (`E2E_PROFILE_MATCH=new`:
+//! only the gateways whose label has it).
 
 #[path = "../tests/common/dns.rs"]
 mod dns;
@@ -75,7 +79,7 @@ fn config(gw: SocketAddr, sink: SocketAddr, dns: &str, store: &str) -> String {
          [outbound]\negress_ips = [\"127.0.0.1\"]\n\
          [dnsbl]\nclient = [{{ zone = \"zen.test\", name = \"SPAMHAUS_ZEN\" }}]\n\
          sender = [{{ zone = \"dbl.test\", name = \"SPAMHAUS_DBL\" }}]\n\
-         [greylist]\nenabled = true\n\
+         [greylist]\nenabled = true\nskip_mynetworks = true\nskip_authenticated = true\n\
          [ratelimit]\nmessages_per_day = 1000000000\nrecipients_per_hour = 1000000000\n\
          [scoring]\nspam_action = \"reject\"\nrules_dir = \"{}\"\n\
          {store}",
@@ -138,7 +142,7 @@ fn main() {
         return;
     }
     let msgs = env_or("E2E_MSGS", 4000);
-    let rounds = env_or("E2E_ROUNDS", 3).max(1);
+    let rounds = env_or("E2E_ROUNDS", 3);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dns_server = runtime.block_on(dns::DnsServer::start(dns::Zone::parse(ZONE)));
     let work = std::env::temp_dir().join(format!("smtpgate-e2e-{}", std::process::id()));
@@ -204,7 +208,7 @@ fn main() {
         load()
     );
     let mut all: Vec<(bool, Vec<Figures>)> = Vec::new();
-    for reuse in [false, true] {
+    for reuse in [false, true].into_iter().filter(|_| rounds > 0) {
         for t in &targets {
             measure(t, &sink, &redis, reuse, (msgs / 4).max(100)); // warm-up
         }
@@ -225,13 +229,30 @@ fn main() {
             .collect();
         all.push((reuse, figures));
     }
-    report(&targets, &all);
+    if rounds > 0 {
+        report(&targets, &all);
+    }
     println!("load after: {}", load());
     println!(
         "DNS queries answered by the in-process server: {}",
         dns_server.queries()
     );
 
+    if let Ok(dir) = std::env::var("E2E_PROFILE") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let only = std::env::var("E2E_PROFILE_MATCH").unwrap_or_default();
+        for t in targets.iter().filter(|t| t.label.contains(&only)) {
+            if let Some(p) = &t.gateway {
+                extras::profile(&t.label, p.pid(), t.port, &dir, msgs);
+            }
+        }
+    }
+    if env_or("E2E_MONITOR", 0) != 0 {
+        for t in targets.iter().filter(|t| t.redis) {
+            extras::monitor(&t.label, redis.port, t.port, 2);
+        }
+    }
     if env_or("E2E_EXTRAS", 1) != 0 {
         if let Some(gw) = targets.iter().find(|t| t.label == "new memory") {
             let addr = SocketAddr::from(([127, 0, 0, 1], gw.port));

@@ -297,7 +297,7 @@ pub async fn judge(app: &App, envelope: &Envelope, raw: &[u8]) -> Result<Judgeme
         });
     }
     let budget = app.config.scoring.analysis_timeout.0;
-    let parsed = crate::checks::off_worker(|| Parsed::parse_within(raw, budget));
+    let parsed = crate::checks::off_worker(raw.len(), || Parsed::parse_within(raw, budget));
     let view = base
         .with_transaction(&envelope.sender, &accepted)
         .with_message(raw, &parsed);

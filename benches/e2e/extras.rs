@@ -119,3 +119,115 @@ pub fn idle_rss(addr: SocketAddr, pid: u32, count: usize) {
         (with_idle.saturating_sub(before)) as f64 / greeted.max(1) as f64
     );
 }
+
+/// The Redis commands of `messages` messages through the gateway on `port`
+/// (one session, new connections), as `redis-cli MONITOR` shows them, with
+/// the microseconds since the first: commands of one round trip share a
+/// timestamp or follow within a few microseconds.
+pub fn monitor(label: &str, redis_port: u16, port: u16, messages: usize) {
+    use std::process::{Command, Stdio};
+    let mut cli = Command::new("redis-cli")
+        .args(["-p", &redis_port.to_string(), "monitor"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-cli");
+    std::thread::sleep(Duration::from_millis(300));
+    super::procs::smtp_source(port, false, 1, super::SIZE, messages);
+    // Let the writes queued off the hot path land too.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = cli.kill();
+    let mut text = String::new();
+    if let Some(mut out) = cli.stdout.take() {
+        let _ = out.read_to_string(&mut text);
+    }
+    let _ = cli.wait();
+    println!("\nredis-cli MONITOR, {label}, {messages} messages (one session):");
+    let mut first = None;
+    for line in text.lines().filter(|l| l.contains('[')) {
+        let (stamp, rest) = line.split_once(' ').unwrap_or(("0", line));
+        let t: f64 = stamp.parse().unwrap_or(0.0);
+        let t0 = *first.get_or_insert(t);
+        let command = rest.split_once("] ").map_or(rest, |(_, c)| c);
+        println!("  +{:>8}us {command}", ((t - t0) * 1e6) as u64);
+    }
+}
+
+/// Profiles one run of `msgs` messages (new connections) through the
+/// gateway `pid` on `port`: `perf record` (call graphs from DWARF) into
+/// `dir/perf-LABEL.data` with its report in `perf-LABEL.txt`, then a second
+/// run under `strace -c -f` (system calls by kind) into `strace-LABEL.txt`.
+pub fn profile(label: &str, pid: u32, port: u16, dir: &std::path::Path, msgs: usize) {
+    use std::process::{Command, Stdio};
+    let name = label.replace(' ', "-");
+    let data = dir.join(format!("perf-{name}.data"));
+    let perf = Command::new("perf")
+        .args(["record", "-F", "999", "--call-graph", "dwarf,16384", "-o"])
+        .arg(&data)
+        .args(["-p", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match perf {
+        Ok(mut perf) => {
+            std::thread::sleep(Duration::from_millis(500));
+            super::procs::smtp_source(port, false, super::SESSIONS, super::SIZE, msgs);
+            // SIGINT: perf writes its file and exits.
+            // SAFETY: kill with a valid pid and signal.
+            unsafe { libc::kill(perf.id() as i32, libc::SIGINT) };
+            let _ = perf.wait();
+            let report = Command::new("perf")
+                .args([
+                    "report",
+                    "--no-children",
+                    "--percent-limit",
+                    "0.5",
+                    "--stdio",
+                    "-g",
+                    "none",
+                    "-i",
+                ])
+                .arg(&data)
+                .output();
+            if let Ok(out) = report {
+                let _ = std::fs::write(dir.join(format!("perf-{name}.txt")), &out.stdout);
+            }
+            let report = Command::new("perf")
+                .args([
+                    "report",
+                    "--children",
+                    "--percent-limit",
+                    "2",
+                    "--stdio",
+                    "-g",
+                    "none",
+                    "-i",
+                ])
+                .arg(&data)
+                .output();
+            if let Ok(out) = report {
+                let _ = std::fs::write(dir.join(format!("perf-{name}-children.txt")), &out.stdout);
+            }
+        }
+        Err(e) => println!("perf not run ({e}): apt-get install linux-perf"),
+    }
+    let out = dir.join(format!("strace-{name}.txt"));
+    let strace = Command::new("strace")
+        .args(["-c", "-f", "-o"])
+        .arg(&out)
+        .args(["-p", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match strace {
+        Ok(mut strace) => {
+            std::thread::sleep(Duration::from_millis(500));
+            super::procs::smtp_source(port, false, super::SESSIONS, super::SIZE, msgs);
+            // SAFETY: kill with a valid pid and signal.
+            unsafe { libc::kill(strace.id() as i32, libc::SIGINT) };
+            let _ = strace.wait();
+        }
+        Err(e) => println!("strace not run ({e}): apt-get install strace"),
+    }
+    println!("profile of {label}: {}", dir.display());
+}

@@ -312,11 +312,21 @@ pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, Config
     Ok(checks)
 }
 
-/// Runs CPU-bound analysis (MIME parsing, the content rules) so that it does
-/// not hold a runtime worker: on the multi-threaded runtime the worker's
-/// other sessions move to another thread meanwhile (`block_in_place`); on a
-/// current-thread runtime (`smtpgate check`, tests) it simply runs.
-pub fn off_worker<R>(work: impl FnOnce() -> R) -> R {
+/// Messages up to this size are analysed on the worker itself: handing
+/// the worker's other sessions to another thread (`block_in_place`: a
+/// thread woken, the core passed over and back) costs more than parsing
+/// and scanning them (tens of microseconds for a few kilobytes).
+pub const OFF_WORKER_ABOVE: usize = 128 * 1024;
+
+/// Runs CPU-bound analysis (MIME parsing, the content rules) of a message
+/// of `size` bytes. Above [`OFF_WORKER_ABOVE`] it does not hold a runtime
+/// worker: on the multi-threaded runtime the worker's other sessions move
+/// to another thread meanwhile (`block_in_place`); on a current-thread
+/// runtime (`smtpgate check`, tests) and for small messages it simply runs.
+pub fn off_worker<R>(size: usize, work: impl FnOnce() -> R) -> R {
+    if size <= OFF_WORKER_ABOVE {
+        return work();
+    }
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
         _ => work(),

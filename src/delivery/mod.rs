@@ -52,6 +52,9 @@ pub fn prepare<'a>(
 pub fn delivered(app: &App, view: &View<'_>) {
     let who = crate::checks::ratelimit::identity(view);
     let rcpts = view.recipients.len();
-    app.writes
-        .push(crate::checks::ratelimit::delivery_counts(&app.config, &who, rcpts));
+    app.writes.push(crate::checks::ratelimit::delivery_counts(
+        &app.config,
+        &who,
+        rcpts,
+    ));
 }

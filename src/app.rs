@@ -11,6 +11,7 @@ use crate::maps::Domains;
 use crate::passwd::Credentials;
 use crate::rules::{self, content::Composites, content::ContentRules, Rules};
 use crate::score::{Score, SymbolTable};
+use crate::store::queue::{self, WriteQueue};
 use crate::store::{memory::MemoryStore, Store};
 use crate::upstream::Upstream;
 use std::collections::BTreeMap;
@@ -56,6 +57,8 @@ pub struct App {
     pub history: Arc<crate::history::History>,
     /// The anomaly hold: its holds and the counting of baselines.
     pub anomaly: Arc<crate::anomaly::Watch>,
+    /// Store writes nobody waits for, off the hot path (kept with the store).
+    pub writes: Arc<WriteQueue>,
 }
 
 impl App {
@@ -122,6 +125,10 @@ impl App {
         let store = match previous {
             Some(p) if p.config.store == config.store => Arc::clone(&p.store),
             _ => Arc::new(crate::store::Metered(build_store(&config)?)),
+        };
+        let writes = match previous {
+            Some(p) if p.config.store == config.store => Arc::clone(&p.writes),
+            _ => Arc::new(WriteQueue::new(Arc::clone(&store), queue::CAPACITY)),
         };
         let history = match previous {
             Some(p) if p.config.store == config.store && p.config.history == config.history => {
@@ -202,6 +209,7 @@ impl App {
             local_domains,
             history,
             anomaly,
+            writes,
         })
     }
 }

@@ -75,9 +75,9 @@ pub mod verdict;
 // Top: the server.
 /// The HTTP API and web console.
 pub mod http;
-/// Listeners, admission, reload, shutdown.
-pub mod server;
 /// The command-line tools' bodies.
 pub mod cli;
+/// Listeners, admission, reload, shutdown.
+pub mod server;
 /// One client connection, one file per phase.
 pub mod session;

@@ -379,4 +379,3 @@ fn reload(handle: &Handle, path: &Path) {
         Err(e) => tracing::error!(error = %e, "reload failed, keeping the running configuration"),
     }
 }
-

@@ -63,6 +63,7 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
     ("smtpgate_anomaly_held_identities", Kind::Gauge, "Identities held now (every node's holds, as this node last counted them)."),
     ("smtpgate_anomaly_counted_total", Kind::Counter, "Transactions counted into the anomaly baselines, by result (counted, failed, dropped: the queue was full)."),
     ("smtpgate_history_records_total", Kind::Counter, "Transactions written to the message history, by result (written, failed, dropped: the queue was full)."),
+    ("smtpgate_store_queue_total", Kind::Counter, "Store writes nobody waits for (rate-limit counts, alert bookkeeping), by result (written, failed, dropped: the queue was full)."),
     ("smtpgate_task_panics_total", Kind::Counter, "Tasks that panicked (their work was dropped and logged), by task (session, ...)."),
     ("smtpgate_dmarc_parent_dns_errors_total", Kind::Counter, "DMARC lookups above an author domain with its own record that failed and were taken as no record at that level."),
 ];
@@ -194,6 +195,9 @@ fn register_known() {
     }
     for result in RELOAD_RESULTS {
         counter!("smtpgate_config_reloads_total", "result" => *result).increment(0);
+    }
+    for result in ["written", "failed", "dropped"] {
+        counter!("smtpgate_store_queue_total", "result" => result).increment(0);
     }
 }
 
@@ -390,6 +394,11 @@ pub fn history_written(n: usize) {
 /// Transactions the history store refused.
 pub fn history_failed(n: usize) {
     counter!("smtpgate_history_records_total", "result" => "failed").increment(n as u64);
+}
+
+/// Queued store writes (`result`: written, failed, dropped).
+pub fn store_queue(result: &'static str, n: usize) {
+    counter!("smtpgate_store_queue_total", "result" => result).increment(n as u64);
 }
 
 /// A transaction not recorded: the history queue was full.

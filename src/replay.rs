@@ -219,7 +219,11 @@ pub fn text(r: &Report) -> String {
         if rows.is_empty() {
             return;
         }
-        let _ = writeln!(out, "\n{title}:\n  {:<40} {:>12} {:>12}", "", "now stopped", "now passed");
+        let _ = writeln!(
+            out,
+            "\n{title}:\n  {:<40} {:>12} {:>12}",
+            "", "now stopped", "now passed"
+        );
         let mut rows: Vec<_> = rows.iter().collect();
         rows.sort_by(|a, b| {
             (b.1.now_stopped + b.1.now_passed)
@@ -227,7 +231,11 @@ pub fn text(r: &Report) -> String {
                 .then(a.0.cmp(b.0))
         });
         for (name, c) in rows {
-            let _ = writeln!(out, "  {name:<40} {:>12} {:>12}", c.now_stopped, c.now_passed);
+            let _ = writeln!(
+                out,
+                "  {name:<40} {:>12} {:>12}",
+                c.now_stopped, c.now_passed
+            );
         }
     };
     table(&mut out, "By identity", &r.by_identity);

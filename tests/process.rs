@@ -479,7 +479,8 @@ async fn why_shows_the_breakdown_of_a_stopped_message_from_its_reference() {
     assert!(why(reference.to_lowercase()).await.status.success());
     let unknown = why("ZZZZZZZZ".into()).await;
     assert_eq!(unknown.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no transaction with reference ZZZZZZZZ in the history (kept 7d)"));
+    assert!(String::from_utf8_lossy(&unknown.stderr)
+        .contains("no transaction with reference ZZZZZZZZ in the history (kept 7d)"));
 }
 
 #[tokio::test]

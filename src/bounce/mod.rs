@@ -21,6 +21,7 @@ use crate::smtp::command::MailParams;
 use crate::smtp::reply::{self, Reply};
 use crate::upstream::Upstream;
 use std::sync::Arc;
+use crate::store::WriteOp;
 use std::time::{Duration, SystemTime};
 
 /// Identical alerts are merged within this window.
@@ -79,7 +80,7 @@ pub async fn stop(app: &App, m: Stopped<'_>) -> (&'static str, Reply) {
     .message();
     let r = match send_alert(app, &originator, &alert).await {
         Ok(()) => {
-            alert_sent(app, &key, merged).await;
+            alert_sent(app, &key, merged);
             reply::alert_sent(&originator, m.reference)
         }
         Err(why) => {
@@ -110,23 +111,20 @@ fn alert_key(breakdown: &Breakdown, originator: &str) -> String {
 /// one alert per originator and symbol set per 10 minutes. A message is
 /// merged only into an alert the upstream has *accepted* (`{key}:sent`,
 /// set by [`alert_sent`]), so a failed alert never leaves a later message
-/// answered 250 with nothing sent. A store failure sends the alert (a
-/// duplicate is better than none).
+/// answered 250 with nothing sent. Both keys are read in one round trip;
+/// the merged count goes up off the hot path (the reply does not depend
+/// on it). A store failure sends the alert (a duplicate is better than
+/// none).
 async fn alert_merge(app: &App, key: &str) -> (bool, u64) {
-    let store = &app.store;
-    match store.get(&format!("{key}:sent")).await {
-        Ok(Some(_)) => {
-            let merged = format!("{key}:merged");
-            match store.incr(&merged, 1, ALERT_WINDOW * 6 * 24 * 7).await {
-                Ok(_) => (false, 0),
-                Err(e) => {
-                    tracing::warn!(error = %e, "alert merging skipped");
-                    (true, 0)
-                }
+    let (sent, merged) = (format!("{key}:sent"), format!("{key}:merged"));
+    match app.store.get_many(&[sent.as_str(), merged.as_str()]).await {
+        Ok(values) => match values.as_slice() {
+            [Some(_), _] => {
+                app.writes
+                    .push([WriteOp::Incr(merged, 1, ALERT_WINDOW * 6 * 24 * 7)]);
+                (false, 0)
             }
-        }
-        Ok(None) => match store.get(&format!("{key}:merged")).await {
-            Ok(Some(v)) => (true, String::from_utf8_lossy(&v).parse().unwrap_or(0)),
+            [None, Some(v)] => (true, String::from_utf8_lossy(v).parse().unwrap_or(0)),
             _ => (true, 0),
         },
         Err(e) => {
@@ -136,18 +134,23 @@ async fn alert_merge(app: &App, key: &str) -> (bool, u64) {
     }
 }
 
-/// Records an accepted alert: later ones merge into it for 10 minutes; the
-/// `merged` messages it reported are no longer pending.
-async fn alert_sent(app: &App, key: &str, merged: u64) {
-    let store = &app.store;
-    if let Err(e) = store.set(&format!("{key}:sent"), b"1", ALERT_WINDOW).await {
-        tracing::warn!(error = %e, "alert merging: not recorded");
-    }
+/// Records an accepted alert, off the hot path: later ones merge into it
+/// for 10 minutes; the `merged` messages it reported are no longer
+/// pending.
+fn alert_sent(app: &App, key: &str, merged: u64) {
+    let mut writes = vec![WriteOp::Set(
+        format!("{key}:sent"),
+        b"1".to_vec(),
+        ALERT_WINDOW,
+    )];
     if merged > 0 {
-        let _ = store
-            .incr(&format!("{key}:merged"), -(merged as i64), ALERT_WINDOW)
-            .await;
+        writes.push(WriteOp::Incr(
+            format!("{key}:merged"),
+            -(merged as i64),
+            ALERT_WINDOW,
+        ));
     }
+    app.writes.push(writes);
 }
 
 /// Injects a message into the upstream as `MAIL FROM:<>` to `to`.

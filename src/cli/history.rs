@@ -70,7 +70,9 @@ pub fn line(r: &Record) -> String {
         r.action,
         r.score,
         r.client_ip,
-        r.login.as_deref().map_or(String::new(), |l| format!("login={l}")),
+        r.login
+            .as_deref()
+            .map_or(String::new(), |l| format!("login={l}")),
         r.from,
         r.rcpts.join(","),
         r.subject.as_deref().unwrap_or(""),
@@ -123,7 +125,10 @@ pub fn run(path: &Path, args: &HistoryArgs) -> ExitCode {
 /// Prints records as lines or as one JSON array.
 pub fn print_records(records: &[Record], json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(records).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(records).unwrap_or_default()
+        );
     } else {
         for r in records {
             println!("{}", line(r));

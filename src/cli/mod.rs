@@ -97,7 +97,10 @@ pub fn small_runtime() -> Option<tokio::runtime::Runtime> {
 /// The App of `path` with its runtime, for a tool that reads the shared
 /// store; with the memory store the state lives inside the running gateway
 /// only, which is said (exit status 2).
-pub fn shared_store_app(path: &Path, what: &str) -> Result<(App, tokio::runtime::Runtime), ExitCode> {
+pub fn shared_store_app(
+    path: &Path,
+    what: &str,
+) -> Result<(App, tokio::runtime::Runtime), ExitCode> {
     let app = App::load(path, None).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(2)

@@ -69,6 +69,8 @@ pub mod replay;
 pub mod verdict;
 
 // Top: the server.
+/// The HTTP API and web console.
+pub mod http;
 /// Listeners, admission, reload, shutdown.
 pub mod server;
 /// The command-line tools' bodies.

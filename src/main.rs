@@ -2,16 +2,12 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use smtpgate::action::Action;
 use smtpgate::address::parse_typed;
 use smtpgate::app::App;
-use smtpgate::cli::{self, shared_store_app, small_runtime};
-use smtpgate::bounce::breakdown_text;
-use smtpgate::config::{LogFormat, SpamAction};
+use smtpgate::cli::{self, shared_store_app};
+use smtpgate::config::LogFormat;
 use smtpgate::notify::notify;
-use smtpgate::pipeline::{self, into_crlf, Envelope, Judgement, Stop};
 use smtpgate::server::{Handle, Server};
-use smtpgate::smtp::reply;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
@@ -110,10 +106,10 @@ struct CheckArgs {
     #[arg(long)]
     rcpt: Vec<String>,
     /// Client IP address.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value = smtpgate::cli::check::DEFAULT_IP)]
     ip: std::net::IpAddr,
     /// HELO name.
-    #[arg(long, default_value = "localhost.localdomain")]
+    #[arg(long, default_value = smtpgate::cli::check::DEFAULT_HELO)]
     helo: String,
     /// SMTP AUTH login.
     #[arg(long)]
@@ -163,7 +159,18 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig { config } => check_config(&config_path(config)),
         Command::Serve { config } => serve(config_path(config), &log),
-        Command::Check(args) => check(args),
+        Command::Check(a) => smtpgate::cli::check::run(
+            &config_path(a.config),
+            smtpgate::cli::check::Given {
+                from: a.from,
+                rcpts: a.rcpt,
+                ip: a.ip,
+                helo: a.helo,
+                login: a.login,
+            },
+            a.json,
+            a.file,
+        ),
         Command::Why { config, reference } => cli::history::why(&config_path(config), &reference),
         Command::History { config, args } => cli::history::run(&config_path(config), &args),
         Command::Replay { config, args } => cli::replay::run(&config_path(config), &args),
@@ -241,203 +248,6 @@ fn bad_recipients(path: &Path, action: BadAction) -> ExitCode {
     }
 }
 
-/// The App of `path` with a runtime for a command that works on the shared
-/// store: exit status 2 when the config is bad or the store is "memory"
-/// (`what` lives inside the running gateway then).
-fn check(args: CheckArgs) -> ExitCode {
-    let app = match App::load(&config_path(args.config.clone()), None) {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let raw = if args.file.as_os_str() == "-" {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).map(|_| v)
-    } else {
-        std::fs::read(&args.file)
-    };
-    let raw = match raw {
-        Ok(raw) => into_crlf(raw),
-        Err(e) => {
-            eprintln!("{}: cannot read: {e}", args.file.display());
-            return ExitCode::from(2);
-        }
-    };
-    let parsed = smtpgate::message::Parsed::parse(&raw);
-    let address = |text: &str, what: &str| {
-        parse_typed(text, what == "sender").map_err(|e| format!("--{what} {text}: {e}"))
-    };
-    let from = args
-        .from
-        .clone()
-        .or_else(|| parsed.from.as_ref().and_then(|(_, a)| a.clone()))
-        .unwrap_or_default();
-    let rcpts = if args.rcpt.is_empty() {
-        parsed.to.clone()
-    } else {
-        args.rcpt.clone()
-    };
-    let envelope = (|| -> Result<Envelope, String> {
-        Ok(Envelope {
-            client_ip: args.ip,
-            helo: args.helo.clone(),
-            sender: address(&from, "from")?,
-            recipients: rcpts
-                .iter()
-                .map(|r| address(r, "rcpt"))
-                .collect::<Result<_, _>>()?,
-            login: args.login.clone(),
-        })
-    })();
-    let envelope = match envelope {
-        Ok(e) if e.recipients.is_empty() => {
-            eprintln!("no recipient: give --rcpt ADDR or a To header");
-            return ExitCode::from(2);
-        }
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let Some(runtime) = small_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    let judged = match runtime.block_on(pipeline::judge(&app, &envelope, &raw)) {
-        Ok(v) => v,
-        Err(e) => {
-            if args.json {
-                let out = serde_json::json!({"action": "tempfail", "error": e.to_string()});
-                println!("{out:#}");
-            } else {
-                println!(
-                    "Action: tempfail ({e}; a session would answer {})",
-                    reply::check_tempfail()
-                );
-            }
-            return ExitCode::from(75);
-        }
-    };
-    let trusted = app.config.relay.is_trusted(envelope.client_ip);
-    let client = format!(
-        "{} ({}; relay checks depend on it: give --ip and --login as the customer connects)",
-        envelope.client_ip,
-        match (&envelope.login, trusted) {
-            (Some(l), _) => format!("authenticated as {l}"),
-            (None, true) => "trusted: in relay.mynetworks".to_string(),
-            (None, false) => "not trusted: not in relay.mynetworks, no login".to_string(),
-        }
-    );
-    let (action, code) = describe(&judged);
-    let reply = judged.reply.as_ref().map(ToString::to_string);
-    if args.json {
-        let symbols: Vec<serde_json::Value> = judged
-            .breakdown
-            .sorted_all()
-            .iter()
-            .map(|s| {
-                let def = app.symbols.get(&s.hit.name);
-                serde_json::json!({
-                    "name": s.hit.name,
-                    "score": s.score.0 as f64 / 100.0,
-                    "shadow": s.shadow,
-                    "blocking": s.blocks(),
-                    "options": s.hit.options,
-                    "description": def.map(|d| d.description.as_str()),
-                    "fix": def.map(|d| d.fix.as_str()),
-                })
-            })
-            .collect();
-        let refused: Vec<serde_json::Value> = judged
-            .refused
-            .iter()
-            .map(|(a, r)| serde_json::json!({"rcpt": a.to_string(), "reply": r.to_string()}))
-            .collect();
-        let out = serde_json::json!({
-            "client": {
-                "ip": envelope.client_ip.to_string(),
-                "helo": envelope.helo,
-                "login": envelope.login,
-                "trusted": trusted,
-            },
-            "from": envelope.sender.to_string(),
-            "rcpts": envelope.recipients.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "score": judged.breakdown.total().0 as f64 / 100.0,
-            "threshold": app.policy.threshold.0 as f64 / 100.0,
-            "action": action,
-            "reply": reply,
-            "refused": refused,
-            "alert_to": judged.alert_to,
-            "reference": judged.reference,
-            "symbols": symbols,
-        });
-        println!("{out:#}");
-    } else {
-        println!("Client: {client}");
-        println!(
-            "Envelope: from <{}> to {}",
-            envelope.sender,
-            envelope
-                .recipients
-                .iter()
-                .map(|r| format!("<{r}>"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        for (rcpt, r) in &judged.refused {
-            println!("Refused: <{rcpt}>: {r}");
-        }
-        println!();
-        print!(
-            "{}",
-            breakdown_text(&judged.breakdown, &app.symbols, app.policy.threshold)
-        );
-        println!();
-        match (reply, &judged.alert_to) {
-            (Some(r), _) => println!("Action: {action} ({r})"),
-            (None, Some(to)) => println!("Action: {action} <{to}>"),
-            (None, None) => println!("Action: {action}"),
-        }
-    }
-    ExitCode::from(code)
-}
-
-/// The action's name and `check`'s exit status, as `spamc -c` has them:
-/// 0 delivered, 1 stopped (spam, blocked or refused), 75 a temporary
-/// refusal (the client would retry).
-fn describe(j: &Judgement) -> (String, u8) {
-    let temporary = j.reply.as_ref().is_some_and(|r| r.class() == 4);
-    let name = match (j.stop, &j.action) {
-        (Stop::Helo, _) => "reject at HELO",
-        (Stop::Mail, _) => "reject at MAIL",
-        (Stop::Rcpt, _) => "reject at RCPT",
-        (Stop::Data, Action::Pass) => "pass",
-        (Stop::Data, Action::Refuse { .. }) => "reject",
-        (Stop::Data, Action::Block) if j.alert_to.is_some() => {
-            "block: SPAM alert to the originator"
-        }
-        (Stop::Data, Action::Block) => "block",
-        (Stop::Data, Action::Spam(SpamAction::Bounce)) if j.alert_to.is_none() => {
-            "spam: reject (no alert recipient)"
-        }
-        (Stop::Data, Action::Spam(SpamAction::Reject)) => "spam: reject",
-        (Stop::Data, Action::Spam(SpamAction::Bounce)) => "spam: SPAM alert to the originator",
-    };
-    let code = match (&j.action, temporary) {
-        (_, true) => 75,
-        (Action::Pass, false) if j.stop == Stop::Data => 0,
-        _ => 1,
-    };
-    let name = if temporary {
-        name.replace("reject", "tempfail")
-    } else {
-        name.to_string()
-    };
-    (name, code)
-}
-
 fn check_config(path: &Path) -> ExitCode {
     match App::load(path, None) {
         Ok(app) => {
@@ -497,6 +307,9 @@ async fn run(app: App, path: PathBuf) -> anyhow::Result<()> {
     let server = Server::bind(app).await.context("binding listeners")?;
     for addr in server.local_addrs() {
         tracing::info!(%addr, "listening");
+    }
+    if let Some(addr) = server.http_addr() {
+        tracing::info!(%addr, "HTTP API on /api/, web console on /");
     }
     let handle = server.handle();
     let addrs: Vec<String> = server

@@ -20,6 +20,8 @@ use tokio::sync::{watch, Semaphore};
 /// A bound, not yet running server.
 pub struct Server {
     listeners: Vec<(TcpListener, Listener)>,
+    /// The HTTP API and console, when `[http]` is set.
+    http: Option<crate::http::HttpListener>,
     handle: Handle,
     connections: Arc<Semaphore>,
     max_connections: usize,
@@ -76,7 +78,7 @@ impl Handle {
 }
 
 impl Server {
-    /// Binds every `server.listen` address.
+    /// Binds every `server.listen` address, and `[http] listen`.
     pub async fn bind(app: App) -> std::io::Result<Server> {
         let mut listeners = Vec::new();
         for listen in &app.config.server.listen {
@@ -94,10 +96,15 @@ impl Server {
             }
             listeners.push((listener, listen.clone()));
         }
+        let http = match &app.config.http {
+            Some(config) => Some(crate::http::bind(config).await?),
+            None => None,
+        };
         let max_connections = app.config.server.max_connections;
         let (shutdown, _) = watch::channel(false);
         Ok(Server {
             listeners,
+            http,
             handle: Handle {
                 app: Arc::new(ArcSwap::from_pointee(app)),
                 shutdown,
@@ -114,6 +121,11 @@ impl Server {
             .iter()
             .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
+    }
+
+    /// The HTTP listener's bound address, when `[http]` is set.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|h| h.local_addr().ok())
     }
 
     /// A handle for reload and shutdown.
@@ -147,6 +159,10 @@ impl Server {
             let handle = self.handle.clone();
             let connections = Arc::clone(&self.connections);
             accepting.spawn(accept_loop(listener, config, handle, connections));
+        }
+        // The HTTP listener is supervised like the SMTP ones.
+        if let Some(http) = self.http {
+            accepting.spawn(http.run(Arc::clone(&self.handle.app)));
         }
         // Supervision: an accept loop never returns; if one ends (a panic),
         // that listener is dead, so the gateway drains and exits non-zero

@@ -57,7 +57,7 @@ fn the_example_states_every_default_truly() {
     }
     same!(
         server, upstream, scoring, relay, dns, store, envelope, dnsbl, auth, metrics, outbound,
-        dkim, greylist, ratelimit, log, headers, history
+        dkim, greylist, ratelimit, log, headers, history, http
     );
     assert!(example.scores.is_empty(), "[scores] has no default entries");
 }
@@ -83,5 +83,10 @@ fn the_shipped_config_runs_the_mission() {
         500
     );
     assert_eq!(c.scoring.spam_action, smtpgate::config::SpamAction::Bounce);
+    assert_eq!(
+        c.http.as_ref().map(|h| h.listen.to_string()).as_deref(),
+        Some("127.0.0.1:8025"),
+        "the API and console on loopback"
+    );
     assert!(c.dns.nameservers.is_empty(), "the system resolver");
 }

@@ -135,13 +135,30 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
-/// The shipped config with only listen, upstream and nameservers replaced.
+/// The shipped config with only the listeners (SMTP and HTTP: free ports,
+/// so that no two tests meet on 2525 or 8025), upstream and nameservers
+/// replaced.
 fn shipped_config(listen: SocketAddr, upstream: SocketAddr, dns: SocketAddr) -> PathBuf {
+    shipped_with_http(listen, upstream, dns).0
+}
+
+/// [`shipped_config`], and where its HTTP API listens.
+fn shipped_with_http(
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    dns: SocketAddr,
+) -> (PathBuf, SocketAddr) {
     let text = std::fs::read_to_string(common::root().join("config/gateway.toml")).unwrap();
+    let http = free_port();
+    assert!(text.contains("listen = \"127.0.0.1:8025\""));
     let text = text
         .replace(
             "listen = [\"127.0.0.1:2525\"]",
             &format!("listen = [\"{listen}\"]"),
+        )
+        .replace(
+            "listen = \"127.0.0.1:8025\"",
+            &format!("listen = \"{http}\""),
         )
         .replace(
             "address = \"127.0.0.1:10025\"",
@@ -149,9 +166,10 @@ fn shipped_config(listen: SocketAddr, upstream: SocketAddr, dns: SocketAddr) -> 
         )
         .replace("nameservers = []", &format!("nameservers = [\"{dns}\"]"));
     assert!(text.contains(&dns.to_string()) && text.contains(&upstream.to_string()));
+    assert!(text.contains(&http.to_string()) && !text.contains("listen = \"127.0.0.1:8025\""));
     let path = std::env::temp_dir().join(format!("smtpgate-shipped-{}.toml", listen.port()));
     std::fs::write(&path, text).unwrap();
-    path
+    (path, http)
 }
 
 struct Serve {
@@ -436,4 +454,58 @@ async fn gtube_is_refused_by_serve_and_by_check_alike() {
         "check and serve give the same reply"
     );
     assert_eq!(json["action"], "reject");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_config_serves_the_api_and_console_on_loopback() {
+    let dns = DnsServer::start(Zone::parse(ZONE)).await;
+    let sink = Sink::start(SinkConfig::default()).await;
+    let listen = free_port();
+    let (config, http) = shipped_with_http(listen, sink.addr, dns.addr);
+    assert!(http.ip().is_loopback());
+    let _gw = serve(&config, listen).await;
+    let clean = &CASES[0];
+    let (_, code, _) = over_smtp(&_gw, listen, clean).await;
+    assert_eq!(code, 250);
+    // The transaction is in the history, on the API, without a token.
+    let started = Instant::now();
+    let record = loop {
+        let a = common::http::get(http, "/api/history?from=shop%40good.test").await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        if let Some(r) = a.json().as_array().and_then(|a| a.first().cloned()) {
+            break r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not in the history"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(record["action"], "delivered");
+    let symbols = record["symbols"].as_array().unwrap();
+    assert!(
+        symbols
+            .iter()
+            .any(|s| s["name"] == "R_SPF_ALLOW" && s["score"].as_f64() == Some(-0.2)),
+        "{record}"
+    );
+    let page = common::http::get(http, "/").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.field("content-type"), Some("text/html; charset=utf-8"));
+    // POST /api/check on the running gateway says what `check --json` says.
+    let target = "/api/check?ip=127.0.0.1&helo=mail.good.test&from=shop%40good.test&rcpt=buyer%40example.org";
+    for case in CASES.iter().filter(|c| c.client == "127.0.0.1") {
+        let target = target.replace("shop%40good.test", &case.from.replace('@', "%40"));
+        let target = target.replace("mail.good.test", case.helo);
+        let a =
+            common::http::request(http, "POST", &target, &[], message(case.from).as_bytes()).await;
+        assert_eq!(a.status, 200, "{}: {}", case.name, a.text());
+        let mut api = a.json();
+        let (_, mut cli) = check(&config, case);
+        for json in [&mut api, &mut cli] {
+            let r = json["reference"].as_str().unwrap_or("").to_string();
+            *json = serde_json::from_str(&json.to_string().replace(&r, "REF")).unwrap();
+        }
+        assert_eq!(api, cli, "{}", case.name);
+    }
 }

@@ -4,7 +4,7 @@
 //! prints: the same text, from the same function.
 
 use crate::base64::encode as base64;
-use crate::score::{Breakdown, Score, SymbolTable};
+use crate::score::{Breakdown, Score, ScoredSymbol, SymbolTable};
 use crate::smtp::received::rfc5322_date;
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -37,6 +37,66 @@ pub struct Alert<'a> {
     pub arrival: SystemTime,
 }
 
+/// One symbol of a breakdown as the SPAM alert explains it: its weight,
+/// whether it stops the message alone, its details, and from the rules
+/// what it means and how to fix it (`None` for a symbol the rules do not
+/// know). `smtpgate check --json`, `POST /api/check` and the console's
+/// message page show these, in [`explain`]'s order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Explained {
+    /// The symbol.
+    pub name: String,
+    /// Its score (hundredths exact; a number like 5.0 in JSON).
+    #[serde(serialize_with = "score_number")]
+    pub score: Score,
+    /// True when it stops the message whatever the total.
+    pub blocking: bool,
+    /// A shadow rule's hit: recorded, adding nothing (its score is what it
+    /// would add).
+    pub shadow: bool,
+    /// Details: what it is about (an address, a record, a URL).
+    pub options: Vec<String>,
+    /// One line saying what it means.
+    pub description: Option<String>,
+    /// Advice for the sender.
+    pub fix: Option<String>,
+}
+
+fn score_number<S: serde::Serializer>(score: &Score, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(score.0 as f64 / 100.0)
+}
+
+/// The symbols that count in `breakdown` in the alert's order (blocking
+/// first, then highest score first, then by name), each with its
+/// description and fix: what a sender is shown.
+pub fn explain(breakdown: &Breakdown, symbols: &SymbolTable) -> Vec<Explained> {
+    explained(breakdown.sorted(), symbols)
+}
+
+/// [`explain`], then the shadow rules' hits: the operator's view (`check
+/// --json`, the API, the console).
+pub fn explain_all(breakdown: &Breakdown, symbols: &SymbolTable) -> Vec<Explained> {
+    explained(breakdown.sorted_all(), symbols)
+}
+
+fn explained(sorted: Vec<&ScoredSymbol>, symbols: &SymbolTable) -> Vec<Explained> {
+    sorted
+        .into_iter()
+        .map(|s| {
+            let def = symbols.get(&s.hit.name);
+            Explained {
+                name: s.hit.name.clone(),
+                score: s.score,
+                blocking: s.blocks(),
+                shadow: s.shadow,
+                options: s.hit.options.clone(),
+                description: def.map(|d| d.description.clone()),
+                fix: def.map(|d| d.fix.clone()),
+            }
+        })
+        .collect()
+}
+
 /// The human-readable breakdown: "Score: X (must be lower T)", then every
 /// symbol (blocking first, then highest score first) with its description,
 /// details and fix, then the advice.
@@ -48,23 +108,24 @@ pub fn breakdown_text(breakdown: &Breakdown, symbols: &SymbolTable, threshold: S
         breakdown.total()
     );
     out.push_str("Symbols:\n");
-    for s in breakdown.sorted() {
-        let blocking = if s.blocks() {
+    for s in explain(breakdown, symbols) {
+        let blocking = if s.blocking {
             " \u{2014} blocks sending on its own"
         } else {
             ""
         };
-        let _ = writeln!(out, "  {} ({}){blocking}", s.hit.name, s.score);
-        if let Some(def) = symbols.get(&s.hit.name) {
-            if !def.description.is_empty() {
-                let _ = writeln!(out, "      {}", def.description);
-            }
-            if !s.hit.options.is_empty() {
-                let _ = writeln!(out, "      Details: {}", s.hit.options.join("; "));
-            }
-            if !def.fix.is_empty() {
-                let _ = writeln!(out, "      Fix: {}", def.fix);
-            }
+        let _ = writeln!(out, "  {} ({}){blocking}", s.name, s.score);
+        if s.description.is_none() {
+            continue;
+        }
+        if let Some(d) = s.description.filter(|d| !d.is_empty()) {
+            let _ = writeln!(out, "      {d}");
+        }
+        if !s.options.is_empty() {
+            let _ = writeln!(out, "      Details: {}", s.options.join("; "));
+        }
+        if let Some(fix) = s.fix.filter(|f| !f.is_empty()) {
+            let _ = writeln!(out, "      Fix: {fix}");
         }
     }
     let shadows: Vec<_> = breakdown.sorted_all().into_iter().filter(|s| s.shadow).collect();

@@ -7,7 +7,7 @@
 
 mod alert;
 
-pub use alert::{breakdown_text, quoted_printable, Alert};
+pub use alert::{breakdown_text, explain, explain_all, quoted_printable, Alert, Explained};
 
 use crate::action::Action;
 use crate::address::{parse_address, Address};

@@ -1,6 +1,8 @@
-//! The bodies of the command-line tools that read the gateway's state
-//! (`main.rs` holds the argument parsing and one dispatch line each).
+//! The bodies of the command-line tools (`main.rs` holds the argument
+//! parsing and one dispatch line each); `check` also builds what the HTTP
+//! API answers for `POST /api/check`, so both print the same JSON.
 
+pub mod check;
 pub mod history;
 pub mod replay;
 

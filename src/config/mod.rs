@@ -7,9 +7,10 @@ mod envelope;
 mod error;
 mod greylist;
 mod headers;
+mod history;
+mod http;
 mod log;
 mod outbound;
-mod history;
 mod ratelimit;
 mod relay;
 mod scoring;
@@ -23,6 +24,7 @@ pub use error::{line_col, locate_key, parse_toml, ConfigError};
 pub use greylist::GreylistConfig;
 pub use headers::{HeadersConfig, SpamdResult};
 pub use history::HistoryConfig;
+pub use http::HttpConfig;
 pub use log::{LogConfig, LogFormat};
 pub use outbound::{DkimConfig, OutboundConfig};
 pub use ratelimit::{Limits, RateLimitConfig};
@@ -79,6 +81,8 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     /// `[metrics]`: the Prometheus exporter (off when absent).
     pub metrics: Option<MetricsConfig>,
+    /// `[http]`: the HTTP API and web console (off when absent).
+    pub http: Option<HttpConfig>,
     /// `[log]`: how log lines are written.
     #[serde(default)]
     pub log: LogConfig,
@@ -210,6 +214,28 @@ impl Config {
                 "attempts",
                 "dns.attempts: expected a number from 1 to 10".into(),
             );
+        }
+        if let Some(http) = &self.http {
+            if http.token_required() && http.token_file.is_none() {
+                return invalid(
+                    "http",
+                    "listen",
+                    format!(
+                        "http.token_file: expected a bearer token file, as listen {} is not a loopback address: the API shows the mail history to whoever reaches the port",
+                        http.listen
+                    ),
+                );
+            }
+            if let Err(e) = http.token() {
+                return invalid("http", "token_file", e);
+            }
+            if http.max_body == 0 {
+                return invalid(
+                    "http",
+                    "max_body",
+                    "http.max_body: expected a number greater than 0".into(),
+                );
+            }
         }
         if !(self.scoring.threshold > 0.0 && self.scoring.threshold.is_finite()) {
             return invalid(

@@ -33,12 +33,14 @@ use crate::score::{Breakdown, Score};
 use crate::store::{memory::MemoryStore, Store, StoreError, WriteOp};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
 
 /// Summaries written per store batch at most.
-const BATCH: usize = 256;
+pub const BATCH: usize = 256;
+
+/// How often the writer takes what is queued.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// Index buckets are this long.
 pub(crate) const HOUR: u64 = 3600;
@@ -146,7 +148,8 @@ pub fn score_f64(score: Score) -> f64 {
 pub struct History {
     store: Arc<dyn Store>,
     config: HistoryConfig,
-    queue: OnceLock<mpsc::Sender<Record>>,
+    queue: Arc<Queue>,
+    writer: OnceLock<()>,
     symbols: ArcSwap<Vec<String>>,
 }
 
@@ -169,7 +172,8 @@ impl History {
         History {
             store,
             config,
-            queue: OnceLock::new(),
+            queue: Arc::new(Queue::default()),
+            writer: OnceLock::new(),
             symbols: ArcSwap::from_pointee(Vec::new()),
         }
     }
@@ -201,30 +205,35 @@ impl History {
         if !self.config.enabled {
             return;
         }
-        let Some(queue) = self.sender() else {
+        if !self.start_writer() {
             crate::metrics::history_dropped();
             return;
-        };
-        if queue.try_send(record).is_err() {
-            crate::metrics::history_dropped();
         }
+        let mut queued = self.queue.records.lock().unwrap_or_else(|e| e.into_inner());
+        if queued.len() >= self.config.queue {
+            drop(queued);
+            crate::metrics::history_dropped();
+            return;
+        }
+        queued.push(record);
     }
 
-    /// The writer's queue, started on first use.
-    fn sender(&self) -> Option<&mpsc::Sender<Record>> {
-        if let Some(q) = self.queue.get() {
-            return Some(q);
+    /// Starts the writer on first use; false when there is no runtime.
+    fn start_writer(&self) -> bool {
+        if self.writer.get().is_some() {
+            return true;
         }
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
-        Some(self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(self.config.queue);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        self.writer.get_or_init(|| {
             runtime.spawn(write_loop(
                 Arc::clone(&self.store),
-                rx,
+                Arc::downgrade(&self.queue),
                 self.config.keep.0,
             ));
-            tx
-        }))
+        });
+        true
     }
 
     /// Writes `record` now (tests and imports; the gateway uses `record`).
@@ -314,18 +323,32 @@ fn ops(records: &[Record], keep: Duration) -> Vec<WriteOp> {
     ops
 }
 
-/// Takes what is queued and writes it, one batch at a time, until the
-/// history is dropped (a reload with another store).
-async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Record>, keep: Duration) {
-    let mut records = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut records, BATCH).await > 0 {
-        let batch = ops(&records, keep);
-        if let Err(e) = store.batch(&batch).await {
-            crate::metrics::history_failed(records.len());
-            tracing::warn!(error = %e, records = records.len(), "history not written");
-        } else {
-            crate::metrics::history_written(records.len());
+/// Summaries waiting for the writer.
+#[derive(Default)]
+struct Queue {
+    records: Mutex<Vec<Record>>,
+}
+
+/// Every [`FLUSH_EVERY`], takes what is queued and writes it; ends (after a
+/// last write) when the history is dropped (a reload with another store).
+async fn write_loop(store: Arc<dyn Store>, queue: std::sync::Weak<Queue>, keep: Duration) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(q) = queue.upgrade() else {
+            return;
+        };
+        let records = std::mem::take(&mut *q.records.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(q);
+        for chunk in records.chunks(BATCH) {
+            let batch = ops(chunk, keep);
+            if let Err(e) = store.batch(&batch).await {
+                crate::metrics::history_failed(chunk.len());
+                tracing::warn!(error = %e, records = chunk.len(), "history not written");
+            } else {
+                crate::metrics::history_written(chunk.len());
+            }
         }
-        records.clear();
     }
 }

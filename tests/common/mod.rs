@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod dns;
+pub mod http;
 pub mod redis;
 pub mod sink;
 
@@ -47,6 +48,8 @@ pub fn tls_section() -> String {
 pub struct Gateway {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where the HTTP API listens, when `[http]` is set.
+    pub http: Option<SocketAddr>,
     /// Reload and shutdown.
     pub handle: Handle,
     /// The server task (ends after shutdown and drain).
@@ -64,9 +67,15 @@ pub fn build_app(text: &str) -> App {
 pub async fn start(text: &str) -> Gateway {
     let server = Server::bind(build_app(text)).await.expect("bind");
     let addr = server.local_addrs()[0];
+    let http = server.http_addr();
     let handle = server.handle();
     let task = tokio::spawn(server.run());
-    Gateway { addr, handle, task }
+    Gateway {
+        addr,
+        http,
+        handle,
+        task,
+    }
 }
 
 /// Starts a sink with `cfg` and a gateway in front of it.

@@ -121,6 +121,11 @@ impl App {
                 )
             })?;
             score.get_ref().apply(def);
+            if let Some(why) = crate::score::shadow_refused(name).filter(|_| def.shadow) {
+                return Err(config
+                    .source
+                    .error_at(score.span().start, format!("[scores]: {why}")));
+            }
         }
         let store = match previous {
             Some(p) if p.config.store == config.store => Arc::clone(&p.store),

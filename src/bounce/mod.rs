@@ -91,11 +91,13 @@ pub async fn stop(app: &App, m: Stopped<'_>) -> (&'static str, Reply) {
     ("spam (alert)", r)
 }
 
-/// The store key of alerts to `originator` for this symbol set.
+/// The store key of alerts to `originator` for this symbol set (shadow
+/// rules aside: they must not change which alerts merge).
 fn alert_key(breakdown: &Breakdown, originator: &str) -> String {
     let mut names: Vec<&str> = breakdown
         .symbols()
         .iter()
+        .filter(|s| !s.shadow)
         .map(|s| s.hit.name.as_str())
         .collect();
     names.sort_unstable();
@@ -206,4 +208,33 @@ fn fnv1a(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::score::{Hit, Score, SymbolDef, SymbolTable};
+
+    #[test]
+    fn a_shadow_rule_does_not_change_which_alerts_merge() {
+        let mut table = SymbolTable::default();
+        for (name, shadow) in [("SUBJ_ALL_CAPS", false), ("MISSING_MID", true)] {
+            let def = SymbolDef {
+                score: Score(500),
+                action: None,
+                description: String::new(),
+                fix: String::new(),
+                group: String::new(),
+                shadow,
+            };
+            table.insert(name.into(), def);
+        }
+        let mut counted = Breakdown::default();
+        counted.add(&table, Hit::new("SUBJ_ALL_CAPS", "INVOICE DUE"));
+        let mut with_shadow = counted.clone();
+        with_shadow.add(&table, Hit::new("MISSING_MID", ""));
+        let key = alert_key(&counted, "Shop@Example.test");
+        assert_eq!(alert_key(&with_shadow, "shop@example.test"), key);
+        assert!(key.starts_with("alert:shop@example.test:"), "{key}");
+    }
 }

@@ -94,8 +94,12 @@ pub async fn stats(app: &App, query: &[(String, String)]) -> Response {
 }
 
 /// `GET /api/readiness/{domain}`.
-pub async fn readiness(_app: &App, _domain: &str) -> Response {
-    Response::error(503, "the readiness report is not part of this build")
+pub async fn readiness(app: &App, domain: &str) -> Response {
+    let domain = match crate::readiness::parse_domain(domain) {
+        Ok(d) => d,
+        Err(e) => return Response::error(400, &e),
+    };
+    Response::json(200, &crate::readiness::report(app, &domain).await)
 }
 
 /// 404 when `[history] enabled = false`.

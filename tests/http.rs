@@ -578,6 +578,10 @@ async fn off_loopback_the_api_refuses_a_request_without_the_token() {
     }
     let a = request(http, "POST", "/api/check", &[], CLEAN.as_bytes()).await;
     assert_eq!(a.status, 401);
+    // The path as the router reads it decides, not its spelling.
+    for spelt in ["/%61pi/history", "/api/%68istory", "/api/history/", "/api/"] {
+        assert_eq!(get(http, spelt).await.status, 401, "{spelt}");
+    }
     for wrong in [
         "Bearer 3f9a0c-test-toke",
         "Bearer 3f9a0c-test-token2",

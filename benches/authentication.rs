@@ -58,6 +58,7 @@ async fn run(
         recipients: &[],
         message: Some(message),
         parsed: None,
+        fetched: smtpgate::checks::Fetched::none(),
     };
     let warm = check.check(&view).await.expect("check");
     let symbols = warm.iter().map(|h| h.name.clone()).collect();

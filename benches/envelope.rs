@@ -50,6 +50,7 @@ fn main() {
             recipients: &[],
             message: None,
             parsed: None,
+            fetched: smtpgate::checks::Fetched::none(),
         };
         let mut checks_run = 0u64;
         let run = || {

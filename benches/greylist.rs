@@ -93,6 +93,7 @@ async fn decide(check: &GreylistCheck, i: u64) -> usize {
         recipients: &[],
         message: None,
         parsed: None,
+        fetched: smtpgate::checks::Fetched::none(),
     };
     check.check(&view).await.expect("store answers").len()
 }

@@ -11,6 +11,7 @@ use crate::maps::Domains;
 use crate::passwd::Credentials;
 use crate::rules::{self, content::Composites, content::ContentRules, Rules};
 use crate::score::{Score, SymbolTable};
+use crate::store::queue::{self, WriteQueue};
 use crate::store::{memory::MemoryStore, Store};
 use crate::upstream::Upstream;
 use std::collections::BTreeMap;
@@ -54,6 +55,10 @@ pub struct App {
     /// The message history (kept across reloads while `[store]` and
     /// `[history]` are unchanged).
     pub history: Arc<crate::history::History>,
+    /// The anomaly hold: its holds and the counting of baselines.
+    pub anomaly: Arc<crate::anomaly::Watch>,
+    /// Store writes nobody waits for, off the hot path (kept with the store).
+    pub writes: Arc<WriteQueue>,
 }
 
 impl App {
@@ -116,10 +121,19 @@ impl App {
                 )
             })?;
             score.get_ref().apply(def);
+            if let Some(why) = crate::score::shadow_refused(name).filter(|_| def.shadow) {
+                return Err(config
+                    .source
+                    .error_at(score.span().start, format!("[scores]: {why}")));
+            }
         }
         let store = match previous {
             Some(p) if p.config.store == config.store => Arc::clone(&p.store),
             _ => Arc::new(crate::store::Metered(build_store(&config)?)),
+        };
+        let writes = match previous {
+            Some(p) if p.config.store == config.store => Arc::clone(&p.writes),
+            _ => Arc::new(WriteQueue::new(Arc::clone(&store), queue::CAPACITY)),
         };
         let history = match previous {
             Some(p) if p.config.store == config.store && p.config.history == config.history => {
@@ -128,6 +142,7 @@ impl App {
             _ => Arc::new(crate::history::History::new(&config, Arc::clone(&store))),
         };
         history.set_symbols(table.names().map(str::to_string).collect());
+        let anomaly = Arc::new(crate::anomaly::Watch::new(&config, Arc::clone(&store)));
         let auth = Arc::new(Authenticator::new(&config)?);
         let credentials = config
             .auth
@@ -198,6 +213,8 @@ impl App {
             dns,
             local_domains,
             history,
+            anomaly,
+            writes,
         })
     }
 }

@@ -45,6 +45,8 @@ pub mod upstream;
 pub mod action;
 /// Per-client connection limits.
 pub mod admission;
+/// The anomaly hold: baselines per identity, holds, and their store keys.
+pub mod anomaly;
 /// One file per check; View, Phase, Deps.
 pub mod checks;
 /// The AUTH lockout counted in the store.
@@ -63,6 +65,8 @@ pub mod delivery;
 pub mod history;
 /// The ONE phase runner, for the session and `check`.
 pub mod pipeline;
+/// A customer domain's readiness: SPF, DKIM, DMARC, MX, FCrDNS, DNSBL.
+pub mod readiness;
 /// Past transactions re-decided under other scores.
 pub mod replay;
 /// A transaction's story for `smtpgate why`.
@@ -71,9 +75,9 @@ pub mod verdict;
 // Top: the server.
 /// The HTTP API and web console.
 pub mod http;
-/// Listeners, admission, reload, shutdown.
-pub mod server;
 /// The command-line tools' bodies.
 pub mod cli;
+/// Listeners, admission, reload, shutdown.
+pub mod server;
 /// One client connection, one file per phase.
 pub mod session;

@@ -67,6 +67,19 @@ enum Command {
         #[command(flatten)]
         args: smtpgate::cli::replay::ReplayArgs,
     },
+    /// The readiness of a customer domain with the egress IPs: SPF, DKIM,
+    /// DMARC, MX, FCrDNS, DNSBL (each ok/warn/fail with its fix) and its
+    /// stopped mail of 7 days. Exit status 0 ok or warn, 1 fail, 2 usage.
+    Readiness {
+        /// Configuration file (default: $SMTPGATE_CONFIG, else config/gateway.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The domain, e.g. example.com.
+        domain: String,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a transaction's story (breakdown, reply) from its reference
     /// (in its alert, 5xx or 250 reply).
     Why {
@@ -76,6 +89,8 @@ enum Command {
         /// The reference, e.g. K3F9Q2ZP.
         reference: String,
     },
+    /// The anomaly holds: list, hold IDENTITY [--for 2h], release IDENTITY.
+    Hold(smtpgate::cli::hold::HoldArgs),
 }
 
 #[derive(Subcommand)]
@@ -174,7 +189,9 @@ fn main() -> ExitCode {
         Command::Why { config, reference } => cli::history::why(&config_path(config), &reference),
         Command::History { config, args } => cli::history::run(&config_path(config), &args),
         Command::Replay { config, args } => cli::replay::run(&config_path(config), &args),
+        Command::Readiness { config, domain, json } => cli::readiness::run(&config_path(config), &domain, json),
         Command::BadRecipients { config, action } => bad_recipients(&config_path(config), action),
+        Command::Hold(args) => cli::hold::run(&config_path(args.config.clone()), &args),
     }
 }
 
@@ -362,4 +379,3 @@ fn reload(handle: &Handle, path: &Path) {
         Err(e) => tracing::error!(error = %e, "reload failed, keeping the running configuration"),
     }
 }
-

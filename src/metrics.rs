@@ -59,7 +59,11 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
     ("smtpgate_client_limit_total", Kind::Counter, "Clients turned away by a per-client limit, by limit (connections, rate)."),
     ("smtpgate_store_evictions_total", Kind::Counter, "Live keys the memory store evicted to stay within store.max_entries."),
     ("smtpgate_store_entries", Kind::Gauge, "Keys the memory store holds."),
+    ("smtpgate_anomaly_holds_total", Kind::Counter, "Identities held for review, by rule (volume, new_domains, refused, spam; operator: by hand)."),
+    ("smtpgate_anomaly_held_identities", Kind::Gauge, "Identities held now (every node's holds, as this node last counted them)."),
+    ("smtpgate_anomaly_counted_total", Kind::Counter, "Transactions counted into the anomaly baselines, by result (counted, failed, dropped: the queue was full)."),
     ("smtpgate_history_records_total", Kind::Counter, "Transactions written to the message history, by result (written, failed, dropped: the queue was full)."),
+    ("smtpgate_store_queue_total", Kind::Counter, "Store writes nobody waits for (rate-limit counts, alert bookkeeping), by result (written, failed, dropped: the queue was full)."),
     ("smtpgate_task_panics_total", Kind::Counter, "Tasks that panicked (their work was dropped and logged), by task (session, ...)."),
     ("smtpgate_dmarc_parent_dns_errors_total", Kind::Counter, "DMARC lookups above an author domain with its own record that failed and were taken as no record at that level."),
 ];
@@ -155,6 +159,13 @@ fn register_known() {
     counter!("smtpgate_dmarc_parent_dns_errors_total").increment(0);
     counter!("smtpgate_task_panics_total", "task" => "session").increment(0);
     gauge!("smtpgate_store_entries").increment(0.0);
+    gauge!("smtpgate_anomaly_held_identities").increment(0.0);
+    for rule in ["volume", "new_domains", "refused", "spam", "operator"] {
+        counter!("smtpgate_anomaly_holds_total", "rule" => rule).increment(0);
+    }
+    for result in ["counted", "failed", "dropped"] {
+        counter!("smtpgate_anomaly_counted_total", "result" => result).increment(0);
+    }
     for limit in ["connections", "rate"] {
         counter!("smtpgate_client_limit_total", "limit" => limit).increment(0);
     }
@@ -184,6 +195,9 @@ fn register_known() {
     }
     for result in RELOAD_RESULTS {
         counter!("smtpgate_config_reloads_total", "result" => *result).increment(0);
+    }
+    for result in ["written", "failed", "dropped"] {
+        counter!("smtpgate_store_queue_total", "result" => result).increment(0);
     }
 }
 
@@ -382,9 +396,30 @@ pub fn history_failed(n: usize) {
     counter!("smtpgate_history_records_total", "result" => "failed").increment(n as u64);
 }
 
+/// Queued store writes (`result`: written, failed, dropped).
+pub fn store_queue(result: &'static str, n: usize) {
+    counter!("smtpgate_store_queue_total", "result" => result).increment(n as u64);
+}
+
 /// A transaction not recorded: the history queue was full.
 pub fn history_dropped() {
     counter!("smtpgate_history_records_total", "result" => "dropped").increment(1);
+}
+
+/// An identity held for review by `rule` (or `operator`).
+pub fn anomaly_hold(rule: &str) {
+    counter!("smtpgate_anomaly_holds_total", "rule" => rule.to_string()).increment(1);
+}
+
+/// The holds in force now.
+pub fn anomaly_held(n: usize) {
+    gauge!("smtpgate_anomaly_held_identities").set(n as f64);
+}
+
+/// Transactions counted into the anomaly baselines (`counted`, `failed`,
+/// `dropped`).
+pub fn anomaly_counted(result: &'static str, n: usize) {
+    counter!("smtpgate_anomaly_counted_total", "result" => result).increment(n as u64);
 }
 
 /// How long the checks of `phase` (helo, mail, rcpt, data) took.

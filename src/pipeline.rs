@@ -7,7 +7,7 @@
 use crate::action::{decide, decide_phase, Action};
 use crate::address::Address;
 use crate::app::App;
-use crate::checks::{CheckError, Phase, View};
+use crate::checks::{CheckError, Fetched, Phase, View};
 use crate::config::SpamAction;
 use crate::message::Parsed;
 use crate::reference::new_reference;
@@ -26,7 +26,8 @@ pub struct PhaseResult {
     pub action: Action,
 }
 
-/// Runs every check of `phase` on `view` and weighs what they find. A
+/// Runs every check of `phase` on `view` and weighs what they find. The
+/// store keys the checks read are read first, all in one round trip. A
 /// forced refusal ends the phase: later checks (rate limits, greylisting)
 /// must not count or record what is refused. At DATA a blocking symbol
 /// does not end it: the alert lists every symbol.
@@ -36,8 +37,16 @@ pub async fn run_phase(
     view: &View<'_>,
 ) -> Result<PhaseResult, CheckError> {
     let started = Instant::now();
+    let checks = || app.checks.iter().filter(|c| c.phase() == phase);
+    // Every check's store reads in one round trip, before the first runs.
+    let keys: Vec<String> = checks().flat_map(|c| c.reads(view)).collect();
+    let fetched = Fetched::read(app.store.as_ref(), keys).await;
+    let view = &View {
+        fetched: &fetched,
+        ..*view
+    };
     let mut found: Vec<ScoredSymbol> = Vec::new();
-    for check in app.checks.iter().filter(|c| c.phase() == phase) {
+    for check in checks() {
         for hit in check.check(view).await? {
             found.push(ScoredSymbol::weigh(&app.symbols, hit));
         }
@@ -64,12 +73,7 @@ pub fn decide_message(app: &App, breakdown: &mut Breakdown) -> Action {
 /// `None` (go on). `recipient` is the address of a RCPT.
 pub fn phase_reply(result: &PhaseResult, recipient: Option<&Address>) -> Option<Reply> {
     match &result.action {
-        Action::Refuse { symbol, temporary } => Some(reply::for_symbol(
-            &symbol.name,
-            symbol.subject(),
-            symbol.why,
-            *temporary,
-        )),
+        Action::Refuse { symbol, temporary } => Some(reply::for_hit(symbol, *temporary)),
         Action::Block => {
             let blocking = result.found.iter().find(|s| s.blocks());
             let (name, score) = blocking.map_or(("", String::new()), |s| {
@@ -94,12 +98,7 @@ pub fn message_reply(
 ) -> Option<Reply> {
     match action {
         Action::Pass => None,
-        Action::Refuse { symbol, temporary } => Some(reply::for_symbol(
-            &symbol.name,
-            symbol.subject(),
-            symbol.why,
-            *temporary,
-        )),
+        Action::Refuse { symbol, temporary } => Some(reply::for_hit(symbol, *temporary)),
         Action::Block if app.policy.spam_action == SpamAction::Reject => {
             Some(blocked_reply(breakdown, reference))
         }
@@ -288,7 +287,7 @@ pub async fn judge(app: &App, envelope: &Envelope, raw: &[u8]) -> Result<Judgeme
         });
     }
     let budget = app.config.scoring.analysis_timeout.0;
-    let parsed = crate::checks::off_worker(|| Parsed::parse_within(raw, budget));
+    let parsed = crate::checks::off_worker(raw.len(), || Parsed::parse_within(raw, budget));
     let view = base
         .with_transaction(&envelope.sender, &accepted)
         .with_message(raw, &parsed);

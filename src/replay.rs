@@ -53,6 +53,13 @@ impl Judge<'_> {
         b
     }
 
+    /// The verdict these rules give `record`'s recorded symbols at the end
+    /// of DATA (pure: the same record and rules give the same action; a
+    /// symbol shadowed in these rules adds nothing and forces nothing).
+    pub fn decide(&self, record: &Record) -> Action {
+        decide(&self.breakdown(record), &self.policy)
+    }
+
     /// True when these rules stop `record` (spam or blocked).
     pub fn stops(&self, record: &Record) -> (bool, Score) {
         let b = self.breakdown(record);
@@ -219,7 +226,11 @@ pub fn text(r: &Report) -> String {
         if rows.is_empty() {
             return;
         }
-        let _ = writeln!(out, "\n{title}:\n  {:<40} {:>12} {:>12}", "", "now stopped", "now passed");
+        let _ = writeln!(
+            out,
+            "\n{title}:\n  {:<40} {:>12} {:>12}",
+            "", "now stopped", "now passed"
+        );
         let mut rows: Vec<_> = rows.iter().collect();
         rows.sort_by(|a, b| {
             (b.1.now_stopped + b.1.now_passed)
@@ -227,7 +238,11 @@ pub fn text(r: &Report) -> String {
                 .then(a.0.cmp(b.0))
         });
         for (name, c) in rows {
-            let _ = writeln!(out, "  {name:<40} {:>12} {:>12}", c.now_stopped, c.now_passed);
+            let _ = writeln!(
+                out,
+                "  {name:<40} {:>12} {:>12}",
+                c.now_stopped, c.now_passed
+            );
         }
     };
     table(&mut out, "By identity", &r.by_identity);
@@ -255,4 +270,81 @@ pub fn text(r: &Report) -> String {
     }
     let _ = writeln!(out, "\nNot re-scored: {}.", r.not_rescored);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SpamAction;
+    use crate::history::SymbolEntry;
+    use crate::score::{ForcedAction, SymbolDef};
+
+    fn table(shadow: bool) -> SymbolTable {
+        let mut t = SymbolTable::default();
+        for (name, score, action) in [
+            ("SUBJ_ALL_CAPS", 5.0, None),
+            ("R_SPF_ALLOW", -0.2, None),
+            ("reject_non_fqdn_sender", 0.0, Some(ForcedAction::Block)),
+        ] {
+            let def = SymbolDef {
+                score: Score::from_f64(score),
+                action,
+                description: String::new(),
+                fix: String::new(),
+                group: String::new(),
+                shadow: shadow && name != "R_SPF_ALLOW",
+            };
+            t.insert(name.into(), def);
+        }
+        t
+    }
+
+    fn record(symbols: &[(&str, f64)]) -> Record {
+        let json = serde_json::json!({
+            "time": 0, "reference": "K3F9Q2ZP", "client_ip": "192.0.2.1", "client_name": null,
+            "helo": "web.example.test", "login": null, "from": "shop@example.test",
+            "rcpts": ["buyer@example.net"], "message_id": null, "subject": null, "size": 10,
+            "action": "delivered", "reply": "250", "score": 0.0, "threshold": 2.0, "symbols": [],
+        });
+        let mut r: Record = serde_json::from_value(json).unwrap();
+        r.symbols = symbols
+            .iter()
+            .map(|(name, score)| SymbolEntry {
+                name: name.to_string(),
+                score: *score,
+                options: vec![],
+                shadow: false,
+            })
+            .collect();
+        r
+    }
+
+    fn judge(t: &SymbolTable) -> Judge<'_> {
+        Judge {
+            symbols: t,
+            caps: Arc::default(),
+            policy: Policy {
+                threshold: Score(200),
+                spam_action: SpamAction::Reject,
+            },
+        }
+    }
+
+    #[test]
+    fn a_recorded_breakdown_is_re_decided_under_shadow_flags() {
+        let (counted, shadowed) = (table(false), table(true));
+        let r = record(&[("SUBJ_ALL_CAPS", 5.0), ("R_SPF_ALLOW", -0.2)]);
+        assert_eq!(judge(&counted).decide(&r), Action::Spam(SpamAction::Reject));
+        assert_eq!(judge(&counted).stops(&r), (true, Score(480)));
+        assert_eq!(judge(&shadowed).decide(&r), Action::Pass);
+        assert_eq!(judge(&shadowed).stops(&r), (false, Score(-20)));
+        // A forced symbol shadowed forces nothing.
+        let r = record(&[("reject_non_fqdn_sender", 0.0)]);
+        assert_eq!(judge(&counted).decide(&r), Action::Block);
+        assert_eq!(judge(&shadowed).decide(&r), Action::Pass);
+        // Shadowed in the record, counted in the rules: it counts.
+        let mut r = record(&[("SUBJ_ALL_CAPS", 5.0)]);
+        r.symbols[0].shadow = true;
+        assert_eq!(judge(&counted).decide(&r), Action::Spam(SpamAction::Reject));
+    }
 }

@@ -61,6 +61,14 @@ pub struct SymbolDef {
     pub shadow: bool,
 }
 
+/// Why `name` may not be a shadow rule, if it may not: the relay controls
+/// (shadowed, the gateway would relay for anyone while it is watched).
+pub fn shadow_refused(name: &str) -> Option<String> {
+    matches!(name, "reject_unauth_destination" | "reject_routing_trick").then(|| {
+        format!("symbol {name} cannot be a shadow rule: it guards the relay, and shadowed it would relay mail for anyone")
+    })
+}
+
 /// Every known symbol by name.
 #[derive(Debug, Clone, Default)]
 pub struct SymbolTable {

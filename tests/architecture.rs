@@ -33,12 +33,26 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "policy",
-        &["rules", "checks", "action", "lockout", "admission", "anomaly"],
+        &[
+            "rules",
+            "checks",
+            "action",
+            "lockout",
+            "admission",
+            "anomaly",
+        ],
     ),
     (
         "flow",
         &[
-            "pipeline", "delivery", "bounce", "verdict", "history", "readiness", "replay", "app",
+            "pipeline",
+            "delivery",
+            "bounce",
+            "verdict",
+            "history",
+            "readiness",
+            "replay",
+            "app",
         ],
     ),
     ("top", &["session", "http", "server", "cli", "main"]),

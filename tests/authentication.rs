@@ -75,6 +75,7 @@ async fn check(auth: &Arc<Authenticator>, helo: &str, sender: &str, message: &[u
         recipients: &[],
         message: Some(message),
         parsed: None,
+        fetched: smtpgate::checks::Fetched::none(),
     };
     AuthenticationCheck::new(Arc::clone(auth))
         .check(&view)
@@ -518,6 +519,7 @@ async fn evaluation_past_its_budget_is_a_check_error() {
         recipients: &[],
         message: Some(many.as_bytes()),
         parsed: None,
+        fetched: smtpgate::checks::Fetched::none(),
     };
     let started = std::time::Instant::now();
     let error = AuthenticationCheck::new(Arc::clone(&auth))

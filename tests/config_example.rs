@@ -57,7 +57,7 @@ fn the_example_states_every_default_truly() {
     }
     same!(
         server, upstream, scoring, relay, dns, store, envelope, dnsbl, auth, metrics, outbound,
-        dkim, greylist, ratelimit, log, headers, history, http
+        dkim, greylist, ratelimit, log, headers, history, http, anomaly
     );
     assert!(example.scores.is_empty(), "[scores] has no default entries");
 }
@@ -89,4 +89,6 @@ fn the_shipped_config_runs_the_mission() {
         "the API and console on loopback"
     );
     assert!(c.dns.nameservers.is_empty(), "the system resolver");
+    assert!(c.anomaly.enabled, "the anomaly hold on");
+    assert_eq!(c.anomaly.notify, ["abuse@example.test"]);
 }

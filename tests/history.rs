@@ -78,9 +78,21 @@ async fn send_all(addr: std::net::SocketAddr) -> Vec<Sent> {
     for i in 0..MESSAGES {
         let which = i % 3;
         let (ip, login, from) = match which {
-            0 => ("127.0.0.1", None, format!("user{}@dom{}.test", i % 4, i % 4)),
-            1 => ("127.0.0.2", None, format!("user{}@dom{}.test", i % 4, i % 4)),
-            _ => ("127.0.0.1", Some("plain@example.test"), "plain@example.test".to_string()),
+            0 => (
+                "127.0.0.1",
+                None,
+                format!("user{}@dom{}.test", i % 4, i % 4),
+            ),
+            1 => (
+                "127.0.0.2",
+                None,
+                format!("user{}@dom{}.test", i % 4, i % 4),
+            ),
+            _ => (
+                "127.0.0.1",
+                Some("plain@example.test"),
+                "plain@example.test".to_string(),
+            ),
         };
         let kind = i % 10;
         let c = &mut conns[which];
@@ -101,7 +113,11 @@ async fn send_all(addr: std::net::SocketAddr) -> Vec<Sent> {
             continue;
         }
         c.expect("DATA", 354).await;
-        let subject = if kind == 0 || kind == 5 { "BUY NOW" } else { "Your invoice" };
+        let subject = if kind == 0 || kind == 5 {
+            "BUY NOW"
+        } else {
+            "Your invoice"
+        };
         c.send(
             format!(
                 "From: <{from}>\r\nTo: <r@dest.test>\r\nSubject: {subject}\r\n\
@@ -132,8 +148,10 @@ async fn send_all(addr: std::net::SocketAddr) -> Vec<Sent> {
 }
 
 async fn query(history: &smtpgate::history::History, pairs: &[(&str, &str)]) -> Vec<Record> {
-    let mut pairs: Vec<(String, String)> =
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let mut pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
     pairs.push(("limit".into(), "10000".into()));
     history
         .query(&Query::from_pairs(&pairs).unwrap())
@@ -155,7 +173,10 @@ fn same(records: &[Record], sent: &[Sent], expect: impl Fn(&Sent) -> bool, what:
         }
     }
     // Newest first.
-    assert!(records.windows(2).all(|p| p[0].time >= p[1].time), "{what}: order");
+    assert!(
+        records.windows(2).all(|p| p[0].time >= p[1].time),
+        "{what}: order"
+    );
 }
 
 async fn scenario(store: &str) {
@@ -177,7 +198,12 @@ async fn scenario(store: &str) {
     same(&all, &sent, |_| true, "everything");
 
     let r = query(&history, &[("from", "@dom1.test")]).await;
-    same(&r, &sent, |s| s.from.ends_with("@dom1.test"), "from @dom1.test");
+    same(
+        &r,
+        &sent,
+        |s| s.from.ends_with("@dom1.test"),
+        "from @dom1.test",
+    );
     assert!(r.iter().all(|r| r.from.ends_with("@dom1.test")));
     let r = query(&history, &[("from", "user2@dom2.test"), ("action", "spam")]).await;
     same(
@@ -187,8 +213,15 @@ async fn scenario(store: &str) {
         "from user2@dom2.test, spam",
     );
     let r = query(&history, &[("login", "plain@example.test")]).await;
-    same(&r, &sent, |s| s.login == Some("plain@example.test"), "login");
-    assert!(r.iter().all(|r| r.login.as_deref() == Some("plain@example.test")));
+    same(
+        &r,
+        &sent,
+        |s| s.login == Some("plain@example.test"),
+        "login",
+    );
+    assert!(r
+        .iter()
+        .all(|r| r.login.as_deref() == Some("plain@example.test")));
     let r = query(&history, &[("ip", "127.0.0.2")]).await;
     same(&r, &sent, |s| s.ip == "127.0.0.2", "ip 127.0.0.2");
     let r = query(&history, &[("ip", "127.0.0.1"), ("action", "delivered")]).await;
@@ -203,17 +236,31 @@ async fn scenario(store: &str) {
         same(&r, &sent, |s| s.action == action, action);
     }
     let r = query(&history, &[("rcpt", "@dest1.test")]).await;
-    assert!(r.iter().all(|r| r.rcpts.iter().all(|t| t.ends_with("@dest1.test"))));
+    assert!(r
+        .iter()
+        .all(|r| r.rcpts.iter().all(|t| t.ends_with("@dest1.test"))));
     let r = query(&history, &[("message_id", "<m4242@gen.test>")]).await;
-    same(&r, &sent, |s| s.message_id == "m4242@gen.test", "message-id");
+    same(
+        &r,
+        &sent,
+        |s| s.message_id == "m4242@gen.test",
+        "message-id",
+    );
     assert_eq!(r[0].subject.as_deref(), Some("Your invoice"));
     assert_eq!(r[0].message_id.as_deref(), Some("m4242@gen.test"));
     let spam = query(&history, &[("message_id", "m4240@gen.test")]).await;
     assert_eq!(spam.len(), 1);
     assert_eq!(spam[0].action, "spam");
     assert_eq!(spam[0].score, 5.0);
-    assert!(spam[0].reply.starts_with("550 5.7.1 "), "{:?}", spam[0].reply);
-    assert!(spam[0].symbols.iter().any(|s| s.name == "SUBJ_ALL_CAPS" && s.score == 5.0));
+    assert!(
+        spam[0].reply.starts_with("550 5.7.1 "),
+        "{:?}",
+        spam[0].reply
+    );
+    assert!(spam[0]
+        .symbols
+        .iter()
+        .any(|s| s.name == "SUBJ_ALL_CAPS" && s.score == 5.0));
     // The time range: three transactions of three hours ago.
     let old_time = smtpgate::history::now() - 3 * 3600;
     for n in 0..3 {
@@ -225,14 +272,19 @@ async fn scenario(store: &str) {
         history.write_now(&r).await.unwrap();
     }
     assert_eq!(query(&history, &[("since", "2h")]).await.len(), MESSAGES);
-    assert!(query(&history, &[("since", "2h"), ("ip", "192.0.2.99")]).await.is_empty());
+    assert!(query(&history, &[("since", "2h"), ("ip", "192.0.2.99")])
+        .await
+        .is_empty());
     let r = query(&history, &[("since", "4h"), ("ip", "192.0.2.99")]).await;
     assert_eq!(r.len(), 3);
     assert!(r
         .iter()
         .all(|r| r.time == old_time && r.reference.starts_with("OLD0000")));
     let r = query(&history, &[("since", "4h"), ("action", "spam")]).await;
-    assert_eq!(r.len(), sent.iter().filter(|s| s.action == "spam").count() + 3);
+    assert_eq!(
+        r.len(),
+        sent.iter().filter(|s| s.action == "spam").count() + 3
+    );
     // A limit is the newest N.
     let five = history
         .query(&Query {
@@ -250,7 +302,11 @@ async fn scenario(store: &str) {
     assert_eq!(stats.by_action.get("spam"), Some(&n("spam")));
     assert_eq!(stats.by_action.get("rset"), Some(&n("rset")));
     assert_eq!(
-        stats.top_symbols.iter().find(|(s, _)| s == "SUBJ_ALL_CAPS").map(|(_, n)| *n),
+        stats
+            .top_symbols
+            .iter()
+            .find(|(s, _)| s == "SUBJ_ALL_CAPS")
+            .map(|(_, n)| *n),
         Some(n("spam"))
     );
     gw.handle.shutdown();

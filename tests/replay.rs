@@ -58,8 +58,16 @@ async fn a_raised_score_flips_exactly_the_transactions_that_carry_it() {
     // (reference, client ip) of the capitals-subject messages.
     let mut caps: Vec<(String, &str)> = Vec::new();
     for i in 0..MESSAGES {
-        let (c, ip) = if i % 2 == 0 { (&mut a, "127.0.0.1") } else { (&mut b, "127.0.0.2") };
-        let subject = if i % 4 == 0 || i % 7 == 0 { "INVOICE DUE" } else { "Your invoice" };
+        let (c, ip) = if i % 2 == 0 {
+            (&mut a, "127.0.0.1")
+        } else {
+            (&mut b, "127.0.0.2")
+        };
+        let subject = if i % 4 == 0 || i % 7 == 0 {
+            "INVOICE DUE"
+        } else {
+            "Your invoice"
+        };
         c.expect("MAIL FROM:<shop@example.test>", 250).await;
         c.expect("RCPT TO:<buyer@example.net>", 250).await;
         c.expect("DATA", 354).await;
@@ -75,7 +83,10 @@ async fn a_raised_score_flips_exactly_the_transactions_that_carry_it() {
         let r = c.read_reply().await;
         assert_eq!(r.code, 250, "SUBJ_ALL_CAPS 0.30 passes: {r:?}");
         if subject == "INVOICE DUE" {
-            caps.push((r.text().rsplit("ref=").next().unwrap().trim().to_string(), ip));
+            caps.push((
+                r.text().rsplit("ref=").next().unwrap().trim().to_string(),
+                ip,
+            ));
         }
     }
     let history = gw.handle.app().history.clone();
@@ -143,12 +154,18 @@ async fn a_raised_score_flips_exactly_the_transactions_that_carry_it() {
         .await
         .unwrap();
     assert_eq!(code, Some(1));
-    assert!(out.contains(&format!(
-        "Flips: {} passed before and would be stopped; 0 stopped before and would pass.\n",
-        caps.len()
-    )), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Flips: {} passed before and would be stopped; 0 stopped before and would pass.\n",
+            caps.len()
+        )),
+        "{out}"
+    );
     assert!(out.contains("\nBy symbol:\n"), "{out}");
-    assert!(out.contains("\nNot re-scored: message bodies are not kept"), "{out}");
+    assert!(
+        out.contains("\nNot re-scored: message bodies are not kept"),
+        "{out}"
+    );
 
     // A lower threshold instead: every one of them too (0.30 >= 0.25).
     let (_, out, _) = run(vec!["--threshold".into(), "0.25".into(), "--json".into()])

@@ -44,6 +44,7 @@ fn every_emitted_symbol_has_a_rule_and_every_rule_is_emitted() {
             "sender = [{ zone = \"dbl.spamhaus.org\", name = \"SPAMHAUS_DBL\" }]",
         ),
         ("# sender_login_maps = ", "sender_login_maps = "),
+        ("[anomaly]\nenabled = false", "[anomaly]\nenabled = true"),
     ] {
         assert!(
             text.contains(off),

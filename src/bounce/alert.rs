@@ -254,7 +254,7 @@ impl Alert<'_> {
 }
 
 /// A header value: as is when ASCII, else an RFC 2047 B-encoded word.
-fn encode_header(value: &str) -> String {
+pub(super) fn encode_header(value: &str) -> String {
     let clean: String = value
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

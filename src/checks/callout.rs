@@ -67,6 +67,13 @@ impl CalloutCheck {
         })
     }
 
+    /// True when `sender` is verified (its domain is not empty, and is
+    /// ours when the scope is local).
+    fn in_scope(&self, sender: &crate::address::Address) -> bool {
+        let domain = sender.domain.trim_end_matches('.').to_ascii_lowercase();
+        !domain.is_empty() && (self.scope != Scope::Local || self.local_domains.contains(&domain))
+    }
+
     async fn verify(&self, sender: &str, domain: &str) -> Result<Verdict, CheckError> {
         let fail = |reason: String| CheckError::new("callout", reason);
         let mut hosts = match self.dns.mx(domain).await.map_err(|e| fail(e.to_string()))? {
@@ -151,6 +158,11 @@ impl CalloutCheck {
     }
 }
 
+/// The cache key of a sender's callout result.
+fn cache_key(address: &str) -> String {
+    format!("callout:{}", address.to_ascii_lowercase())
+}
+
 fn classify(code: u16, text: String) -> Verdict {
     match code / 100 {
         2 => Verdict::Accepted,
@@ -169,20 +181,21 @@ impl Check for CalloutCheck {
     fn symbols(&self) -> &'static [&'static str] {
         &["reject_unverified_sender"]
     }
+    fn reads(&self, view: &View<'_>) -> Vec<String> {
+        match view.sender {
+            Some(sender) if self.in_scope(sender) => vec![cache_key(&sender.to_string())],
+            _ => Vec::new(),
+        }
+    }
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
         Box::pin(async move {
-            let Some(sender) = view.sender else {
+            let Some(sender) = view.sender.filter(|s| self.in_scope(s)) else {
                 return Ok(Vec::new());
             };
             let domain = sender.domain.trim_end_matches('.').to_ascii_lowercase();
-            if domain.is_empty()
-                || (self.scope == Scope::Local && !self.local_domains.contains(&domain))
-            {
-                return Ok(Vec::new());
-            }
             let address = sender.to_string();
-            let key = format!("callout:{}", address.to_ascii_lowercase());
-            let cached = match self.store.get(&key).await {
+            let key = cache_key(&address);
+            let cached = match super::read(view, self.store.as_ref(), &key).await {
                 Ok(v) => v,
                 Err(_) if self.on_error == OnError::Accept => None,
                 Err(e) => return Err(CheckError::store("callout", e)),

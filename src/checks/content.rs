@@ -66,7 +66,7 @@ impl Check for ContentCheck {
 
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
         let hits = match (view.parsed, view.message) {
-            (Some(parsed), Some(raw)) => super::off_worker(|| self.scan(parsed, raw)),
+            (Some(parsed), Some(raw)) => super::off_worker(raw.len(), || self.scan(parsed, raw)),
             _ => Vec::new(),
         };
         Box::pin(async move { Ok(hits) })

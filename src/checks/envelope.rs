@@ -276,7 +276,7 @@ impl Check for KnownBadRecipientCheck {
             let Some(rcpt) = view.recipient else {
                 return Ok(Vec::new());
             };
-            match self.store.get(&known_bad_key(&rcpt.to_string())).await {
+            match super::read(view, self.store.as_ref(), &known_bad_key(&rcpt.to_string())).await {
                 Ok(Some(why)) => Ok(vec![Hit {
                     why: Default::default(),
                     name: "reject_known_bad_recipient_address".into(),
@@ -287,6 +287,11 @@ impl Check for KnownBadRecipientCheck {
                 Err(e) => Err(CheckError::store("known_bad_recipient", e)),
             }
         })
+    }
+    fn reads(&self, view: &View<'_>) -> Vec<String> {
+        view.recipient
+            .map(|rcpt| vec![known_bad_key(&rcpt.to_string())])
+            .unwrap_or_default()
     }
 }
 

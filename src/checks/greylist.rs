@@ -339,6 +339,7 @@ mod tests {
             recipients: &[],
             message: None,
             parsed: None,
+            fetched: crate::checks::Fetched::none(),
         };
         for (section, greylisted) in [("", false), ("skip_authenticated = false\n", true)] {
             let text = format!("{minimal}[greylist]\n{section}");

@@ -8,6 +8,7 @@ pub mod content;
 pub mod envelope;
 pub mod greylist;
 pub mod helo;
+pub mod hold;
 pub mod ratelimit;
 pub mod recipient;
 pub mod relay;
@@ -21,7 +22,7 @@ use crate::maps::Domains;
 use crate::passwd::Credentials;
 use crate::rules::content::ContentRules;
 use crate::score::Hit;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -75,6 +76,9 @@ pub struct View<'a> {
     pub message: Option<&'a [u8]>,
     /// The message parsed once (DATA phase).
     pub parsed: Option<&'a crate::message::Parsed>,
+    /// What the phase read from the store for its checks, in one round
+    /// trip ([`Check::reads`]); empty outside a phase run.
+    pub fetched: &'a Fetched,
 }
 
 impl<'a> View<'a> {
@@ -99,6 +103,7 @@ impl<'a> View<'a> {
             recipients: &[],
             message: None,
             parsed: None,
+            fetched: Fetched::none(),
         }
     }
 
@@ -176,6 +181,88 @@ pub trait Check: Send + Sync {
     fn symbols(&self) -> &'static [&'static str];
     /// Looks at the transaction and returns the symbols found.
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a>;
+    /// The store keys [`Check::check`] will read for `view`: the phase
+    /// reads every check's keys in one round trip (`Store::get_many`)
+    /// before the first check runs, and the check finds them with
+    /// [`read`]. None by default.
+    fn reads(&self, _view: &View<'_>) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The store values one phase read for its checks (see [`Check::reads`]).
+#[derive(Debug, Default)]
+pub struct Fetched {
+    keys: Vec<String>,
+    values: Vec<Option<Vec<u8>>>,
+    /// The read failed: each check reading these keys answers as its
+    /// `store.on_error` says.
+    failed: Option<StoreError>,
+}
+
+impl Fetched {
+    /// Nothing read (a view outside a phase run: checks ask the store).
+    pub fn none() -> &'static Fetched {
+        static NONE: Fetched = Fetched {
+            keys: Vec::new(),
+            values: Vec::new(),
+            failed: None,
+        };
+        &NONE
+    }
+
+    /// Reads `keys` in one round trip (duplicates once).
+    pub async fn read(store: &dyn Store, mut keys: Vec<String>) -> Fetched {
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return Fetched::default();
+        }
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        match store.get_many(&refs).await {
+            Ok(values) if values.len() == keys.len() => Fetched {
+                keys,
+                values,
+                failed: None,
+            },
+            Ok(values) => Fetched {
+                failed: Some(StoreError(format!(
+                    "{} values for {} keys",
+                    values.len(),
+                    keys.len()
+                ))),
+                keys,
+                values: Vec::new(),
+            },
+            Err(e) => Fetched {
+                keys,
+                values: Vec::new(),
+                failed: Some(e),
+            },
+        }
+    }
+
+    /// `key` as read, or `None` when it was not read.
+    fn get(&self, key: &str) -> Option<Result<Option<&[u8]>, StoreError>> {
+        let i = self.keys.binary_search_by(|k| k.as_str().cmp(key)).ok()?;
+        Some(match &self.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(self.values.get(i).and_then(|v| v.as_deref())),
+        })
+    }
+}
+
+/// The value at `key`: from the phase's one read when it has it, else
+/// from `store`.
+pub async fn read(
+    view: &View<'_>,
+    store: &dyn Store,
+    key: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match view.fetched.get(key) {
+        Some(result) => result.map(|v| v.map(<[u8]>::to_vec)),
+        None => store.get(key).await,
+    }
 }
 
 /// What checks are built with: the shared dependencies behind traits.
@@ -206,6 +293,10 @@ pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, Config
             &deps.content,
         ))),
     ];
+    // A held identity before the DNS and callout checks of MAIL.
+    if let Some(c) = hold::HoldCheck::from_config(config, deps.store.clone()) {
+        checks.push(Box::new(c));
+    }
     checks.extend(envelope::build(config, deps));
     if let Some(c) = relay::SenderLoginCheck::new(&deps.credentials) {
         checks.push(Box::new(c));
@@ -226,11 +317,21 @@ pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, Config
     Ok(checks)
 }
 
-/// Runs CPU-bound analysis (MIME parsing, the content rules) so that it does
-/// not hold a runtime worker: on the multi-threaded runtime the worker's
-/// other sessions move to another thread meanwhile (`block_in_place`); on a
-/// current-thread runtime (`smtpgate check`, tests) it simply runs.
-pub fn off_worker<R>(work: impl FnOnce() -> R) -> R {
+/// Messages up to this size are analysed on the worker itself: handing
+/// the worker's other sessions to another thread (`block_in_place`: a
+/// thread woken, the core passed over and back) costs more than parsing
+/// and scanning them (tens of microseconds for a few kilobytes).
+pub const OFF_WORKER_ABOVE: usize = 128 * 1024;
+
+/// Runs CPU-bound analysis (MIME parsing, the content rules) of a message
+/// of `size` bytes. Above [`OFF_WORKER_ABOVE`] it does not hold a runtime
+/// worker: on the multi-threaded runtime the worker's other sessions move
+/// to another thread meanwhile (`block_in_place`); on a current-thread
+/// runtime (`smtpgate check`, tests) and for small messages it simply runs.
+pub fn off_worker<R>(size: usize, work: impl FnOnce() -> R) -> R {
+    if size <= OFF_WORKER_ABOVE {
+        return work();
+    }
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
         _ => work(),

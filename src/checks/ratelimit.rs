@@ -1,13 +1,13 @@
 //! Sending quotas per identity (the AUTH login, else the client IP):
 //! messages per day and recipients per hour. The RCPT check only reads the
-//! counters; [`record_delivery`] adds to them once the upstream accepted a
-//! message, so refused or failed messages never use up a quota. Each
+//! counters; [`delivery_counts`] adds to them once the upstream accepted a
+//! message (through the store's write queue, off the hot path), so refused or failed messages never use up a quota. Each
 //! counter is a fixed window that starts with the first counted message.
 
 use super::{Check, CheckError, CheckFuture, Phase, View};
 use crate::config::{Config, OnError, RateLimitConfig};
 use crate::score::Hit;
-use crate::store::Store;
+use crate::store::{Store, WriteOp};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,8 +50,8 @@ impl RateLimitCheck {
         })
     }
 
-    async fn count(&self, key: &str) -> Result<u64, crate::store::StoreError> {
-        let value = self.store.get(key).await?;
+    async fn count(&self, view: &View<'_>, key: &str) -> Result<u64, crate::store::StoreError> {
+        let value = super::read(view, self.store.as_ref(), key).await?;
         Ok(value
             .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<i64>().ok())
             .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
@@ -60,10 +60,10 @@ impl RateLimitCheck {
     async fn decide(&self, view: &View<'_>) -> Result<Vec<Hit>, crate::store::StoreError> {
         let who = identity(view);
         let (messages, recipients) = self.config.limits(&who);
-        let over = if messages > 0 && self.count(&messages_key(&who)).await? >= messages {
+        let over = if messages > 0 && self.count(view, &messages_key(&who)).await? >= messages {
             true
         } else if recipients > 0 {
-            let sent = self.count(&recipients_key(&who)).await?;
+            let sent = self.count(view, &recipients_key(&who)).await?;
             let this_message = view.recipients.len() as u64 + 1;
             sent + this_message > recipients
         } else {
@@ -90,6 +90,19 @@ impl Check for RateLimitCheck {
         &[RATELIMIT]
     }
 
+    fn reads(&self, view: &View<'_>) -> Vec<String> {
+        let who = identity(view);
+        let (messages, recipients) = self.config.limits(&who);
+        let mut keys = Vec::with_capacity(2);
+        if messages > 0 {
+            keys.push(messages_key(&who));
+        }
+        if recipients > 0 {
+            keys.push(recipients_key(&who));
+        }
+        keys
+    }
+
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
         Box::pin(async move {
             match self.decide(view).await {
@@ -101,30 +114,23 @@ impl Check for RateLimitCheck {
     }
 }
 
-/// Counts a message the upstream accepted against `identity`'s quotas.
-/// A store failure is only logged (by the store, once per outage): the
-/// message is already delivered.
-pub async fn record_delivery(
-    config: &Config,
-    store: &dyn Store,
-    identity: &str,
-    recipients: usize,
-) {
+/// The counter updates of a message the upstream accepted for
+/// `identity`, for the store's write queue: nobody waits for them (the
+/// message is delivered), and a store failure is only counted.
+pub fn delivery_counts(config: &Config, identity: &str, recipients: usize) -> Vec<WriteOp> {
     let Some(r) = config.ratelimit.as_ref() else {
-        return;
+        return Vec::new();
     };
     let (messages, per_hour) = r.limits(identity);
+    let mut ops = Vec::with_capacity(2);
     if messages > 0 {
-        if let Err(e) = store.incr(&messages_key(identity), 1, DAY).await {
-            tracing::debug!(identity, error = %e, "message not counted");
-        }
+        ops.push(WriteOp::Incr(messages_key(identity), 1, DAY));
     }
     if per_hour > 0 {
         let n = i64::try_from(recipients).unwrap_or(i64::MAX);
-        if let Err(e) = store.incr(&recipients_key(identity), n, HOUR).await {
-            tracing::debug!(identity, error = %e, "recipients not counted");
-        }
+        ops.push(WriteOp::Incr(recipients_key(identity), n, HOUR));
     }
+    ops
 }
 
 #[cfg(test)]
@@ -148,6 +154,7 @@ mod tests {
             recipients: &[],
             message: None,
             parsed: None,
+            fetched: crate::checks::Fetched::none(),
         }
     }
 
@@ -164,7 +171,8 @@ mod tests {
         for n in 1..=500 {
             let v = view(Some("alice"), &rcpt);
             assert!(check.check(&v).await.unwrap().is_empty(), "message {n}");
-            record_delivery(&config, store.as_ref(), &identity(&v), 1).await;
+            let counts = delivery_counts(&config, &identity(&v), 1);
+            store.batch(&counts).await.unwrap();
         }
         let hits = check.check(&view(Some("alice"), &rcpt)).await.unwrap();
         assert_eq!(hits.len(), 1);

@@ -70,7 +70,9 @@ pub fn line(r: &Record) -> String {
         r.action,
         r.score,
         r.client_ip,
-        r.login.as_deref().map_or(String::new(), |l| format!("login={l}")),
+        r.login
+            .as_deref()
+            .map_or(String::new(), |l| format!("login={l}")),
         r.from,
         r.rcpts.join(","),
         r.subject.as_deref().unwrap_or(""),
@@ -87,15 +89,29 @@ pub fn run(path: &Path, args: &HistoryArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (app, runtime) = match super::shared_store_app(path, "the history lives") {
+    let (app, runtime) = match super::app_and_runtime(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let records = match runtime.block_on(app.history.query(&query)) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(75);
+    let records = if app.store.backend() == "memory" {
+        // The history lives in the running gateway: ask its API.
+        let q: Vec<String> = args
+            .pairs()
+            .iter()
+            .map(|(k, v)| format!("{k}={}", super::encode(v)))
+            .collect();
+        match remote::<Vec<Record>>(&app, &format!("/api/history?{}", q.join("&"))) {
+            Ok(Some(r)) => r,
+            Ok(None) => Vec::new(),
+            Err(code) => return code,
+        }
+    } else {
+        match runtime.block_on(app.history.query(&query)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(75);
+            }
         }
     };
     print_records(&records, args.json);
@@ -109,7 +125,10 @@ pub fn run(path: &Path, args: &HistoryArgs) -> ExitCode {
 /// Prints records as lines or as one JSON array.
 pub fn print_records(records: &[Record], json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(records).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(records).unwrap_or_default()
+        );
     } else {
         for r in records {
             println!("{}", line(r));
@@ -119,11 +138,24 @@ pub fn print_records(records: &[Record], json: bool) {
 
 /// `smtpgate why REF`: the transaction's story, 0 when found, 1 when not.
 pub fn why(path: &Path, reference: &str) -> ExitCode {
-    let (app, runtime) = match super::shared_store_app(path, "the history lives") {
+    let (app, runtime) = match super::app_and_runtime(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    match runtime.block_on(app.history.get(reference)) {
+    let found = if app.store.backend() == "memory" {
+        #[derive(serde::Deserialize)]
+        struct Message {
+            record: Record,
+        }
+        let path = format!("/api/messages/{}", super::encode(reference.trim()));
+        match remote::<Message>(&app, &path) {
+            Ok(m) => Ok(m.map(|m| m.record)),
+            Err(code) => return code,
+        }
+    } else {
+        runtime.block_on(app.history.get(reference))
+    };
+    match found {
         Ok(Some(record)) => {
             print!("{}", crate::verdict::story(&record, &app.symbols));
             ExitCode::SUCCESS
@@ -138,6 +170,26 @@ pub fn why(path: &Path, reference: &str) -> ExitCode {
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(75)
+        }
+    }
+}
+
+/// A JSON answer of the running gateway's API: `None` on 404; a failure is
+/// said and gives exit status 75 (or 2 when the API is not configured).
+fn remote<T: serde::de::DeserializeOwned>(app: &crate::app::App, path: &str) -> Result<Option<T>, ExitCode> {
+    match super::remote_get(app, path) {
+        Ok((200, body)) => serde_json::from_slice(&body).map(Some).map_err(|e| {
+            eprintln!("the gateway's API answered {path} with unexpected JSON: {e}");
+            ExitCode::from(75)
+        }),
+        Ok((404, _)) => Ok(None),
+        Ok((status, body)) => {
+            eprintln!("the gateway's API answered {path} with {status}: {}", String::from_utf8_lossy(&body));
+            Err(ExitCode::from(if status == 400 { 2 } else { 75 }))
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(if app.config.http.is_none() { 2 } else { 75 }))
         }
     }
 }

@@ -4,11 +4,86 @@
 
 pub mod check;
 pub mod history;
+pub mod hold;
+pub mod readiness;
 pub mod replay;
 
 use crate::app::App;
 use std::path::Path;
 use std::process::ExitCode;
+
+/// `GET path` on the running gateway's `[http] listen` (with the token of
+/// `token_file` when there is one): the status and the body. For the tools
+/// that read state the memory store keeps inside the running gateway.
+pub fn remote_get(app: &App, path: &str) -> Result<(u16, Vec<u8>), String> {
+    use std::io::{Read, Write};
+    let Some(http) = &app.config.http else {
+        return Err("store.backend is \"memory\" and [http] is not configured: the history \
+                    lives inside the running gateway only; set [http] listen or use a Redis store"
+            .into());
+    };
+    let token = http.token()?;
+    let mut conn = std::net::TcpStream::connect_timeout(&http.listen, std::time::Duration::from_secs(5))
+        .map_err(|e| format!("the running gateway's API at {}: {e}", http.listen))?;
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    conn.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n", http.listen)
+            .as_bytes(),
+    )
+    .map_err(|e| format!("{}: {e}", http.listen))?;
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).map_err(|e| format!("{}: {e}", http.listen))?;
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("{}: not an HTTP answer", http.listen))?;
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{}: not an HTTP answer", http.listen))?;
+    let mut body = answer[end + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = unchunk(&body);
+    }
+    Ok((status, body))
+}
+
+fn unchunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(nl) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..nl]).trim(), 16).unwrap_or(0);
+        if size == 0 || data.len() < nl + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&data[nl + 2..nl + 2 + size]);
+        data = &data[(nl + 4 + size).min(data.len())..];
+    }
+    out
+}
+
+/// Percent-encodes a query value.
+pub fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The App of `path` with a runtime, whatever the store.
+pub fn app_and_runtime(path: &Path) -> Result<(App, tokio::runtime::Runtime), ExitCode> {
+    let app = App::load(path, None).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })?;
+    let runtime = small_runtime().ok_or(ExitCode::FAILURE)?;
+    Ok((app, runtime))
+}
 
 /// A one-thread runtime for a command-line tool.
 pub fn small_runtime() -> Option<tokio::runtime::Runtime> {
@@ -22,7 +97,10 @@ pub fn small_runtime() -> Option<tokio::runtime::Runtime> {
 /// The App of `path` with its runtime, for a tool that reads the shared
 /// store; with the memory store the state lives inside the running gateway
 /// only, which is said (exit status 2).
-pub fn shared_store_app(path: &Path, what: &str) -> Result<(App, tokio::runtime::Runtime), ExitCode> {
+pub fn shared_store_app(
+    path: &Path,
+    what: &str,
+) -> Result<(App, tokio::runtime::Runtime), ExitCode> {
     let app = App::load(path, None).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(2)

@@ -74,7 +74,10 @@ fn apply_scores(
 /// usage or configuration error, 75 when the store does not answer.
 pub fn run(path: &Path, args: &ReplayArgs) -> ExitCode {
     let Some(since) = Span::parse(args.since.trim()) else {
-        eprintln!("--since: expected a duration like 2h or 7d, got {:?}", args.since);
+        eprintln!(
+            "--since: expected a duration like 2h or 7d, got {:?}",
+            args.since
+        );
         return ExitCode::from(2);
     };
     let (app, runtime) = match super::shared_store_app(path, "the history lives") {
@@ -82,9 +85,17 @@ pub fn run(path: &Path, args: &ReplayArgs) -> ExitCode {
         Err(code) => return code,
     };
     let proposed = (|| -> Result<_, ConfigError> {
-        let dir = args.rules.clone().unwrap_or_else(|| app.config.scoring.rules_dir.clone());
+        let dir = args
+            .rules
+            .clone()
+            .unwrap_or_else(|| app.config.scoring.rules_dir.clone());
         let mut rules = crate::rules::load_dir(&dir)?;
-        apply_scores(&mut rules.symbols, &app.config.scores, &app.config.source.path, &app.config.source.text)?;
+        apply_scores(
+            &mut rules.symbols,
+            &app.config.scores,
+            &app.config.source.path,
+            &app.config.source.text,
+        )?;
         if let Some(file) = &args.scores {
             let text = std::fs::read_to_string(file).unwrap_or_default();
             apply_scores(&mut rules.symbols, &read_scores(file)?, file, &text)?;
@@ -120,7 +131,10 @@ pub fn run(path: &Path, args: &ReplayArgs) -> ExitCode {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         print!("{}", replay::text(&report));
     }

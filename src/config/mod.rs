@@ -2,6 +2,7 @@
 //! and errors that name `file:line:col` and what was expected (DESIGN §4).
 //! One file per group of sections; every type is re-exported here.
 
+mod anomaly;
 mod dns;
 mod envelope;
 mod error;
@@ -18,6 +19,7 @@ mod server;
 mod span;
 mod store;
 
+pub use anomaly::{AnomalyConfig, MAX_HOLD};
 pub use dns::DnsConfig;
 pub use envelope::{CalloutScope, DnsblConfig, DnsblOnError, EnvelopeConfig, Zone};
 pub use error::{line_col, locate_key, parse_toml, ConfigError};
@@ -100,6 +102,9 @@ pub struct Config {
     /// `[history]`: every transaction's summary, for support.
     #[serde(default)]
     pub history: HistoryConfig,
+    /// `[anomaly]`: identities far above their own baseline are held.
+    #[serde(default)]
+    pub anomaly: AnomalyConfig,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: Source,
@@ -243,6 +248,9 @@ impl Config {
                 "threshold",
                 "scoring.threshold: expected a positive number like 2.00".into(),
             );
+        }
+        if let Some((key, message)) = self.anomaly.problem() {
+            return invalid("anomaly", key, message);
         }
         Ok(())
     }

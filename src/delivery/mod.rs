@@ -47,9 +47,14 @@ pub fn prepare<'a>(
     Prepared { header, message }
 }
 
-/// Counts a delivered message against the sender's rate limits.
-pub async fn delivered(app: &App, view: &View<'_>) {
+/// Counts a delivered message against the sender's rate limits, off the
+/// hot path (the store's write queue).
+pub fn delivered(app: &App, view: &View<'_>) {
     let who = crate::checks::ratelimit::identity(view);
     let rcpts = view.recipients.len();
-    crate::checks::ratelimit::record_delivery(&app.config, app.store.as_ref(), &who, rcpts).await;
+    app.writes.push(crate::checks::ratelimit::delivery_counts(
+        &app.config,
+        &who,
+        rcpts,
+    ));
 }

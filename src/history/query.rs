@@ -64,7 +64,9 @@ impl Query {
                         .parse()
                         .ok()
                         .filter(|n| (1..=MAX_LIMIT).contains(n))
-                        .ok_or_else(|| format!("limit: expected 1 to {MAX_LIMIT}, got {value:?}"))?;
+                        .ok_or_else(|| {
+                            format!("limit: expected 1 to {MAX_LIMIT}, got {value:?}")
+                        })?;
                 }
                 other => {
                     return Err(format!(
@@ -88,18 +90,22 @@ impl Query {
                 .rcpt
                 .as_deref()
                 .is_none_or(|want| r.rcpts.iter().any(|to| address(want, to)))
-            && self
-                .login
-                .as_deref()
-                .is_none_or(|l| r.login.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(l)))
-            && self.ip.as_deref().is_none_or(|ip| ip.eq_ignore_ascii_case(&r.client_ip))
-            && self
-                .action
-                .as_deref()
-                .is_none_or(|a| crate::metrics::action_label(&r.action) == a.replace(' ', "_") || r.action == a)
-            && self.message_id.as_deref().is_none_or(|m| {
-                r.message_id.as_deref() == Some(m.trim().trim_matches(['<', '>']))
+            && self.login.as_deref().is_none_or(|l| {
+                r.login
+                    .as_deref()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(l))
             })
+            && self
+                .ip
+                .as_deref()
+                .is_none_or(|ip| ip.eq_ignore_ascii_case(&r.client_ip))
+            && self.action.as_deref().is_none_or(|a| {
+                crate::metrics::action_label(&r.action) == a.replace(' ', "_") || r.action == a
+            })
+            && self
+                .message_id
+                .as_deref()
+                .is_none_or(|m| r.message_id.as_deref() == Some(m.trim().trim_matches(['<', '>'])))
     }
 
     /// The index read: the most selective criterion given.
@@ -115,10 +121,16 @@ impl Query {
             return ("ip", lower(ip));
         }
         if let Some(f) = &self.from {
-            return ("from", lower(f.strip_prefix('@').map_or(&domain_of(f), |d| d)));
+            return (
+                "from",
+                lower(f.strip_prefix('@').map_or(&domain_of(f), |d| d)),
+            );
         }
         if let Some(r) = &self.rcpt {
-            return ("rcpt", lower(r.strip_prefix('@').map_or(&domain_of(r), |d| d)));
+            return (
+                "rcpt",
+                lower(r.strip_prefix('@').map_or(&domain_of(r), |d| d)),
+            );
         }
         if let Some(a) = &self.action {
             return ("action", crate::metrics::action_label(a).replace(' ', "_"));
@@ -137,7 +149,11 @@ pub fn parse_since(text: &str) -> Result<Duration, String> {
 /// Reads the index newest hour first, then the records, until `limit`
 /// match or the period is read.
 pub(super) async fn run(history: &History, q: &Query) -> Result<Vec<Record>, StoreError> {
-    let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit.min(MAX_LIMIT) };
+    let limit = if q.limit == 0 {
+        DEFAULT_LIMIT
+    } else {
+        q.limit.min(MAX_LIMIT)
+    };
     let now = super::now();
     let period = q.since.unwrap_or(history.keep()).min(history.keep());
     let oldest = now.saturating_sub(period.as_secs());
@@ -189,7 +205,12 @@ pub(super) async fn each(
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut references: Vec<String> = Vec::new();
         for bucket in store.get_many(&refs).await?.into_iter().flatten() {
-            references.extend(String::from_utf8_lossy(&bucket).lines().rev().map(str::to_string));
+            references.extend(
+                String::from_utf8_lossy(&bucket)
+                    .lines()
+                    .rev()
+                    .map(str::to_string),
+            );
         }
         for batch in references.chunks(RECORDS_PER_READ) {
             let keys: Vec<String> = batch.iter().map(|r| record_key(r)).collect();
@@ -211,13 +232,19 @@ mod tests {
     use super::*;
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn flags_parse_and_errors_say_which() {
-        let q = Query::from_pairs(&pairs(&[("from", "@shop.test"), ("since", "2h"), ("limit", "5")]))
-            .unwrap();
+        let q = Query::from_pairs(&pairs(&[
+            ("from", "@shop.test"),
+            ("since", "2h"),
+            ("limit", "5"),
+        ]))
+        .unwrap();
         assert_eq!(q.from.as_deref(), Some("@shop.test"));
         assert_eq!(q.since, Some(Duration::from_secs(7200)));
         assert_eq!(q.limit, 5);
@@ -225,8 +252,12 @@ mod tests {
             Query::from_pairs(&pairs(&[("since", "2 hours")])).unwrap_err(),
             "since: expected a duration like 30m, 2h or 7d, got \"2 hours\""
         );
-        assert!(Query::from_pairs(&pairs(&[("limit", "0")])).unwrap_err().starts_with("limit:"));
-        assert!(Query::from_pairs(&pairs(&[("sender", "x")])).unwrap_err().contains("\"sender\""));
+        assert!(Query::from_pairs(&pairs(&[("limit", "0")]))
+            .unwrap_err()
+            .starts_with("limit:"));
+        assert!(Query::from_pairs(&pairs(&[("sender", "x")]))
+            .unwrap_err()
+            .contains("\"sender\""));
     }
 
     #[test]

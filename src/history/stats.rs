@@ -59,7 +59,11 @@ pub(super) fn counts(r: &Record, keep: Duration) -> Vec<WriteOp> {
     )];
     let hour = r.time / HOUR;
     for s in &r.symbols {
-        ops.push(WriteOp::Incr(format!("hist:s:{hour}:{}", s.name), 1, keep_counts));
+        ops.push(WriteOp::Incr(
+            format!("hist:s:{hour}:{}", s.name),
+            1,
+            keep_counts,
+        ));
     }
     ops
 }
@@ -78,7 +82,10 @@ pub(super) async fn run(
 ) -> Result<Stats, StoreError> {
     let now = super::now();
     let start = now.saturating_sub(since.min(MAX_PERIOD).as_secs());
-    let mut actions: Vec<String> = crate::metrics::ACTIONS.iter().map(|a| a.to_string()).collect();
+    let mut actions: Vec<String> = crate::metrics::ACTIONS
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     actions.push("other".into());
     let minutes: Vec<u64> = (start / 60..=now / 60).collect();
     let keys: Vec<String> = minutes

@@ -41,11 +41,11 @@ pub struct Envelope<'a> {
 /// The SPF/DKIM/DMARC engine of one configuration: resolver, caches, egress
 /// IPs and signing keys.
 pub struct Authenticator {
-    resolver: MessageAuthenticator,
+    pub(super) resolver: MessageAuthenticator,
     caches: Caches,
     egress_ips: Vec<IpAddr>,
-    hostname: String,
-    signer: Option<Signer>,
+    pub(super) hostname: String,
+    pub(super) signer: Option<Signer>,
     budget: Duration,
 }
 
@@ -119,7 +119,7 @@ impl Authenticator {
 
     /// SPF for one IP, and what is broken when the result is permerror
     /// because of a record's syntax (see [`super::spf_walk`]).
-    async fn check_spf(&self, ip: IpAddr, helo: &str, sender: &str) -> (SpfOutput, Option<String>) {
+    pub(super) async fn check_spf(&self, ip: IpAddr, helo: &str, sender: &str) -> (SpfOutput, Option<String>) {
         // An IPv4-mapped IPv6 client is its IPv4 address (RFC 7208 §5).
         let ip = ip.to_canonical();
         let (params, identity) = if sender.is_empty() {

@@ -13,6 +13,7 @@ mod dmarc_walk;
 mod evaluate;
 mod outcome;
 mod overlay;
+mod published;
 mod results;
 mod sign;
 mod spf_record;
@@ -24,4 +25,5 @@ pub use outcome::{
     mechanism, DkimEvaluation, DkimOutcome, DmarcEvaluation, DmarcOutcome, DmarcPolicy, Evaluation,
     SpfEvaluation, SpfOutcome,
 };
+pub use published::{spf_record, SigningKey};
 pub use results::authentication_results;

@@ -52,14 +52,14 @@ pub(super) struct Identity<'a> {
     pub(super) sender: String,
 }
 
-enum Fetched {
+pub(super) enum Fetched {
     Records(Vec<String>),
     Absent,
     Failed(String),
 }
 
 /// The TXT strings of `name`, each record's strings joined (RFC 7208 §3.3).
-async fn fetch(resolver: &MessageAuthenticator, name: &str) -> Fetched {
+pub(super) async fn fetch(resolver: &MessageAuthenticator, name: &str) -> Fetched {
     let Ok(query) = Name::from_str_relaxed(name) else {
         return Fetched::Absent;
     };

@@ -161,9 +161,13 @@ impl Composites {
     /// Evaluates every composite over the symbols in `breakdown`; a composite
     /// that holds is added, and the symbols it names positively are removed
     /// (rspamd's default), except ones that force an action.
+    ///
+    /// Shadow rules change no verdict: a shadow symbol's hit counts as absent
+    /// (it satisfies no `A`, and `!A` holds), and a shadow composite that
+    /// holds is recorded (its options: the symbols it matched) but removes
+    /// nothing, so the symbols it names keep counting.
     pub fn apply(&self, breakdown: &mut Breakdown, table: &SymbolTable) {
         for (symbol, expr) in &self.rules {
-            // (a shadow rule's hit satisfies no composite: it changes no verdict)
             let present: HashSet<&str> = breakdown
                 .symbols()
                 .iter()
@@ -180,15 +184,103 @@ impl Composites {
                 .filter(|(name, positive)| *positive && present.contains(name.as_str()))
                 .map(|(name, _)| name)
                 .collect();
-            breakdown.retain(|s| s.action.is_some() || !consumed.contains(&s.hit.name));
-            breakdown.push(ScoredSymbol::weigh(
+            let composite = ScoredSymbol::weigh(
                 table,
                 Hit {
                     why: Default::default(),
                     name: symbol.clone(),
                     options: consumed,
                 },
-            ));
+            );
+            if !composite.shadow {
+                let consumed = &composite.hit.options;
+                breakdown.retain(|s| s.action.is_some() || !consumed.contains(&s.hit.name));
+            }
+            breakdown.push(composite);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::score::{Score, SymbolDef};
+
+    fn table(shadow: &[&str]) -> SymbolTable {
+        let mut t = SymbolTable::default();
+        for (name, score) in [("A", 1.0), ("B", 0.5), ("C", 3.0)] {
+            let def = SymbolDef {
+                score: Score::from_f64(score),
+                action: None,
+                description: String::new(),
+                fix: String::new(),
+                group: String::new(),
+                shadow: shadow.contains(&name),
+            };
+            t.insert(name.into(), def);
+        }
+        t
+    }
+
+    fn run(shadow: &[&str], expr: &str, found: &[&str]) -> (Vec<(String, Score, bool)>, Score) {
+        let table = table(shadow);
+        let mut composites = Composites::default();
+        composites.push("C".into(), Expr::parse(expr).unwrap());
+        let mut b = Breakdown::default();
+        for name in found {
+            b.add(&table, Hit::new(name, "x"));
+        }
+        composites.apply(&mut b, &table);
+        let names = b
+            .sorted_all()
+            .iter()
+            .map(|s| (s.hit.name.clone(), s.score, s.shadow))
+            .collect();
+        (names, b.total())
+    }
+
+    #[test]
+    fn a_counted_composite_replaces_what_it_names() {
+        let (names, total) = run(&[], "A & B", &["A", "B"]);
+        assert_eq!(names, [("C".to_string(), Score(300), false)]);
+        assert_eq!(total, Score(300));
+    }
+
+    #[test]
+    fn a_shadow_symbol_satisfies_no_composite_and_negates_as_absent() {
+        // Shadowed B: "A & B" does not hold, A keeps its 1.00.
+        let (names, total) = run(&["B"], "A & B", &["A", "B"]);
+        assert_eq!(
+            names,
+            [
+                ("A".to_string(), Score(100), false),
+                ("B".to_string(), Score(50), true)
+            ]
+        );
+        assert_eq!(total, Score(100));
+        // "A & !B" holds as it would without the rule B.
+        let (names, total) = run(&["B"], "A & !B", &["A", "B"]);
+        assert_eq!(
+            names,
+            [
+                ("C".to_string(), Score(300), false),
+                ("B".to_string(), Score(50), true)
+            ]
+        );
+        assert_eq!(total, run(&[], "A & !B", &["A"]).1);
+    }
+
+    #[test]
+    fn a_shadow_composite_is_recorded_but_removes_nothing() {
+        let (names, total) = run(&["C"], "A & B", &["A", "B"]);
+        assert_eq!(
+            names,
+            [
+                ("A".to_string(), Score(100), false),
+                ("B".to_string(), Score(50), false),
+                ("C".to_string(), Score(300), true),
+            ]
+        );
+        assert_eq!(total, Score(150), "the total without the composite");
     }
 }

@@ -183,6 +183,9 @@ pub fn load_dir(dir: &Path) -> Result<Rules, ConfigError> {
                     text: Arc::clone(&text),
                 },
             );
+            if let Some(why) = crate::score::shadow_refused(&name).filter(|_| entry.shadow) {
+                return Err(defined_in[&name].error(&name, "shadow", why));
+            }
             if entry.kind == Some(RuleKind::Composite) {
                 let expr = entry.expression.clone().ok_or_else(|| {
                     defined_in[&name].error(
@@ -354,6 +357,29 @@ mod tests {
         }
         let nested = format!("{}A{}", "(".repeat(30), ")".repeat(30));
         assert!(Expr::parse(&nested).is_ok());
+    }
+
+    #[test]
+    fn shadow_is_read_and_refused_for_the_relay_controls() {
+        let dir = dir_with(&[(
+            "00-a.toml",
+            "[symbol.X]\nscore = 3.0\naction = \"reject\"\nshadow = true\ndescription = \"d\"\nfix = \"f\"\n",
+        )]);
+        let table = load_dir(&dir).unwrap().symbols;
+        let x = table.get("X").unwrap();
+        assert_eq!(
+            (x.score, x.action, x.shadow),
+            (Score(300), Some(ForcedAction::Reject), true)
+        );
+        let dir = dir_with(&[(
+            "00-a.toml",
+            "[symbol.reject_unauth_destination]\nscore = 0.0\naction = \"reject\"\nshadow = true\ndescription = \"d\"\nfix = \"f\"\n",
+        )]);
+        let err = load_dir(&dir).unwrap_err().to_string();
+        assert!(
+            err.ends_with("00-a.toml:4:1: symbol reject_unauth_destination cannot be a shadow rule: it guards the relay, and shadowed it would relay mail for anyone"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -104,7 +104,8 @@ impl Session {
         }
         let message = decoder.into_message();
         let budget = self.app.config.scoring.analysis_timeout.0;
-        let parsed = crate::checks::off_worker(|| Parsed::parse_within(&message, budget));
+        let parsed =
+            crate::checks::off_worker(message.len(), || Parsed::parse_within(&message, budget));
         let view = self.view().with_message(&message, &parsed);
         let Some(result) = self.run_phase(Phase::Data, &view).await else {
             return self.end_transaction("tempfail", size, reply::check_tempfail());
@@ -178,7 +179,7 @@ impl Session {
         if !reply.is_positive() {
             return self.end_transaction("upstream refused", size, reply);
         }
-        crate::delivery::delivered(&app, &self.view()).await;
+        crate::delivery::delivered(&app, &self.view());
         // Our own text, whatever the MTA said (a BDAT chunk count, say),
         // with its queue id.
         let queue_id = crate::upstream::queue_id(&reply);

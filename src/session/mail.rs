@@ -50,6 +50,7 @@ impl Session {
             params,
             recipients: Vec::new(),
             rcpt_attempts: 0,
+            refused_addresses: 0,
             upstream: None,
             upstream_lost: false,
             breakdown,

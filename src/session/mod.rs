@@ -58,6 +58,8 @@ pub struct Txn {
     pub recipients: Vec<Address>,
     /// RCPT commands seen, accepted or not.
     pub rcpt_attempts: usize,
+    /// Recipients refused as unknown (5.1.x), by the upstream or by us.
+    pub refused_addresses: u64,
     /// The open upstream transaction (from the first accepted RCPT).
     pub upstream: Option<Transaction>,
     /// The upstream connection failed after recipients were accepted: the
@@ -465,7 +467,7 @@ impl Session {
             txn.breakdown.symbols().iter().map(|s| (s.hit.name.as_str(), s.shadow)),
         );
         let client = self.client();
-        self.app.history.record(crate::history::Record {
+        let record = crate::history::Record {
             time: crate::history::now(),
             reference: txn.reference.clone(),
             client_ip: client.ip.to_string(),
@@ -482,7 +484,10 @@ impl Session {
             score: crate::history::score_f64(txn.breakdown.total()),
             threshold: crate::history::score_f64(self.app.policy.threshold),
             symbols: crate::history::Record::symbols_of(&txn.breakdown),
-        });
+        };
+        let transient = reply.is_some_and(Reply::is_transient);
+        crate::bounce::hold::count(&self.app, &record, txn.refused_addresses, transient);
+        self.app.history.record(record);
         tracing::info!(
             target: "smtpgate::transaction",
             reference = %txn.reference,

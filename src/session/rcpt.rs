@@ -24,6 +24,9 @@ impl Session {
         };
         if let Some(r) = phase_reply(&result, Some(&recipient)) {
             self.log_refusal("RCPT", &r, Some(&recipient));
+            if let Some(txn) = self.txn.as_mut() {
+                txn.refused_addresses += u64::from(r.refuses_address());
+            }
             return self.reply_ok(r);
         }
         let (reply, from_rcpt) = self.relay_rcpt(&recipient).await;
@@ -32,6 +35,7 @@ impl Session {
         }
         self.log_refusal("RCPT", &reply, Some(&recipient));
         if let Some(txn) = self.txn.as_mut() {
+            txn.refused_addresses += u64::from(reply.refuses_address());
             if reply.is_positive() {
                 txn.recipients.push(recipient);
                 for symbol in result.found {

@@ -6,8 +6,7 @@
 //! `tokio::time::Instant`, so tests with paused time see keys expire.
 
 use super::{
-    parse_triplet, GreylistOutcome, Greylisting, Increment, Store, StoreError, StoreFuture,
-    WriteOp,
+    parse_triplet, GreylistOutcome, Greylisting, Increment, Store, StoreError, StoreFuture, WriteOp,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -275,7 +274,10 @@ impl Store for MemoryStore {
             match op {
                 WriteOp::Set(key, value, ttl) => self.set_in(&mut inner, key, value.clone(), *ttl),
                 WriteOp::Append(key, value, ttl) => {
-                    let mut joined = inner.remove(key).filter(|e| e.expires > now).map_or_else(Vec::new, |e| e.value);
+                    let mut joined = inner
+                        .remove(key)
+                        .filter(|e| e.expires > now)
+                        .map_or_else(Vec::new, |e| e.value);
                     joined.extend_from_slice(value);
                     self.set_in(&mut inner, key, joined, *ttl);
                 }

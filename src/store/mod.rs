@@ -6,6 +6,7 @@
 //! turns into a tempfail (or skips, per `store.on_error`).
 
 pub mod memory;
+pub mod queue;
 pub mod redis;
 mod redis_batch;
 

@@ -232,7 +232,11 @@ impl RedisStore {
     }
 
     /// Runs one operation within the timeout and keeps the outage state.
-    pub(super) async fn run<T, F>(&self, op: &str, work: impl FnOnce(Conn) -> F) -> Result<T, StoreError>
+    pub(super) async fn run<T, F>(
+        &self,
+        op: &str,
+        work: impl FnOnce(Conn) -> F,
+    ) -> Result<T, StoreError>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {

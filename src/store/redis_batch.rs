@@ -28,8 +28,12 @@ fn add(pipe: &mut Pipeline, store: &RedisStore, op: &WriteOp) {
                 .ignore();
         }
         WriteOp::Incr(key, by, ttl) => {
+            // MULTI/EXEC inside the pipeline: the key cannot expire between
+            // SET NX and INCRBY (that would leave a counter without expiry).
             let key = store.key(key);
-            pipe.cmd("SET")
+            pipe.cmd("MULTI")
+                .ignore()
+                .cmd("SET")
                 .arg(&key)
                 .arg(0)
                 .arg("PX")
@@ -39,6 +43,8 @@ fn add(pipe: &mut Pipeline, store: &RedisStore, op: &WriteOp) {
                 .cmd("INCRBY")
                 .arg(&key)
                 .arg(*by)
+                .ignore()
+                .cmd("EXEC")
                 .ignore();
         }
     }

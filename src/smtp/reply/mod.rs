@@ -4,7 +4,7 @@
 mod symbol;
 
 use std::fmt;
-pub use symbol::for_symbol;
+pub use symbol::{for_hit, for_symbol};
 
 /// One SMTP reply: a three-digit code, an enhanced status code and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,12 @@ impl Reply {
     /// True for a 4xx reply.
     pub fn is_transient(&self) -> bool {
         self.class() == 4
+    }
+
+    /// True for a permanent refusal of the address itself (5.1.x: no such
+    /// mailbox, bad domain), as opposed to a policy refusal.
+    pub fn refuses_address(&self) -> bool {
+        self.class() == 5 && self.enhanced.starts_with("5.1.")
     }
 
     /// The text of all lines joined with a space (for logs).

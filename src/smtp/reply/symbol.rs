@@ -2,7 +2,30 @@
 //! Postfix's wording and codes per restriction, plus the symbol name.
 
 use super::Reply;
-use crate::score::Why;
+use crate::score::{Hit, Why};
+
+/// The reply for a hit whose rule forces `reject` (or `tempfail` when
+/// `temporary`): [`for_symbol`] with its subject and cause, except for the
+/// symbols whose reply carries more of the hit's details.
+pub fn for_hit(hit: &Hit, temporary: bool) -> Reply {
+    match hit.name.as_str() {
+        // Details: the identity, the reason in numbers, the hold's reference.
+        "ANOMALY_HOLD" => {
+            let detail = |n: usize| hit.options.get(n).map_or("", String::as_str);
+            Reply::new(
+                451,
+                "4.7.1",
+                format!(
+                    "<{}> held for review: {} (ANOMALY_HOLD) ref={}",
+                    detail(0),
+                    detail(1),
+                    detail(2)
+                ),
+            )
+        }
+        _ => for_symbol(&hit.name, hit.subject(), hit.why, temporary),
+    }
+}
 
 /// The reply for a symbol whose rule forces `reject` (or `tempfail` when
 /// `temporary`), at the phase where it fired. `subject` is what it is about

@@ -1,0 +1,56 @@
+//! The anomaly hold at MAIL: a held identity (the login, else the client
+//! IP) gets ANOMALY_HOLD, a forced tempfail, so its mail waits in its own
+//! queue. One store read; none for a trusted identity.
+
+use super::{ratelimit::identity, Check, CheckError, CheckFuture, Phase, View};
+use crate::anomaly::{Anomaly, ANOMALY_HOLD};
+use crate::config::{Config, OnError};
+use crate::score::Hit;
+use crate::store::Store;
+use std::sync::Arc;
+
+/// The hold check (MAIL phase).
+pub struct HoldCheck {
+    anomaly: Anomaly,
+    on_error: OnError,
+}
+
+impl HoldCheck {
+    /// The check, when `[anomaly] enabled`.
+    pub fn from_config(config: &Config, store: Arc<dyn Store>) -> Option<HoldCheck> {
+        config.anomaly.enabled.then(|| HoldCheck {
+            anomaly: Anomaly::new(&config.anomaly, store),
+            on_error: config.store.on_error,
+        })
+    }
+}
+
+impl Check for HoldCheck {
+    fn name(&self) -> &'static str {
+        "anomaly_hold"
+    }
+
+    fn phase(&self) -> Phase {
+        Phase::Mail
+    }
+
+    fn symbols(&self) -> &'static [&'static str] {
+        &[ANOMALY_HOLD]
+    }
+
+    fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let who = crate::anomaly::identity(&identity(view));
+            match self.anomaly.held(&who).await {
+                Ok(Some(hold)) => Ok(vec![Hit {
+                    name: ANOMALY_HOLD.to_string(),
+                    options: vec![who, hold.reason, hold.reference],
+                    why: crate::score::Why::Plain,
+                }]),
+                Ok(None) => Ok(Vec::new()),
+                Err(_) if self.on_error == OnError::Accept => Ok(Vec::new()),
+                Err(e) => Err(CheckError::store("anomaly_hold", e)),
+            }
+        })
+    }
+}

@@ -1,0 +1,136 @@
+//! `smtpgate hold`: the anomaly holds from the command line — list them,
+//! hold an identity by hand, release one.
+
+use crate::anomaly::Hold;
+use crate::config::Span;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `smtpgate hold list | hold IDENTITY [--for 2h] | hold release IDENTITY`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HoldArgs {
+    /// Configuration file (default: $SMTPGATE_CONFIG, else config/gateway.toml).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: Option<HoldAction>,
+    /// Hold IDENTITY now (an AUTH login or a client IP).
+    pub identity: Option<String>,
+    /// How long (default: [anomaly] hold_for), e.g. 2h, 30m, 3d.
+    #[arg(long = "for", value_name = "SPAN")]
+    pub span: Option<String>,
+    /// Why, as the 451 will say it (default: "by the abuse desk").
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// What `smtpgate hold` does besides holding.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum HoldAction {
+    /// Lists the identities held now, soonest to end first.
+    List {
+        /// One JSON array of holds.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Releases IDENTITY: its next message goes through.
+    Release {
+        /// The AUTH login or client IP.
+        identity: String,
+    },
+}
+
+/// One line per hold: identity, until, by, reference, reason.
+pub fn line(h: &Hold) -> String {
+    let until = crate::smtp::received::rfc5322_date(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(h.until),
+    );
+    format!(
+        "{}  until {until}  by {}  ref={}  {}",
+        h.identity, h.by, h.reference, h.reason
+    )
+}
+
+/// `smtpgate hold …`: 0 done, 1 release of an identity not held, 2 usage
+/// or configuration error, 75 the store failed.
+pub fn run(path: &Path, args: &HoldArgs) -> ExitCode {
+    let (app, runtime) = match super::shared_store_app(path, "holds live") {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let anomaly = app.anomaly.anomaly();
+    let store_failed = |e: crate::store::StoreError| {
+        eprintln!("{e}");
+        ExitCode::from(75)
+    };
+    match (&args.action, &args.identity) {
+        (Some(HoldAction::List { json }), _) => match runtime.block_on(anomaly.holds()) {
+            Ok(holds) if *json => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&holds).unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(holds) => {
+                if holds.is_empty() {
+                    println!("no identity is held");
+                }
+                for h in &holds {
+                    println!("{}", line(h));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => store_failed(e),
+        },
+        (Some(HoldAction::Release { identity }), _) => {
+            match runtime.block_on(anomaly.release(identity)) {
+                Ok(true) => {
+                    println!("released {}", crate::anomaly::identity(identity));
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => {
+                    eprintln!("{} is not held", crate::anomaly::identity(identity));
+                    ExitCode::FAILURE
+                }
+                Err(e) => store_failed(e),
+            }
+        }
+        (None, Some(identity)) => {
+            if !app.config.anomaly.enabled {
+                eprintln!(
+                    "{}: anomaly.enabled is false: a hold would not be enforced",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
+            let span = match args.span.as_deref() {
+                None => app.config.anomaly.hold_for,
+                Some(text) => match Span::parse(text)
+                    .filter(|s| s.0.as_secs() > 0 && s.0 <= crate::config::MAX_HOLD)
+                {
+                    Some(s) => s,
+                    None => {
+                        eprintln!("--for: invalid duration `{text}`: expected e.g. 30m, 2h, 3d (at most 30d)");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            let reason = args.reason.as_deref().unwrap_or("by the abuse desk");
+            match runtime.block_on(anomaly.hold(identity, span.0, reason)) {
+                Ok(h) => {
+                    println!("{}", line(&h));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => store_failed(e),
+            }
+        }
+        (None, None) => {
+            eprintln!(
+                "usage: smtpgate hold list | hold IDENTITY [--for 2h] | hold release IDENTITY"
+            );
+            ExitCode::from(2)
+        }
+    }
+}

@@ -121,7 +121,10 @@ async fn check(config: PathBuf, message: PathBuf, from: &str, json: bool) -> (i3
 
 /// The JSON symbols of a `check --json` run as (name, score, shadow,
 /// blocking), and its (score, action).
-fn json_symbols(out: &str) -> (Vec<(String, f64, bool, bool)>, (f64, String)) {
+/// A listed symbol: (name, score, shadow, blocking).
+type Listed = (String, f64, bool, bool);
+
+fn json_symbols(out: &str) -> (Vec<Listed>, (f64, String)) {
     let v: serde_json::Value = serde_json::from_str(out).expect(out);
     let symbols = v["symbols"]
         .as_array()

@@ -454,7 +454,7 @@ async fn a_browser_reads_a_domains_readiness_with_its_fixes() {
         .find(|s| checks.iter().any(|l| l["status"] == *s))
         .unwrap();
     assert!(
-        table.contains(&format!("<caption>Overall: <span class=\"check-")),
+        table.contains("<caption>Overall: <span class=\"check-"),
         "{table}"
     );
     assert!(

@@ -229,7 +229,10 @@ async fn a_browser_searches_for_a_sender_and_reads_the_symbols_with_their_fixes(
     labelled(&dom);
     // The content security policy allows no inline style: none is written.
     assert!(!dom.contains(" style=\""), "inline style: {dom}");
-    assert!(results.contains("<span class=\"action a-spam\">spam</span>"), "{results}");
+    assert!(
+        results.contains("<span class=\"action a-spam\">spam</span>"),
+        "{results}"
+    );
     // The activity of the last hour: the chart and the counts.
     assert!(
         dom.contains("<svg viewBox=\"0 0 960 260\" class=\"chart\" role=\"img\""),
@@ -374,6 +377,93 @@ async fn the_console_loads_nothing_from_other_hosts_and_has_the_accessibility_ba
     assert!(
         css.contains(":focus-visible { outline: 3px solid"),
         "focus is visible"
+    );
+    gw.handle.shutdown();
+}
+
+/// A customer domain right for the egress IP but for DKIM and DMARC's policy.
+const READY_ZONE: &str = r#"
+10.113.0.203.in-addr.arpa    PTR  out.customer.test
+out.customer.test            A    203.0.113.10
+mail.customer.test           A    127.0.0.6
+customer.test                TXT  "v=spf1 ip4:203.0.113.10 -all"
+customer.test                MX   10 mail.customer.test
+_dmarc.customer.test         TXT  "v=DMARC1; p=none"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_reads_a_domains_readiness_with_its_fixes() {
+    let dns = common::dns::DnsServer::start(common::dns::Zone::parse(READY_ZONE)).await;
+    let sink = Sink::start(SinkConfig::default()).await;
+    let text = common::config_text(
+        sink.addr,
+        "",
+        &format!(
+            "[relay]\nlocal_domains = [\"customer.test\"]\n[outbound]\negress_ips = [\"203.0.113.10\"]\n{}[http]\nlisten = \"127.0.0.1:0\"\n",
+            dns.dns_section()
+        ),
+    );
+    let gw = common::start(&text).await;
+    let http = gw.http.unwrap();
+    let report = get(http, "/api/readiness/customer.test").await.json();
+    let dom = visit(
+        format!("http://{http}/readiness/customer.test"),
+        "4-readiness",
+        1000,
+    )
+    .await;
+    assert!(dom.contains("<h1>Readiness of customer.test</h1>"), "{dom}");
+    assert!(
+        dom.contains("<label for=\"domain\">Domain</label>"),
+        "{dom}"
+    );
+    assert!(dom.contains("<dd>203.0.113.10</dd>"), "{dom}");
+    labelled(&dom);
+    let checks = report["checks"].as_array().unwrap();
+    assert!(!checks.is_empty());
+    let table = dom
+        .split("<table id=\"checks\">")
+        .nth(1)
+        .expect("the checks")
+        .split("</table>")
+        .next()
+        .unwrap();
+    for line in checks {
+        let area = line["area"].as_str().unwrap();
+        let status = line["status"].as_str().unwrap();
+        assert!(
+            table.contains(&format!("<td class=\"mono\">{area}</td>")),
+            "{area}: {table}"
+        );
+        assert!(
+            table.contains(&format!(
+                ">{status}</span></td><td>{}</td>",
+                escaped(line["what"].as_str().unwrap())
+            )),
+            "{area}: {table}"
+        );
+        if let Some(fix) = line["fix"].as_str() {
+            assert!(
+                table.contains(&format!("<td>{}</td>", escaped(fix))),
+                "{area}: {table}"
+            );
+        }
+    }
+    let worst = ["fail", "warn", "ok"]
+        .into_iter()
+        .find(|s| checks.iter().any(|l| l["status"] == *s))
+        .unwrap();
+    assert!(
+        table.contains("<caption>Overall: <span class=\"check-"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!(">{worst}</span></caption>")),
+        "{table}"
+    );
+    assert!(
+        dom.contains("Nothing from customer.test was stopped in the last 7 days."),
+        "{dom}"
     );
     gw.handle.shutdown();
 }

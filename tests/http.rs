@@ -222,13 +222,24 @@ async fn history_messages_and_stats_answer_with_their_documented_fields() {
         for s in m["breakdown"].as_array().unwrap() {
             assert_eq!(
                 keys(s),
-                set(&["name", "score", "blocking", "shadow", "options", "description", "fix"])
+                set(&[
+                    "name",
+                    "score",
+                    "blocking",
+                    "shadow",
+                    "options",
+                    "description",
+                    "fix"
+                ])
             );
             let def = app.symbols.get(s["name"].as_str().unwrap()).unwrap();
             assert_eq!(s["description"], def.description.as_str());
             assert_eq!(s["fix"], def.fix.as_str());
             assert!(!def.fix.is_empty());
-            assert_eq!((&s["blocking"], &s["shadow"]), (&Value::Bool(false), &Value::Bool(false)));
+            assert_eq!(
+                (&s["blocking"], &s["shadow"]),
+                (&Value::Bool(false), &Value::Bool(false))
+            );
         }
         assert_eq!(m["breakdown"][0]["score"].as_f64(), Some(4.0));
         let alert = m["text"].as_str().unwrap();
@@ -578,6 +589,10 @@ async fn off_loopback_the_api_refuses_a_request_without_the_token() {
     }
     let a = request(http, "POST", "/api/check", &[], CLEAN.as_bytes()).await;
     assert_eq!(a.status, 401);
+    // The path as the router reads it decides, not its spelling.
+    for spelt in ["/%61pi/history", "/api/%68istory", "/api/history/", "/api/"] {
+        assert_eq!(get(http, spelt).await.status, 401, "{spelt}");
+    }
     for wrong in [
         "Bearer 3f9a0c-test-toke",
         "Bearer 3f9a0c-test-token2",
@@ -687,5 +702,89 @@ async fn the_api_is_not_reachable_from_the_smtp_listener() {
     // And the HTTP port speaks no SMTP: no banner, an HTTP 400.
     let a = parse(&raw(gw.http.unwrap(), b"EHLO client.test\r\n\r\n").await);
     assert_eq!(a.status, 400);
+    gw.handle.shutdown();
+}
+
+/// A customer domain whose DNS is right for the egress IP but for DKIM.
+const READY_ZONE: &str = r#"
+10.113.0.203.in-addr.arpa    PTR  out.customer.test
+out.customer.test            A    203.0.113.10
+mail.customer.test           A    127.0.0.6
+customer.test                TXT  "v=spf1 ip4:203.0.113.10 -all"
+customer.test                MX   10 mail.customer.test
+_dmarc.customer.test         TXT  "v=DMARC1; p=none"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_the_report_of_smtpgate_readiness() {
+    let dns = common::dns::DnsServer::start(common::dns::Zone::parse(READY_ZONE)).await;
+    let sink = Sink::start(SinkConfig::default()).await;
+    let text = config(&sink, "").replace(
+        "[relay]\nlocal_domains = [\"example.test\"]",
+        &format!(
+            "[relay]\nlocal_domains = [\"customer.test\"]\n[outbound]\negress_ips = [\"203.0.113.10\"]\n{}",
+            dns.dns_section()
+        ),
+    );
+    assert!(text.contains("egress_ips"));
+    let gw = common::start(&text).await;
+    let http = gw.http.unwrap();
+    // One stopped message of the domain, for the report's stopped counts.
+    let spam = SEVEN_THIRTY.replace("info@example.test", "info@customer.test");
+    let r = send_message(
+        gw.addr,
+        "info@customer.test",
+        &["a@example.net"],
+        dotted(&spam).as_bytes(),
+    )
+    .await;
+    assert_eq!(r.code, 550, "{}", r.text());
+    history(http, "from=%40customer.test", 1).await;
+    let a = get(http, "/api/readiness/Customer.Test.").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let report = a.json();
+    assert_eq!(
+        keys(&report),
+        set(&["domain", "egress_ips", "checks", "stopped"])
+    );
+    assert_eq!(report["domain"], "customer.test");
+    assert_eq!(report["egress_ips"], serde_json::json!(["203.0.113.10"]));
+    for line in report["checks"].as_array().unwrap() {
+        assert_eq!(keys(line), set(&["area", "status", "what", "fix"]));
+    }
+    // The same lines as the report the CLI prints, from the same function.
+    let app = common::build_app(&text);
+    let direct =
+        serde_json::to_value(smtpgate::readiness::report(&app, "customer.test").await).unwrap();
+    assert_eq!(report["checks"], direct["checks"]);
+    let areas: Vec<(&str, &str)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["area"].as_str().unwrap(), l["status"].as_str().unwrap()))
+        .collect();
+    assert!(areas.contains(&("spf", "ok")), "{areas:?}");
+    assert!(areas.contains(&("mx", "ok")), "{areas:?}");
+    // What stopped the domain's mail, from this gateway's history.
+    let stopped = report["stopped"].as_array().unwrap();
+    let phishing = stopped
+        .iter()
+        .find(|s| s["symbol"] == "PHISHING")
+        .unwrap_or_else(|| panic!("{stopped:?}"));
+    assert_eq!(
+        keys(phishing),
+        set(&["symbol", "count", "description", "fix"])
+    );
+    assert_eq!(phishing["count"], 1);
+    assert_eq!(
+        phishing["fix"],
+        app.symbols.get("PHISHING").unwrap().fix.as_str()
+    );
+    let a = get(http, "/api/readiness/not_a_domain").await;
+    assert_eq!(a.status, 400);
+    assert_eq!(
+        a.json()["error"],
+        "not a domain name: \"not_a_domain\" (expected a name like example.com)"
+    );
     gw.handle.shutdown();
 }

@@ -1,7 +1,8 @@
 //! What the API reads from the flow layer: the message history
 //! (`app.history`), a record's breakdown as the SPAM alert explains it
-//! (`verdict::breakdown`, `bounce::explain`), the counts over time, and the
-//! readiness report. A store failure is a 503 that says so.
+//! (`verdict::breakdown`, `bounce::explain_all`), the counts over time, and
+//! the readiness report (`readiness::report`). A store failure is a 503
+//! that says so.
 
 use super::response::Response;
 use crate::app::App;
@@ -93,13 +94,13 @@ pub async fn stats(app: &App, query: &[(String, String)]) -> Response {
     }
 }
 
-/// `GET /api/readiness/{domain}`.
+/// `GET /api/readiness/{domain}`: the report `smtpgate readiness DOMAIN`
+/// prints (never fails: a lookup that did not answer is a warn line).
 pub async fn readiness(app: &App, domain: &str) -> Response {
-    let domain = match crate::readiness::parse_domain(domain) {
-        Ok(d) => d,
-        Err(e) => return Response::error(400, &e),
-    };
-    Response::json(200, &crate::readiness::report(app, &domain).await)
+    if let Err(e) = crate::readiness::parse_domain(domain) {
+        return Response::error(400, &e);
+    }
+    Response::json(200, &crate::readiness::report(app, domain).await)
 }
 
 /// 404 when `[history] enabled = false`.

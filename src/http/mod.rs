@@ -145,7 +145,10 @@ struct Console {
 
 impl Routes for Console {
     fn admit(&self, head: &Head) -> Option<Response> {
-        let api = head.path == "/api" || head.path.starts_with("/api/");
+        // Decoded as the router decodes it: `/%61pi/` is `/api/` too.
+        let api = head
+            .segments()
+            .map_or(true, |s| s.first().is_some_and(|f| f == "api"));
         if !api || self.access.allows(head) {
             return None;
         }

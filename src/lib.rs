@@ -73,10 +73,10 @@ pub mod replay;
 pub mod verdict;
 
 // Top: the server.
-/// The HTTP API and web console.
-pub mod http;
 /// The command-line tools' bodies.
 pub mod cli;
+/// The HTTP API and web console.
+pub mod http;
 /// Listeners, admission, reload, shutdown.
 pub mod server;
 /// One client connection, one file per phase.

@@ -189,7 +189,11 @@ fn main() -> ExitCode {
         Command::Why { config, reference } => cli::history::why(&config_path(config), &reference),
         Command::History { config, args } => cli::history::run(&config_path(config), &args),
         Command::Replay { config, args } => cli::replay::run(&config_path(config), &args),
-        Command::Readiness { config, domain, json } => cli::readiness::run(&config_path(config), &domain, json),
+        Command::Readiness {
+            config,
+            domain,
+            json,
+        } => cli::readiness::run(&config_path(config), &domain, json),
         Command::BadRecipients { config, action } => bad_recipients(&config_path(config), action),
         Command::Hold(args) => cli::hold::run(&config_path(args.config.clone()), &args),
     }

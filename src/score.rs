@@ -178,11 +178,17 @@ impl ScoredSymbol {
     /// Weighs `hit` with `table`. A symbol unknown to the table (a bug the
     /// rules test catches) weighs 0 and forces nothing.
     pub fn weigh(table: &SymbolTable, hit: Hit) -> ScoredSymbol {
-        let (score, action, group, shadow) = table
-            .get(&hit.name)
-            .map_or((Score(0), None, String::new(), false), |d| {
-                (d.score, d.action.filter(|_| !d.shadow), d.group.clone(), d.shadow)
-            });
+        let (score, action, group, shadow) =
+            table
+                .get(&hit.name)
+                .map_or((Score(0), None, String::new(), false), |d| {
+                    (
+                        d.score,
+                        d.action.filter(|_| !d.shadow),
+                        d.group.clone(),
+                        d.shadow,
+                    )
+                });
         ScoredSymbol {
             hit,
             score,
@@ -326,12 +332,20 @@ mod tests {
         b.add(&table, Hit::new("WATCHED", "x"));
         b.add(&table, Hit::new("COUNTED", "y"));
         assert_eq!(b.total(), Score(150));
-        assert!(b.symbols().iter().all(|s| !s.blocks()), "a shadow forces nothing");
-        let names = |v: Vec<&ScoredSymbol>| v.iter().map(|s| s.hit.name.clone()).collect::<Vec<_>>();
+        assert!(
+            b.symbols().iter().all(|s| !s.blocks()),
+            "a shadow forces nothing"
+        );
+        let names =
+            |v: Vec<&ScoredSymbol>| v.iter().map(|s| s.hit.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(b.sorted()), ["COUNTED"]);
         assert_eq!(names(b.sorted_all()), ["COUNTED", "WATCHED"]);
         assert_eq!(b.counted_only().symbols().len(), 1);
-        assert_eq!(b.sorted_all()[1].score, Score(900), "its would-be score is kept");
+        assert_eq!(
+            b.sorted_all()[1].score,
+            Score(900),
+            "its would-be score is kept"
+        );
     }
 
     fn table() -> SymbolTable {

@@ -491,7 +491,13 @@ async fn why_and_history_answer_from_the_memory_store_through_the_running_gatewa
     let text = common::config_text(sink.addr, "", &extra);
     let gw = spawn_gateway(&text).await;
     let message = "From: <a@example.test>\r\nSubject: BUY NOW\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <mem@example.test>\r\n\r\nHello.\r\n.\r\n";
-    let r = common::client::send_message(gw.addr, "a@example.test", &["b@example.net"], message.as_bytes()).await;
+    let r = common::client::send_message(
+        gw.addr,
+        "a@example.test",
+        &["b@example.net"],
+        message.as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 550, "{r:?}");
     let reference = r.text().rsplit("ref=").next().unwrap().trim().to_string();
     // The CLI's config: the same file (its memory store is not the gateway's).
@@ -520,20 +526,48 @@ async fn why_and_history_answer_from_the_memory_store_through_the_running_gatewa
         out = run(vec!["why".into(), reference.clone()]).await;
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with(&format!("Reference: {reference}\n")), "{stdout}");
-    assert!(stdout.contains("Action: spam\nReply: 550 5.7.1 "), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!("Reference: {reference}\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Action: spam\nReply: 550 5.7.1 "),
+        "{stdout}"
+    );
     assert!(stdout.contains("  SUBJ_ALL_CAPS (5.00)\n"), "{stdout}");
-    let out = run(vec!["history".into(), "--from".into(), "@example.test".into(), "--json".into()]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(vec![
+        "history".into(),
+        "--from".into(),
+        "@example.test".into(),
+        "--json".into(),
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let records: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(records.as_array().unwrap().len(), 1);
     assert_eq!(records[0]["reference"], reference.as_str());
     assert_eq!(records[0]["message_id"], "mem@example.test");
-    let none = run(vec!["history".into(), "--from".into(), "@nowhere.test".into()]).await;
+    let none = run(vec![
+        "history".into(),
+        "--from".into(),
+        "@nowhere.test".into(),
+    ])
+    .await;
     assert_eq!(none.status.code(), Some(1));
     let unknown = run(vec!["why".into(), "ZZZZZZZZ".into()]).await;
     assert_eq!(unknown.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no transaction with reference ZZZZZZZZ"));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no transaction with reference ZZZZZZZZ")
+    );
     drop(gw);
 }

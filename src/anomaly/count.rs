@@ -7,7 +7,8 @@
 //! places the hold (the first) and one write of the hold.
 
 use super::{
-    domain_of, hold_key, index_op, trip_key, window_key, Anomaly, Hold, Observation, BY_ANOMALY, DAY,
+    domain_of, hold_key, index_op, trip_key, window_key, Anomaly, Hold, Observation, BY_ANOMALY,
+    DAY,
 };
 use crate::store::{Increment, StoreError, WriteOp};
 use serde::{Deserialize, Serialize};

@@ -82,7 +82,11 @@ impl Watch {
             crate::metrics::anomaly_counted("dropped", 1);
             return;
         }
-        let mut queued = self.queue.observations.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queued = self
+            .queue
+            .observations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if queued.len() >= QUEUE {
             drop(queued);
             crate::metrics::anomaly_counted("dropped", 1);

@@ -128,7 +128,11 @@ pub fn breakdown_text(breakdown: &Breakdown, symbols: &SymbolTable, threshold: S
             let _ = writeln!(out, "      Fix: {fix}");
         }
     }
-    let shadows: Vec<_> = breakdown.sorted_all().into_iter().filter(|s| s.shadow).collect();
+    let shadows: Vec<_> = breakdown
+        .sorted_all()
+        .into_iter()
+        .filter(|s| s.shadow)
+        .collect();
     if !shadows.is_empty() {
         out.push_str("Shadow rules (recorded, not counted):\n");
         for s in shadows {

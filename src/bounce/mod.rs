@@ -19,9 +19,9 @@ use crate::pipeline::{alert_recipient, stopped_reply};
 use crate::score::Breakdown;
 use crate::smtp::command::MailParams;
 use crate::smtp::reply::{self, Reply};
+use crate::store::WriteOp;
 use crate::upstream::Upstream;
 use std::sync::Arc;
-use crate::store::WriteOp;
 use std::time::{Duration, SystemTime};
 
 /// Identical alerts are merged within this window.

@@ -176,7 +176,10 @@ pub fn why(path: &Path, reference: &str) -> ExitCode {
 
 /// A JSON answer of the running gateway's API: `None` on 404; a failure is
 /// said and gives exit status 75 (or 2 when the API is not configured).
-fn remote<T: serde::de::DeserializeOwned>(app: &crate::app::App, path: &str) -> Result<Option<T>, ExitCode> {
+fn remote<T: serde::de::DeserializeOwned>(
+    app: &crate::app::App,
+    path: &str,
+) -> Result<Option<T>, ExitCode> {
     match super::remote_get(app, path) {
         Ok((200, body)) => serde_json::from_slice(&body).map(Some).map_err(|e| {
             eprintln!("the gateway's API answered {path} with unexpected JSON: {e}");
@@ -184,12 +187,19 @@ fn remote<T: serde::de::DeserializeOwned>(app: &crate::app::App, path: &str) -> 
         }),
         Ok((404, _)) => Ok(None),
         Ok((status, body)) => {
-            eprintln!("the gateway's API answered {path} with {status}: {}", String::from_utf8_lossy(&body));
+            eprintln!(
+                "the gateway's API answered {path} with {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
             Err(ExitCode::from(if status == 400 { 2 } else { 75 }))
         }
         Err(e) => {
             eprintln!("{e}");
-            Err(ExitCode::from(if app.config.http.is_none() { 2 } else { 75 }))
+            Err(ExitCode::from(if app.config.http.is_none() {
+                2
+            } else {
+                75
+            }))
         }
     }
 }

@@ -18,22 +18,29 @@ use std::process::ExitCode;
 pub fn remote_get(app: &App, path: &str) -> Result<(u16, Vec<u8>), String> {
     use std::io::{Read, Write};
     let Some(http) = &app.config.http else {
-        return Err("store.backend is \"memory\" and [http] is not configured: the history \
+        return Err(
+            "store.backend is \"memory\" and [http] is not configured: the history \
                     lives inside the running gateway only; set [http] listen or use a Redis store"
-            .into());
+                .into(),
+        );
     };
     let token = http.token()?;
-    let mut conn = std::net::TcpStream::connect_timeout(&http.listen, std::time::Duration::from_secs(5))
-        .map_err(|e| format!("the running gateway's API at {}: {e}", http.listen))?;
+    let mut conn =
+        std::net::TcpStream::connect_timeout(&http.listen, std::time::Duration::from_secs(5))
+            .map_err(|e| format!("the running gateway's API at {}: {e}", http.listen))?;
     let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(30)));
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     conn.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n", http.listen)
-            .as_bytes(),
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
+            http.listen
+        )
+        .as_bytes(),
     )
     .map_err(|e| format!("{}: {e}", http.listen))?;
     let mut answer = Vec::new();
-    conn.read_to_end(&mut answer).map_err(|e| format!("{}: {e}", http.listen))?;
+    conn.read_to_end(&mut answer)
+        .map_err(|e| format!("{}: {e}", http.listen))?;
     let end = answer
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -45,7 +52,10 @@ pub fn remote_get(app: &App, path: &str) -> Result<(u16, Vec<u8>), String> {
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| format!("{}: not an HTTP answer", http.listen))?;
     let mut body = answer[end + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = unchunk(&body);
     }
     Ok((status, body))
@@ -54,7 +64,8 @@ pub fn remote_get(app: &App, path: &str) -> Result<(u16, Vec<u8>), String> {
 fn unchunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(nl) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..nl]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..nl]).trim(), 16).unwrap_or(0);
         if size == 0 || data.len() < nl + 2 + size {
             break;
         }
@@ -69,7 +80,9 @@ pub fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -31,7 +31,9 @@ pub struct ReplayArgs {
 }
 
 /// A scores file: `NAME = 3.0` lines, or the same under `[scores]`.
-fn read_scores(path: &Path) -> Result<BTreeMap<String, toml::Spanned<crate::config::ScoreOverride>>, ConfigError> {
+fn read_scores(
+    path: &Path,
+) -> Result<BTreeMap<String, toml::Spanned<crate::config::ScoreOverride>>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
         path: path.display().to_string(),
         line: 1,

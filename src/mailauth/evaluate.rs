@@ -119,7 +119,12 @@ impl Authenticator {
 
     /// SPF for one IP, and what is broken when the result is permerror
     /// because of a record's syntax (see [`super::spf_walk`]).
-    pub(super) async fn check_spf(&self, ip: IpAddr, helo: &str, sender: &str) -> (SpfOutput, Option<String>) {
+    pub(super) async fn check_spf(
+        &self,
+        ip: IpAddr,
+        helo: &str,
+        sender: &str,
+    ) -> (SpfOutput, Option<String>) {
         // An IPv4-mapped IPv6 client is its IPv4 address (RFC 7208 §5).
         let ip = ip.to_canonical();
         let (params, identity) = if sender.is_empty() {

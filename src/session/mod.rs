@@ -464,7 +464,10 @@ impl Session {
         let rcpts: Vec<String> = txn.recipients.iter().map(ToString::to_string).collect();
         crate::metrics::transaction(
             action,
-            txn.breakdown.symbols().iter().map(|s| (s.hit.name.as_str(), s.shadow)),
+            txn.breakdown
+                .symbols()
+                .iter()
+                .map(|s| (s.hit.name.as_str(), s.shadow)),
         );
         let client = self.client();
         let record = crate::history::Record {

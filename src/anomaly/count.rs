@@ -265,6 +265,10 @@ impl Anomaly {
             let today = group.obs.last().map_or(0, |o| o.time / DAY);
             starts.push(keys.len());
             keys.push(hold_key(group.identity));
+            // Read with the day counters, in one snapshot: the window's
+            // messages as the days count them (another node may have
+            // counted more since this node's increment).
+            keys.push(window_key("m", group.window, group.identity));
             for day in today.saturating_sub(days)..=today {
                 keys.push(format!("anomaly:dm:{day}:{}", group.identity));
                 keys.push(format!("anomaly:dw:{day}:{}", group.identity));
@@ -292,11 +296,11 @@ impl Anomaly {
             if slice[0].is_some() {
                 continue; // held already
             }
-            let messages_now = value(r1, group.counters[0]);
-            // The baseline leaves out the window being judged.
-            let mut left = messages_now;
+            // The baseline leaves out the window being judged, as counted
+            // in the same snapshot as the days.
+            let mut left = number(&slice[1]).max(value(r1, group.counters[0]));
             let (mut total, mut windows, mut active_days) = (0u64, 0u64, 0u64);
-            for pair in slice[1..].chunks(2).rev() {
+            for pair in slice[2..].chunks(2).rev() {
                 let day = number(&pair[0]);
                 let mine = day.min(left);
                 left -= mine;

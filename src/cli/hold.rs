@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 /// `smtpgate hold list | hold IDENTITY [--for 2h] | hold release IDENTITY`.
 #[derive(Debug, Clone, clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(subcommand_precedence_over_arg = true)]
 pub struct HoldArgs {
     /// Configuration file (default: $SMTPGATE_CONFIG, else config/gateway.toml).
     #[arg(long, global = true)]
@@ -132,5 +132,45 @@ pub fn run(path: &Path, args: &HoldArgs) -> ExitCode {
             );
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        hold: HoldArgs,
+    }
+
+    fn parse(args: &[&str]) -> HoldArgs {
+        Cli::try_parse_from(std::iter::once("hold").chain(args.iter().copied()))
+            .map(|c| c.hold)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn list_and_release_are_actions_wherever_the_config_is() {
+        for args in [
+            &["list"][..],
+            &["--config", "g.toml", "list"],
+            &["list", "--config", "g.toml"],
+        ] {
+            let h = parse(args);
+            assert!(matches!(h.action, Some(HoldAction::List { json: false })), "{args:?}");
+            assert_eq!(h.identity, None, "{args:?}");
+        }
+        let h = parse(&["--config", "g.toml", "release", "shop@example.test"]);
+        assert!(
+            matches!(&h.action, Some(HoldAction::Release { identity }) if identity == "shop@example.test")
+        );
+        let h = parse(&["--config", "g.toml", "shop@example.test", "--for", "2h"]);
+        assert!(h.action.is_none());
+        assert_eq!(h.identity.as_deref(), Some("shop@example.test"));
+        assert_eq!(h.span.as_deref(), Some("2h"));
+        assert_eq!(h.config.as_deref(), Some(Path::new("g.toml")));
     }
 }

@@ -167,7 +167,8 @@ impl HoldNotice<'_> {
                 ),
             ];
             for (name, value, note) in rows {
-                let _ = writeln!(out, "  {name:<28}{value:>12}   {note}");
+                let line = format!("  {name:<28}{value:>12}   {note}");
+                let _ = writeln!(out, "{}", line.trim_end());
             }
             let _ = writeln!(out, "  {:<28}{:>12}", "last sender", s.from);
             let _ = writeln!(out, "\nUsually");
@@ -175,7 +176,7 @@ impl HoldNotice<'_> {
                 (Some(w), day) => {
                     let _ = writeln!(
                         out,
-                        "  {} messages {}{} (over {} windows with mail in the last {} days)",
+                        "  {} messages {}{} (over {} {} with mail in the last {} days)",
                         amount(w),
                         per_window(s.window_secs),
                         day.map_or_else(String::new, |d| format!(
@@ -183,6 +184,11 @@ impl HoldNotice<'_> {
                             amount(d)
                         )),
                         thousands(s.baseline_windows),
+                        if s.baseline_windows == 1 {
+                            "window"
+                        } else {
+                            "windows"
+                        },
                         c.baseline_days
                     );
                 }

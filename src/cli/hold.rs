@@ -160,7 +160,10 @@ mod tests {
             &["list", "--config", "g.toml"],
         ] {
             let h = parse(args);
-            assert!(matches!(h.action, Some(HoldAction::List { json: false })), "{args:?}");
+            assert!(
+                matches!(h.action, Some(HoldAction::List { json: false })),
+                "{args:?}"
+            );
             assert_eq!(h.identity, None, "{args:?}");
         }
         let h = parse(&["--config", "g.toml", "release", "shop@example.test"]);

@@ -33,6 +33,7 @@ use crate::score::{Breakdown, Score};
 use crate::store::{memory::MemoryStore, Store, StoreError, WriteOp};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -301,24 +302,51 @@ pub(crate) fn indexes(r: &Record) -> Vec<(&'static str, String)> {
     out
 }
 
-/// The writes of `records`.
+/// The writes of `records`: one `Set` per record, and the index entries
+/// and counters of the whole batch merged by key (a batch of a busy
+/// minute shares its hour's "all" and action buckets and its minute's
+/// counters, so the store sees one append or increment per key, not one
+/// per record).
 fn ops(records: &[Record], keep: Duration) -> Vec<WriteOp> {
-    let mut ops = Vec::with_capacity(records.len() * 10);
+    let mut ops = Vec::with_capacity(records.len() * 2 + 16);
+    let mut merged: HashMap<String, usize> = HashMap::new();
+    let index_ttl = keep + Duration::from_secs(HOUR);
+    let mut merge = |ops: &mut Vec<WriteOp>, op: WriteOp| {
+        let key = match &op {
+            WriteOp::Append(k, ..) | WriteOp::Incr(k, ..) => k,
+            WriteOp::Set(..) => {
+                ops.push(op);
+                return;
+            }
+        };
+        if let Some(&i) = merged.get(key) {
+            match (&mut ops[i], op) {
+                (WriteOp::Append(_, value, _), WriteOp::Append(_, more, _)) => {
+                    value.extend_from_slice(&more)
+                }
+                (WriteOp::Incr(_, by, _), WriteOp::Incr(_, more, _)) => *by += more,
+                (_, op) => ops.push(op),
+            }
+            return;
+        }
+        merged.insert(key.clone(), ops.len());
+        ops.push(op);
+    };
     for r in records {
         let Ok(json) = serde_json::to_vec(r) else {
             continue;
         };
         let hour = r.time / HOUR;
-        let entry = format!("{}\n", r.reference.to_ascii_uppercase()).into_bytes();
-        ops.push(WriteOp::Set(record_key(&r.reference), json, keep));
+        let mut entry = r.reference.to_ascii_uppercase().into_bytes();
+        entry.push(b'\n');
+        merge(&mut ops, WriteOp::Set(record_key(&r.reference), json, keep));
         for (kind, value) in indexes(r) {
-            ops.push(WriteOp::Append(
-                index_key(kind, &value, hour),
-                entry.clone(),
-                keep + Duration::from_secs(HOUR),
-            ));
+            let key = index_key(kind, &value, hour);
+            merge(&mut ops, WriteOp::Append(key, entry.clone(), index_ttl));
         }
-        ops.extend(stats::counts(r, keep));
+        for op in stats::counts(r, keep) {
+            merge(&mut ops, op);
+        }
     }
     ops
 }
@@ -350,5 +378,82 @@ async fn write_loop(store: Arc<dyn Store>, queue: std::sync::Weak<Queue>, keep: 
                 crate::metrics::history_written(chunk.len());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(reference: &str, from: &str, time: u64) -> Record {
+        Record {
+            time,
+            reference: reference.into(),
+            client_ip: "192.0.2.1".into(),
+            client_name: None,
+            helo: "web.example.test".into(),
+            login: None,
+            from: from.into(),
+            rcpts: vec!["r@example.net".into()],
+            message_id: None,
+            subject: None,
+            size: 10,
+            action: "delivered".into(),
+            reply: "250 2.0.0 ok".into(),
+            score: 0.0,
+            threshold: 2.0,
+            symbols: vec![SymbolEntry {
+                name: "MISSING_MID".into(),
+                score: 1.0,
+                options: Vec::new(),
+                shadow: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_batch_writes_each_record_once_and_each_index_bucket_and_counter_once() {
+        let hour = 490_000 * HOUR;
+        let records = [
+            record("aaa", "a@shop.test", hour + 10),
+            record("bbb", "b@shop.test", hour + 20),
+            record("ccc", "c@other.test", hour + 30),
+        ];
+        let ops = ops(&records, Duration::from_secs(86_400));
+        let find = |key: &str| {
+            let found: Vec<&WriteOp> = ops
+                .iter()
+                .filter(|op| match op {
+                    WriteOp::Set(k, ..) | WriteOp::Append(k, ..) | WriteOp::Incr(k, ..) => k == key,
+                })
+                .collect();
+            assert_eq!(found.len(), 1, "{key}: {found:?}");
+            found[0].clone()
+        };
+        let h = 490_000;
+        let append = |key: &str| match find(key) {
+            WriteOp::Append(_, v, _) => String::from_utf8(v).unwrap(),
+            op => panic!("{op:?}"),
+        };
+        assert_eq!(append(&format!("hist:i:all::{h}")), "AAA\nBBB\nCCC\n");
+        assert_eq!(append(&format!("hist:i:from:shop.test:{h}")), "AAA\nBBB\n");
+        assert_eq!(append(&format!("hist:i:from:other.test:{h}")), "CCC\n");
+        assert_eq!(
+            append(&format!("hist:i:ip:192.0.2.1:{h}")),
+            "AAA\nBBB\nCCC\n"
+        );
+        assert!(matches!(
+            find(&format!("hist:s:{h}:MISSING_MID")),
+            WriteOp::Incr(_, 3, _)
+        ));
+        let minute = (hour + 10) / 60;
+        assert!(matches!(
+            find(&format!("hist:n:{minute}:delivered")),
+            WriteOp::Incr(_, 3, _)
+        ));
+        assert!(matches!(find("hist:r:BBB"), WriteOp::Set(..)));
+        // 3 records, 4 index buckets shared or not (all, ip, action, rcpt
+        // domain) plus 2 sender domains, 2 counters.
+        assert_eq!(ops.len(), 3 + 4 + 2 + 2, "{ops:#?}");
     }
 }

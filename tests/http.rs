@@ -788,3 +788,113 @@ async fn readiness_is_the_report_of_smtpgate_readiness() {
     );
     gw.handle.shutdown();
 }
+
+/// `MAIL FROM` from 127.0.0.1 on a new session: its reply.
+async fn mail_reply(addr: SocketAddr) -> String {
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.read_reply().await.code, 220);
+    c.expect("EHLO client.example.test", 250).await;
+    let r = c.cmd("MAIL FROM:<shop@example.test>").await;
+    format!("{} {}", r.code, r.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_are_listed_placed_and_released_through_the_api() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    let gw = common::start(&config(
+        &sink,
+        "[anomaly]\nenabled = true\nhold_for = \"24h\"",
+    ))
+    .await;
+    let http = gw.http.unwrap();
+    let a = get(http, "/api/holds").await;
+    assert_eq!((a.status, a.json()), (200, serde_json::json!([])));
+    assert!(mail_reply(gw.addr).await.starts_with("250 "));
+
+    // A page of another site cannot change holds through a browser.
+    let evil = [("Origin", "http://evil.test")];
+    let a = request(http, "POST", "/api/holds/127.0.0.1", &evil, b"").await;
+    assert_eq!(a.status, 403);
+    assert_eq!(
+        a.json()["error"],
+        "a change from another site (Origin: http://evil.test) is refused"
+    );
+    let a = request(http, "POST", "/api/holds/127.0.0.1?for=soon", &[], b"").await;
+    assert_eq!(
+        (a.status, a.json()["error"].as_str().unwrap()),
+        (
+            400,
+            "for: invalid duration `soon`: expected e.g. 30m, 2h, 3d (at most 30d)"
+        )
+    );
+    let a = request(http, "POST", "/api/holds/127.0.0.1?until=2h", &[], b"").await;
+    assert_eq!(
+        (a.status, a.json()["error"].as_str().unwrap()),
+        (400, "unknown parameter `until`: expected for, reason")
+    );
+    assert!(get(http, "/api/holds")
+        .await
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Held by hand (same origin), for 2h with the desk's words.
+    let own = format!("http://{http}");
+    let a = request(
+        http,
+        "POST",
+        "/api/holds/127.0.0.1?for=2h&reason=phishing%20run%20seen",
+        &[("Origin", own.as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let hold = a.json();
+    assert_eq!(hold["identity"], "127.0.0.1");
+    assert_eq!(hold["by"], "operator");
+    assert_eq!(hold["reason"], "phishing run seen");
+    assert_eq!(
+        hold["until"].as_u64().unwrap() - hold["since"].as_u64().unwrap(),
+        7200
+    );
+    let reference = hold["reference"].as_str().unwrap().to_string();
+    assert_eq!(
+        mail_reply(gw.addr).await,
+        format!(
+            "451 4.7.1 <127.0.0.1> held for review: phishing run seen (ANOMALY_HOLD) ref={reference}"
+        )
+    );
+    assert_eq!(
+        get(http, "/api/holds").await.json(),
+        serde_json::json!([hold])
+    );
+    assert_eq!(get(http, "/api/holds/127.0.0.1").await.json(), hold);
+
+    // Released: the next message goes through; a second release is a 404.
+    let a = request(http, "DELETE", "/api/holds/127.0.0.1", &evil, b"").await;
+    assert_eq!(a.status, 403);
+    assert!(mail_reply(gw.addr).await.starts_with("451 "));
+    let a = request(http, "DELETE", "/api/holds/127.0.0.1", &[], b"").await;
+    assert_eq!(
+        (a.status, a.json()),
+        (200, serde_json::json!({ "released": "127.0.0.1" }))
+    );
+    assert!(mail_reply(gw.addr).await.starts_with("250 "));
+    for (method, status) in [("DELETE", 404), ("GET", 404)] {
+        let a = request(http, method, "/api/holds/127.0.0.1", &[], b"").await;
+        assert_eq!(
+            (a.status, a.json()["error"].as_str().unwrap()),
+            (status, "127.0.0.1 is not held"),
+            "{method}"
+        );
+    }
+    let a = request(http, "PUT", "/api/holds/127.0.0.1", &[], b"").await;
+    assert_eq!(
+        (a.status, a.field("allow")),
+        (405, Some("GET, HEAD, POST, DELETE"))
+    );
+    let a = request(http, "POST", "/api/holds", &[], b"").await;
+    assert_eq!((a.status, a.field("allow")), (405, Some("GET, HEAD")));
+    gw.handle.shutdown();
+}

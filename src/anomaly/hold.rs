@@ -2,7 +2,26 @@
 //! in numbers, since and until when, and what was seen.
 
 use super::count::Seen;
+use crate::config::{Span, MAX_HOLD};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The reason of a hold placed by hand without one.
+pub const OPERATOR_REASON: &str = "by the abuse desk";
+
+/// How long a hold by hand lasts: `text` (`--for`, `?for=`) or, without
+/// it, `default` (`[anomaly] hold_for`); the error says what is expected.
+pub fn hold_span(text: Option<&str>, default: Span) -> Result<Duration, String> {
+    let Some(text) = text else {
+        return Ok(default.0);
+    };
+    Span::parse(text.trim())
+        .filter(|s| !s.0.is_zero() && s.0 <= MAX_HOLD)
+        .map(|s| s.0)
+        .ok_or_else(|| {
+            format!("invalid duration `{text}`: expected e.g. 30m, 2h, 3d (at most 30d)")
+        })
+}
 
 /// One identity held for review.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,7 +58,7 @@ impl Hold {
     pub fn read(identity: &str, value: &[u8]) -> Hold {
         serde_json::from_slice(value).unwrap_or_else(|_| Hold {
             identity: identity.to_string(),
-            reason: "by the abuse desk".to_string(),
+            reason: OPERATOR_REASON.to_string(),
             reference: "-".to_string(),
             since: 0,
             until: u64::MAX,

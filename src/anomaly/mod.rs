@@ -33,7 +33,7 @@ pub mod text;
 mod watch;
 
 pub use count::{recipient_domains, Rule, Seen};
-pub use hold::Hold;
+pub use hold::{hold_span, Hold, OPERATOR_REASON};
 pub use watch::{Announce, AnnounceFuture, Watch};
 
 use crate::config::AnomalyConfig;

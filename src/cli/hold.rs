@@ -2,7 +2,6 @@
 //! hold an identity by hand, release one.
 
 use crate::anomaly::Hold;
-use crate::config::Span;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -105,20 +104,21 @@ pub fn run(path: &Path, args: &HoldArgs) -> ExitCode {
                 );
                 return ExitCode::from(2);
             }
-            let span = match args.span.as_deref() {
-                None => app.config.anomaly.hold_for,
-                Some(text) => match Span::parse(text)
-                    .filter(|s| s.0.as_secs() > 0 && s.0 <= crate::config::MAX_HOLD)
-                {
-                    Some(s) => s,
-                    None => {
-                        eprintln!("--for: invalid duration `{text}`: expected e.g. 30m, 2h, 3d (at most 30d)");
-                        return ExitCode::from(2);
-                    }
-                },
+            let span = match crate::anomaly::hold_span(
+                args.span.as_deref(),
+                app.config.anomaly.hold_for,
+            ) {
+                Ok(span) => span,
+                Err(e) => {
+                    eprintln!("--for: {e}");
+                    return ExitCode::from(2);
+                }
             };
-            let reason = args.reason.as_deref().unwrap_or("by the abuse desk");
-            match runtime.block_on(anomaly.hold(identity, span.0, reason)) {
+            let reason = args
+                .reason
+                .as_deref()
+                .unwrap_or(crate::anomaly::OPERATOR_REASON);
+            match runtime.block_on(anomaly.hold(identity, span, reason)) {
                 Ok(h) => {
                     println!("{}", line(&h));
                     ExitCode::SUCCESS

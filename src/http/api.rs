@@ -1,6 +1,6 @@
 //! The JSON API under `/api/` (docs/api.md names every field): the mail
 //! history and one message's breakdown, `check` on a posted message, a
-//! domain's readiness and the counts over time.
+//! domain's readiness, the counts over time, and the anomaly holds.
 
 use super::data;
 use super::request::Head;
@@ -23,6 +23,8 @@ pub async fn answer(app: &App, head: &Head, rest: &[String], body: Vec<u8>) -> R
         ["readiness", domain] if get => data::readiness(app, domain).await,
         ["stats"] if get => data::stats(app, &head.query).await,
         ["check"] if head.method == "POST" => check(app, &head.query, body).await,
+        ["holds"] => super::holds::answer(app, head, None).await,
+        ["holds", who] => super::holds::answer(app, head, Some(who)).await,
         ["history"] | ["messages", _] | ["readiness", _] | ["stats"] => {
             Response::method_not_allowed("GET, HEAD")
         }
@@ -30,7 +32,7 @@ pub async fn answer(app: &App, head: &Head, rest: &[String], body: Vec<u8>) -> R
         _ => Response::error(
             404,
             "no such API endpoint: see /api/history, /api/messages/REF, /api/check, \
-             /api/readiness/DOMAIN, /api/stats",
+             /api/readiness/DOMAIN, /api/stats, /api/holds, /api/holds/IDENTITY",
         ),
     }
 }

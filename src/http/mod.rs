@@ -9,6 +9,7 @@ mod api;
 pub mod connection;
 mod console;
 mod data;
+mod holds;
 pub mod request;
 pub mod response;
 

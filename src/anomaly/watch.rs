@@ -1,16 +1,17 @@
 //! Counting off the hot path: [`Watch::count`] pushes a transaction on a
-//! bounded vector (no task woken per message) and returns at once; every
-//! [`COUNT_EVERY`] a writer task counts what is queued, in batches, and
+//! bounded queue ([`Ticked`]: no task woken per message) and returns at
+//! once; every [`COUNT_EVERY`] a writer task counts what is queued, in batches, and
 //! hands each hold it placed to an [`Announce`] (the alert path's, which
 //! this layer may not name), on a task of its own. A full queue drops the
 //! transaction, counted: the watch never slows mail.
 
 use super::{Anomaly, Hold, Observation};
 use crate::config::Config;
+use crate::store::ticked::{TickWork, Ticked};
 use crate::store::Store;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Transactions counted per batch at most.
@@ -36,19 +37,12 @@ pub trait Announce: Send + Sync {
     fn announce(&self, hold: Hold) -> AnnounceFuture<'_>;
 }
 
-/// Transactions waiting for the writer.
-#[derive(Default)]
-struct Queue {
-    observations: Mutex<Vec<Observation>>,
-}
-
 /// The anomaly hold of one configuration: its settings, the holds, and
 /// the counting queue.
 pub struct Watch {
     anomaly: Arc<Anomaly>,
     enabled: bool,
-    queue: Arc<Queue>,
-    writer: OnceLock<()>,
+    queue: Ticked<Observation>,
 }
 
 impl Watch {
@@ -57,8 +51,7 @@ impl Watch {
         Watch {
             anomaly: Arc::new(Anomaly::new(&config.anomaly, store)),
             enabled: config.anomaly.enabled,
-            queue: Arc::new(Queue::default()),
-            writer: OnceLock::new(),
+            queue: Ticked::new(QUEUE, COUNT_EVERY),
         }
     }
 
@@ -78,77 +71,51 @@ impl Watch {
         if !self.enabled || self.anomaly.is_trusted(&observation.identity) {
             return;
         }
-        if !self.start_writer(announce) {
-            crate::metrics::anomaly_counted("dropped", 1);
-            return;
-        }
-        let mut queued = self
+        let anomaly = &self.anomaly;
+        if !self
             .queue
-            .observations
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if queued.len() >= QUEUE {
-            drop(queued);
+            .push(observation, || counter(Arc::clone(anomaly), announce()))
+        {
             crate::metrics::anomaly_counted("dropped", 1);
-            return;
         }
-        queued.push(observation);
-    }
-
-    /// Starts the writer on first use; false when there is no runtime.
-    fn start_writer(&self, announce: impl FnOnce() -> Arc<dyn Announce>) -> bool {
-        if self.writer.get().is_some() {
-            return true;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return false;
-        };
-        self.writer.get_or_init(|| {
-            runtime.spawn(write_loop(
-                Arc::clone(&self.anomaly),
-                Arc::downgrade(&self.queue),
-                announce(),
-            ));
-        });
-        true
     }
 }
 
-/// Every [`COUNT_EVERY`], counts what is queued; ends when the watch is
-/// dropped (a reload builds another). Counts the holds in force now and
-/// then, and after placing one.
-async fn write_loop(anomaly: Arc<Anomaly>, queue: Weak<Queue>, announce: Arc<dyn Announce>) {
-    let mut tick = tokio::time::interval(COUNT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// What the writer does with the transactions taken on a tick: counts
+/// them, [`BATCH`] at a time, hands each hold placed to `announce`, and
+/// counts the holds in force now and then, and after placing one.
+fn counter(
+    anomaly: Arc<Anomaly>,
+    announce: Arc<dyn Announce>,
+) -> impl FnMut(Vec<Observation>) -> TickWork + Send + 'static {
     let mut gauge = tokio::time::Instant::now();
-    loop {
-        tick.tick().await;
-        let Some(q) = queue.upgrade() else {
-            return;
-        };
-        let observations =
-            std::mem::take(&mut *q.observations.lock().unwrap_or_else(|e| e.into_inner()));
-        drop(q);
-        let mut placed_any = false;
-        for batch in observations.chunks(BATCH) {
-            match anomaly.count(batch).await {
-                Ok(placed) => {
-                    crate::metrics::anomaly_counted("counted", batch.len());
-                    placed_any |= !placed.is_empty();
-                    for hold in placed {
-                        let announce = Arc::clone(&announce);
-                        tokio::spawn(async move { announce.announce(hold).await });
+    move |observations: Vec<Observation>| {
+        let (anomaly, announce) = (Arc::clone(&anomaly), Arc::clone(&announce));
+        let gauge_due = gauge.elapsed() >= GAUGE_EVERY;
+        if gauge_due {
+            gauge = tokio::time::Instant::now();
+        }
+        Box::pin(async move {
+            let mut placed_any = false;
+            for batch in observations.chunks(BATCH) {
+                match anomaly.count(batch).await {
+                    Ok(placed) => {
+                        crate::metrics::anomaly_counted("counted", batch.len());
+                        placed_any |= !placed.is_empty();
+                        for hold in placed {
+                            let announce = Arc::clone(&announce);
+                            tokio::spawn(async move { announce.announce(hold).await });
+                        }
+                    }
+                    Err(e) => {
+                        crate::metrics::anomaly_counted("failed", batch.len());
+                        tracing::warn!(error = %e, transactions = batch.len(), "anomaly baseline not counted");
                     }
                 }
-                Err(e) => {
-                    crate::metrics::anomaly_counted("failed", batch.len());
-                    tracing::warn!(error = %e, transactions = batch.len(), "anomaly baseline not counted");
-                }
             }
-        }
-        if placed_any || gauge.elapsed() >= GAUGE_EVERY {
-            gauge = tokio::time::Instant::now();
-            let _ = anomaly.holds().await;
-        }
+            if placed_any || gauge_due {
+                let _ = anomaly.holds().await;
+            }
+        })
     }
 }

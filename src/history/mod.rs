@@ -3,8 +3,9 @@
 //! `smtpgate history`, `smtpgate why`, the HTTP API and the console.
 //!
 //! Written off the hot path: [`History::record`] puts the summary on a
-//! bounded queue and returns at once; a writer task takes what is queued
-//! and writes it in one [`Store::batch`]. A full queue drops the summary and
+//! bounded queue ([`Ticked`]) and returns at once; every [`FLUSH_EVERY`] a
+//! writer task takes what is queued and writes it in one [`Store::batch`]
+//! (index entries and counters merged by key). A full queue drops the summary and
 //! counts it (`smtpgate_history_dropped_total`): history never slows or
 //! fails mail.
 //!
@@ -30,11 +31,12 @@ pub use stats::{Minute, Stats};
 
 use crate::config::{Config, HistoryConfig, StoreBackend};
 use crate::score::{Breakdown, Score};
+use crate::store::ticked::{TickWork, Ticked};
 use crate::store::{memory::MemoryStore, Store, StoreError, WriteOp};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Summaries written per store batch at most.
@@ -149,8 +151,7 @@ pub fn score_f64(score: Score) -> f64 {
 pub struct History {
     store: Arc<dyn Store>,
     config: HistoryConfig,
-    queue: Arc<Queue>,
-    writer: OnceLock<()>,
+    queue: Ticked<Record>,
     symbols: ArcSwap<Vec<String>>,
 }
 
@@ -172,9 +173,8 @@ impl History {
     pub fn on(store: Arc<dyn Store>, config: HistoryConfig) -> History {
         History {
             store,
+            queue: Ticked::new(config.queue, FLUSH_EVERY),
             config,
-            queue: Arc::new(Queue::default()),
-            writer: OnceLock::new(),
             symbols: ArcSwap::from_pointee(Vec::new()),
         }
     }
@@ -206,35 +206,10 @@ impl History {
         if !self.config.enabled {
             return;
         }
-        if !self.start_writer() {
+        let (store, keep) = (&self.store, self.config.keep.0);
+        if !self.queue.push(record, || writer(Arc::clone(store), keep)) {
             crate::metrics::history_dropped();
-            return;
         }
-        let mut queued = self.queue.records.lock().unwrap_or_else(|e| e.into_inner());
-        if queued.len() >= self.config.queue {
-            drop(queued);
-            crate::metrics::history_dropped();
-            return;
-        }
-        queued.push(record);
-    }
-
-    /// Starts the writer on first use; false when there is no runtime.
-    fn start_writer(&self) -> bool {
-        if self.writer.get().is_some() {
-            return true;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return false;
-        };
-        self.writer.get_or_init(|| {
-            runtime.spawn(write_loop(
-                Arc::clone(&self.store),
-                Arc::downgrade(&self.queue),
-                self.config.keep.0,
-            ));
-        });
-        true
     }
 
     /// Writes `record` now (tests and imports; the gateway uses `record`).
@@ -351,33 +326,25 @@ fn ops(records: &[Record], keep: Duration) -> Vec<WriteOp> {
     ops
 }
 
-/// Summaries waiting for the writer.
-#[derive(Default)]
-struct Queue {
-    records: Mutex<Vec<Record>>,
-}
-
-/// Every [`FLUSH_EVERY`], takes what is queued and writes it; ends (after a
-/// last write) when the history is dropped (a reload with another store).
-async fn write_loop(store: Arc<dyn Store>, queue: std::sync::Weak<Queue>, keep: Duration) {
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(q) = queue.upgrade() else {
-            return;
-        };
-        let records = std::mem::take(&mut *q.records.lock().unwrap_or_else(|e| e.into_inner()));
-        drop(q);
-        for chunk in records.chunks(BATCH) {
-            let batch = ops(chunk, keep);
-            if let Err(e) = store.batch(&batch).await {
-                crate::metrics::history_failed(chunk.len());
-                tracing::warn!(error = %e, records = chunk.len(), "history not written");
-            } else {
-                crate::metrics::history_written(chunk.len());
+/// What the writer does with the records taken on a tick: writes them,
+/// [`BATCH`] to a store batch.
+fn writer(
+    store: Arc<dyn Store>,
+    keep: Duration,
+) -> impl FnMut(Vec<Record>) -> TickWork + Send + 'static {
+    move |records: Vec<Record>| {
+        let store = Arc::clone(&store);
+        Box::pin(async move {
+            for chunk in records.chunks(BATCH) {
+                let batch = ops(chunk, keep);
+                if let Err(e) = store.batch(&batch).await {
+                    crate::metrics::history_failed(chunk.len());
+                    tracing::warn!(error = %e, records = chunk.len(), "history not written");
+                } else {
+                    crate::metrics::history_written(chunk.len());
+                }
             }
-        }
+        })
     }
 }
 

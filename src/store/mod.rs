@@ -9,6 +9,7 @@ pub mod memory;
 pub mod queue;
 pub mod redis;
 mod redis_batch;
+pub mod ticked;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -13,7 +13,7 @@
 
 use crate::action::{decide, Action, Policy};
 use crate::history::{History, Record};
-use crate::score::{Breakdown, Hit, Score, ScoredSymbol, SymbolTable};
+use crate::score::{Breakdown, Score, ScoredSymbol, SymbolTable};
 use crate::store::StoreError;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -38,13 +38,8 @@ impl Judge<'_> {
     pub fn breakdown(&self, record: &Record) -> Breakdown {
         let mut b = Breakdown::with_caps(Arc::clone(&self.caps));
         for s in &record.symbols {
-            let hit = Hit {
-                name: s.name.clone(),
-                options: s.options.clone(),
-                why: Default::default(),
-            };
             // A symbol the rules no longer know keeps its recorded score.
-            let mut weighed = ScoredSymbol::weigh(self.symbols, hit);
+            let mut weighed = ScoredSymbol::weigh(self.symbols, s.hit());
             if self.symbols.get(&s.name).is_none() {
                 weighed.score = Score::from_f64(s.score);
             }

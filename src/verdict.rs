@@ -3,7 +3,7 @@
 //! for delivered mail as well as stopped mail.
 
 use crate::history::Record;
-use crate::score::{Breakdown, Hit, Score, ScoredSymbol, SymbolTable};
+use crate::score::{Breakdown, Score, ScoredSymbol, SymbolTable};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// The breakdown of `record`, weighed as it was (its scores), with the
@@ -13,11 +13,7 @@ pub fn breakdown(record: &Record, symbols: &SymbolTable) -> Breakdown {
     for s in &record.symbols {
         let def = symbols.get(&s.name);
         b.push(ScoredSymbol {
-            hit: Hit {
-                name: s.name.clone(),
-                options: s.options.clone(),
-                why: Default::default(),
-            },
+            hit: s.hit(),
             score: Score::from_f64(s.score),
             action: def.and_then(|d| d.action).filter(|_| !s.shadow),
             group: def.map(|d| d.group.clone()).unwrap_or_default(),

@@ -101,6 +101,18 @@ pub struct SymbolEntry {
     pub shadow: bool,
 }
 
+impl SymbolEntry {
+    /// The symbol as a check found it (its name and options), to be
+    /// weighed again: as recorded (`why`) or by other rules (`replay`).
+    pub fn hit(&self) -> crate::score::Hit {
+        crate::score::Hit {
+            name: self.name.clone(),
+            options: self.options.clone(),
+            why: Default::default(),
+        }
+    }
+}
+
 impl Record {
     /// The symbols of `breakdown`, in report order.
     pub fn symbols_of(breakdown: &Breakdown) -> Vec<SymbolEntry> {

@@ -5,6 +5,7 @@
 mod common;
 
 use common::client::Client;
+use common::http::{sample, scrape};
 use common::sink::{Sink, SinkConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -305,34 +306,6 @@ async fn sd_notify_ready_reloading_and_stopping() {
     assert_eq!(exit, Some(0));
 }
 
-/// GET `path` over plain HTTP/1.0 on loopback.
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("metrics listener");
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    String::from_utf8_lossy(&out).to_string()
-}
-
-/// The value of the sample line starting with `series ` in a scrape.
-fn sample(scrape: &str, series: &str) -> Option<f64> {
-    scrape
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .and_then(|v| v.trim().parse().ok())
-}
-
 #[tokio::test]
 async fn metrics_count_sessions_transactions_symbols_and_latency() {
     let sink = Sink::start(SinkConfig::default()).await;
@@ -362,7 +335,7 @@ async fn metrics_count_sessions_transactions_symbols_and_latency() {
     assert_eq!(r.code, 550, "{r:?}");
     gw.signal("-HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let scrape = http_get(metrics, "/metrics").await;
+    let scrape = scrape(metrics).await;
     assert!(
         scrape.starts_with("HTTP/1.") && scrape.contains(" 200 "),
         "{scrape}"

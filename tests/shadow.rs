@@ -10,6 +10,7 @@
 mod common;
 
 use common::dns::{DnsServer, Zone};
+use common::http::{sample, scrape};
 use common::sink::{Sink, SinkConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -437,30 +438,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-async fn scrape(addr: SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn sample(scrape: &str, series: &str) -> Option<f64> {
-    scrape
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// What one `serve` run did with the two messages: the caps message's

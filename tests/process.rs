@@ -544,3 +544,75 @@ async fn why_and_history_answer_from_the_memory_store_through_the_running_gatewa
     );
     drop(gw);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_from_the_command_line_reaches_the_running_gateways_memory_store() {
+    let sink = Sink::start(SinkConfig::default()).await;
+    let http = free_port();
+    let extra = format!("[http]\nlisten = \"{http}\"\n[anomaly]\nenabled = true\n");
+    let text = common::config_text(sink.addr, "", &extra);
+    let gw = spawn_gateway(&text).await;
+    let config = temp_file(&format!("hold-{}.toml", http.port()), &text);
+    let run = |args: &[&str]| {
+        let mut command = Command::new(BIN);
+        command
+            .arg("hold")
+            .args(["--config", config.to_str().unwrap()])
+            .args(args);
+        async move {
+            let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let mail = || async {
+        let mut c = Client::connect(gw.addr).await;
+        assert_eq!(c.read_reply().await.code, 220);
+        c.expect("EHLO client.example.test", 250).await;
+        let r = c.cmd("MAIL FROM:<a@example.test>").await;
+        format!("{} {}", r.code, r.text())
+    };
+    assert_eq!(
+        run(&["list"]).await,
+        (Some(0), "no identity is held\n".into(), String::new())
+    );
+    let (code, out, err) = run(&["127.0.0.1", "--for", "2h", "--reason", "phishing run"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("127.0.0.1  until "), "{out}");
+    let reference = out.split("ref=").nth(1).unwrap().split(' ').next().unwrap();
+    assert!(out.ends_with("  phishing run\n"), "{out}");
+    assert_eq!(
+        mail().await,
+        format!(
+            "451 4.7.1 <127.0.0.1> held for review: phishing run (ANOMALY_HOLD) ref={reference}"
+        )
+    );
+    let (code, listed, _) = run(&["list"]).await;
+    assert_eq!((code, listed.as_str()), (Some(0), out.as_str()));
+    let (code, json, _) = run(&["list", "--json"]).await;
+    assert_eq!(code, Some(0));
+    let holds: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(holds[0]["by"], "operator");
+    assert_eq!(
+        run(&["release", "127.0.0.1"]).await,
+        (Some(0), "released 127.0.0.1\n".into(), String::new())
+    );
+    assert!(mail().await.starts_with("250 "));
+    assert_eq!(
+        run(&["release", "127.0.0.1"]).await,
+        (Some(1), String::new(), "127.0.0.1 is not held\n".into())
+    );
+    let (code, _, err) = run(&["127.0.0.1", "--for", "soon"]).await;
+    assert_eq!(
+        (code, err.trim()),
+        (
+            Some(2),
+            "--for: invalid duration `soon`: expected e.g. 30m, 2h, 3d (at most 30d)"
+        )
+    );
+}

@@ -100,7 +100,11 @@ pub fn run(path: &Path, args: &HistoryArgs) -> ExitCode {
             .iter()
             .map(|(k, v)| format!("{k}={}", super::encode(v)))
             .collect();
-        match remote::<Vec<Record>>(&app, &format!("/api/history?{}", q.join("&"))) {
+        match super::remote_json::<Vec<Record>>(
+            &app,
+            "GET",
+            &format!("/api/history?{}", q.join("&")),
+        ) {
             Ok(Some(r)) => r,
             Ok(None) => Vec::new(),
             Err(code) => return code,
@@ -148,7 +152,7 @@ pub fn why(path: &Path, reference: &str) -> ExitCode {
             record: Record,
         }
         let path = format!("/api/messages/{}", super::encode(reference.trim()));
-        match remote::<Message>(&app, &path) {
+        match super::remote_json::<Message>(&app, "GET", &path) {
             Ok(m) => Ok(m.map(|m| m.record)),
             Err(code) => return code,
         }
@@ -170,36 +174,6 @@ pub fn why(path: &Path, reference: &str) -> ExitCode {
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(75)
-        }
-    }
-}
-
-/// A JSON answer of the running gateway's API: `None` on 404; a failure is
-/// said and gives exit status 75 (or 2 when the API is not configured).
-fn remote<T: serde::de::DeserializeOwned>(
-    app: &crate::app::App,
-    path: &str,
-) -> Result<Option<T>, ExitCode> {
-    match super::remote_get(app, path) {
-        Ok((200, body)) => serde_json::from_slice(&body).map(Some).map_err(|e| {
-            eprintln!("the gateway's API answered {path} with unexpected JSON: {e}");
-            ExitCode::from(75)
-        }),
-        Ok((404, _)) => Ok(None),
-        Ok((status, body)) => {
-            eprintln!(
-                "the gateway's API answered {path} with {status}: {}",
-                String::from_utf8_lossy(&body)
-            );
-            Err(ExitCode::from(if status == 400 { 2 } else { 75 }))
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            Err(ExitCode::from(if app.config.http.is_none() {
-                2
-            } else {
-                75
-            }))
         }
     }
 }

@@ -1,9 +1,13 @@
 //! `smtpgate hold`: the anomaly holds from the command line — list them,
 //! hold an identity by hand, release one.
 
-use crate::anomaly::Hold;
+use crate::anomaly::{Anomaly, Hold};
+use crate::app::App;
+use crate::store::StoreError;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `smtpgate hold list | hold IDENTITY [--for 2h] | hold release IDENTITY`.
 #[derive(Debug, Clone, clap::Args)]
@@ -52,50 +56,44 @@ pub fn line(h: &Hold) -> String {
 }
 
 /// `smtpgate hold …`: 0 done, 1 release of an identity not held, 2 usage
-/// or configuration error, 75 the store failed.
+/// or configuration error, 75 the store failed. With the memory store the
+/// holds live inside the running gateway: the tool asks its API
+/// (`/api/holds`, `[http] listen`).
 pub fn run(path: &Path, args: &HoldArgs) -> ExitCode {
-    let (app, runtime) = match super::shared_store_app(path, "holds live") {
+    let (app, runtime) = match super::app_and_runtime(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let anomaly = app.anomaly.anomaly();
-    let store_failed = |e: crate::store::StoreError| {
-        eprintln!("{e}");
-        ExitCode::from(75)
+    let holds = if app.store.backend() == "memory" {
+        Holds::Remote(&app)
+    } else {
+        Holds::Local(app.anomaly.anomaly(), &runtime)
     };
-    match (&args.action, &args.identity) {
-        (Some(HoldAction::List { json }), _) => match runtime.block_on(anomaly.holds()) {
-            Ok(holds) if *json => {
+    let done = match (&args.action, &args.identity) {
+        (Some(HoldAction::List { json }), _) => holds.list().map(|holds| {
+            if *json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&holds).unwrap_or_default()
                 );
+            } else if holds.is_empty() {
+                println!("no identity is held");
+            }
+            for h in holds.iter().filter(|_| !*json) {
+                println!("{}", line(h));
+            }
+            ExitCode::SUCCESS
+        }),
+        (Some(HoldAction::Release { identity }), _) => holds.release(identity).map(|released| {
+            let identity = crate::anomaly::identity(identity);
+            if released {
+                println!("released {identity}");
                 ExitCode::SUCCESS
+            } else {
+                eprintln!("{identity} is not held");
+                ExitCode::FAILURE
             }
-            Ok(holds) => {
-                if holds.is_empty() {
-                    println!("no identity is held");
-                }
-                for h in &holds {
-                    println!("{}", line(h));
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => store_failed(e),
-        },
-        (Some(HoldAction::Release { identity }), _) => {
-            match runtime.block_on(anomaly.release(identity)) {
-                Ok(true) => {
-                    println!("released {}", crate::anomaly::identity(identity));
-                    ExitCode::SUCCESS
-                }
-                Ok(false) => {
-                    eprintln!("{} is not held", crate::anomaly::identity(identity));
-                    ExitCode::FAILURE
-                }
-                Err(e) => store_failed(e),
-            }
-        }
+        }),
         (None, Some(identity)) => {
             if !app.config.anomaly.enabled {
                 eprintln!(
@@ -118,19 +116,67 @@ pub fn run(path: &Path, args: &HoldArgs) -> ExitCode {
                 .reason
                 .as_deref()
                 .unwrap_or(crate::anomaly::OPERATOR_REASON);
-            match runtime.block_on(anomaly.hold(identity, span, reason)) {
-                Ok(h) => {
-                    println!("{}", line(&h));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => store_failed(e),
-            }
+            holds.hold(identity, span, reason).map(|h| {
+                println!("{}", line(&h));
+                ExitCode::SUCCESS
+            })
         }
         (None, None) => {
             eprintln!(
                 "usage: smtpgate hold list | hold IDENTITY [--for 2h] | hold release IDENTITY"
             );
-            ExitCode::from(2)
+            Ok(ExitCode::from(2))
+        }
+    };
+    done.unwrap_or_else(|code| code)
+}
+
+/// Where the holds are: the shared store, or the running gateway's API.
+enum Holds<'a> {
+    Local(&'a Arc<Anomaly>, &'a tokio::runtime::Runtime),
+    Remote(&'a App),
+}
+
+fn store_failed(e: StoreError) -> ExitCode {
+    eprintln!("{e}");
+    ExitCode::from(75)
+}
+
+impl Holds<'_> {
+    fn list(&self) -> Result<Vec<Hold>, ExitCode> {
+        match self {
+            Holds::Local(a, rt) => rt.block_on(a.holds()).map_err(store_failed),
+            Holds::Remote(app) => {
+                super::remote_json(app, "GET", "/api/holds").map(Option::unwrap_or_default)
+            }
+        }
+    }
+
+    fn hold(&self, identity: &str, span: Duration, reason: &str) -> Result<Hold, ExitCode> {
+        match self {
+            Holds::Local(a, rt) => rt
+                .block_on(a.hold(identity, span, reason))
+                .map_err(store_failed),
+            Holds::Remote(app) => {
+                let path = format!(
+                    "/api/holds/{}?for={}s&reason={}",
+                    super::encode(identity),
+                    span.as_secs(),
+                    super::encode(reason)
+                );
+                super::remote_json(app, "POST", &path)?.ok_or(ExitCode::from(75))
+            }
+        }
+    }
+
+    fn release(&self, identity: &str) -> Result<bool, ExitCode> {
+        match self {
+            Holds::Local(a, rt) => rt.block_on(a.release(identity)).map_err(store_failed),
+            Holds::Remote(app) => {
+                let path = format!("/api/holds/{}", super::encode(identity));
+                let released: Option<serde_json::Value> = super::remote_json(app, "DELETE", &path)?;
+                Ok(released.is_some())
+            }
         }
     }
 }

@@ -16,6 +16,11 @@ use std::process::ExitCode;
 /// `token_file` when there is one): the status and the body. For the tools
 /// that read state the memory store keeps inside the running gateway.
 pub fn remote_get(app: &App, path: &str) -> Result<(u16, Vec<u8>), String> {
+    remote(app, "GET", path)
+}
+
+/// `method path` (no body) on the running gateway's API, as [`remote_get`].
+pub fn remote(app: &App, method: &str, path: &str) -> Result<(u16, Vec<u8>), String> {
     use std::io::{Read, Write};
     let Some(http) = &app.config.http else {
         return Err(
@@ -32,7 +37,7 @@ pub fn remote_get(app: &App, path: &str) -> Result<(u16, Vec<u8>), String> {
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     conn.write_all(
         format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n",
             http.listen
         )
         .as_bytes(),
@@ -59,6 +64,43 @@ pub fn remote_get(app: &App, path: &str) -> Result<(u16, Vec<u8>), String> {
         body = unchunk(&body);
     }
     Ok((status, body))
+}
+
+/// A JSON answer of the running gateway's API: `None` on 404; a failure is
+/// said and gives exit status 75 (2 when the API is not configured, or
+/// the request is refused as a usage error: 400, 409).
+pub fn remote_json<T: serde::de::DeserializeOwned>(
+    app: &App,
+    method: &str,
+    path: &str,
+) -> Result<Option<T>, ExitCode> {
+    match remote(app, method, path) {
+        Ok((200, body)) => serde_json::from_slice(&body).map(Some).map_err(|e| {
+            eprintln!("the gateway's API answered {path} with unexpected JSON: {e}");
+            ExitCode::from(75)
+        }),
+        Ok((404, _)) => Ok(None),
+        Ok((status, body)) => {
+            let error = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            eprintln!("the gateway's API answered {method} {path} with {status}: {error}");
+            Err(ExitCode::from(if matches!(status, 400 | 409) {
+                2
+            } else {
+                75
+            }))
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(if app.config.http.is_none() {
+                2
+            } else {
+                75
+            }))
+        }
+    }
 }
 
 fn unchunk(mut data: &[u8]) -> Vec<u8> {

@@ -320,7 +320,9 @@ fn ops(records: &[Record], keep: Duration) -> Vec<WriteOp> {
         }
         ops.extend(stats::counts(r, keep));
     }
-    ops
+    // One append per index bucket and one increment per counter for the
+    // whole batch (most records of a drain share their buckets).
+    crate::store::coalesce(ops)
 }
 
 /// Summaries waiting for the writer.

@@ -3,7 +3,9 @@
 //! configured from `[dns]`. NXDOMAIN and NODATA are answers (`Ok(None)`);
 //! timeouts, SERVFAIL and refusals are [`DnsError`]s, which checks turn into
 //! a tempfail, never a 5xx. hickory's cache holds positive and negative
-//! answers for their TTLs, bounded in size.
+//! answers for their TTLs, bounded in size; in front of it each kind of
+//! lookup keeps its answers as the checks use them (see [`Memo`]), until
+//! the same instant hickory's entry expires.
 
 use crate::config::{Config, ConfigError};
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
@@ -11,9 +13,10 @@ use mail_auth::hickory_resolver::net::runtime::TokioRuntimeProvider;
 use mail_auth::hickory_resolver::proto::rr::RData;
 use mail_auth::hickory_resolver::{Resolver, TokioResolver};
 use std::future::Future;
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Entries hickory's answer cache holds at most.
 const CACHE_SIZE: u64 = 50_000;
@@ -93,9 +96,82 @@ pub fn resolver_config(
     Ok((resolver_config, opts))
 }
 
+/// Answers of one kind of lookup as the checks use them, each until the
+/// instant hickory's cached answer expires (a positive answer's
+/// `valid_until`, a negative one's remaining negative TTL); failures are
+/// never kept. A hit costs a hash lookup instead of hickory's query
+/// building, cache read and response copy, which every message repeated.
+struct Memo<K, T> {
+    entries: moka::sync::Cache<K, (Option<Vec<T>>, Instant)>,
+}
+
+impl<K, T> Memo<K, T>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    fn new() -> Self {
+        Memo {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(CACHE_SIZE)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .build(),
+        }
+    }
+
+    /// The kept answer for `key`, if still valid.
+    fn get(&self, key: &K) -> Option<Option<Vec<T>>> {
+        let (answer, valid_until) = self.entries.get(key)?;
+        if valid_until > Instant::now() {
+            Some(answer)
+        } else {
+            self.entries.invalidate(key);
+            None
+        }
+    }
+
+    /// Keeps `answer` until `valid_until` (`None`: not kept).
+    fn put(&self, key: K, answer: &Result<Option<Vec<T>>, DnsError>, valid_until: Option<Instant>) {
+        if let (Ok(answer), Some(until)) = (answer, valid_until) {
+            if until > Instant::now() {
+                self.entries.insert(key, (answer.clone(), until));
+            }
+        }
+    }
+}
+
+/// Until when hickory keeps the answer `result` (`None`: a failure, not
+/// kept). `now` is when the lookup started (a negative TTL counts from
+/// the answer, which is no earlier).
+fn valid_until(
+    result: &Result<
+        mail_auth::hickory_resolver::lookup::Lookup,
+        mail_auth::hickory_resolver::net::NetError,
+    >,
+    now: Instant,
+) -> Option<Instant> {
+    use mail_auth::hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
+    match result {
+        Ok(lookup) => Some(lookup.valid_until()),
+        Err(NetError::Dns(HickoryDnsError::NoRecordsFound(no_records))) => no_records
+            .negative_ttl
+            .map(|ttl| now + Duration::from_secs(u64::from(ttl))),
+        Err(_) => None,
+    }
+}
+
+/// The earlier of two expiries (`None`, not kept, wins).
+fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    Some(a?.min(b?))
+}
+
 /// hickory behind [`Lookup`].
 pub struct HickoryLookup {
     resolver: TokioResolver,
+    ips: Memo<Box<str>, IpAddr>,
+    mx: Memo<Box<str>, (u16, String)>,
+    ptr: Memo<IpAddr, String>,
+    a: Memo<Box<str>, std::net::Ipv4Addr>,
 }
 
 impl HickoryLookup {
@@ -112,7 +188,13 @@ impl HickoryLookup {
                     format!("dns: cannot build the resolver: {e}"),
                 )
             })?;
-        Ok(HickoryLookup { resolver })
+        Ok(HickoryLookup {
+            resolver,
+            ips: Memo::new(),
+            mx: Memo::new(),
+            ptr: Memo::new(),
+            a: Memo::new(),
+        })
     }
 }
 
@@ -168,6 +250,12 @@ fn name_text(name: &mail_auth::hickory_resolver::proto::rr::Name) -> String {
 impl Lookup for HickoryLookup {
     fn ips<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<IpAddr>> {
         Box::pin(async move {
+            let key: Box<str> = name.into();
+            if let Some(kept) = self.ips.get(&key) {
+                crate::metrics::dns("a", Duration::ZERO, false);
+                crate::metrics::dns("aaaa", Duration::ZERO, false);
+                return Ok(kept);
+            }
             if impossible(name) {
                 return Ok(None);
             }
@@ -176,6 +264,7 @@ impl Lookup for HickoryLookup {
                 self.resolver.ipv4_lookup(fqdn(name)),
                 self.resolver.ipv6_lookup(fqdn(name))
             );
+            let until = earlier(valid_until(&v4, started), valid_until(&v6, started));
             let v4 = answer("a", name, started, v4, |d| match d {
                 RData::A(a) => Some(IpAddr::V4(a.0)),
                 _ => None,
@@ -184,7 +273,7 @@ impl Lookup for HickoryLookup {
                 RData::AAAA(a) => Some(IpAddr::V6(a.0)),
                 _ => None,
             });
-            match (v4, v6) {
+            let out = match (v4, v6) {
                 (Ok(a), Ok(b)) => {
                     let all: Vec<IpAddr> = a
                         .into_iter()
@@ -196,40 +285,65 @@ impl Lookup for HickoryLookup {
                 // One family answered: that is an answer.
                 (Ok(Some(a)), Err(_)) | (Err(_), Ok(Some(a))) => Ok(Some(a)),
                 (Err(e), _) | (_, Err(e)) => Err(e),
-            }
+            };
+            self.ips.put(key, &out, until);
+            out
         })
     }
 
     fn mx<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<(u16, String)>> {
         Box::pin(async move {
+            let key: Box<str> = name.into();
+            if let Some(kept) = self.mx.get(&key) {
+                crate::metrics::dns("mx", Duration::ZERO, false);
+                return Ok(kept);
+            }
             let started = Instant::now();
             let result = self.resolver.mx_lookup(fqdn(name)).await;
-            answer("mx", name, started, result, |d| match d {
+            let until = valid_until(&result, started);
+            let out = answer("mx", name, started, result, |d| match d {
                 RData::MX(mx) => Some((mx.preference, name_text(&mx.exchange))),
                 _ => None,
-            })
+            });
+            self.mx.put(key, &out, until);
+            out
         })
     }
 
     fn ptr<'a>(&'a self, ip: IpAddr) -> DnsFuture<'a, Vec<String>> {
         Box::pin(async move {
+            if let Some(kept) = self.ptr.get(&ip) {
+                crate::metrics::dns("ptr", Duration::ZERO, false);
+                return Ok(kept);
+            }
             let started = Instant::now();
             let result = self.resolver.reverse_lookup(ip).await;
-            answer("ptr", &ip.to_string(), started, result, |d| match d {
+            let until = valid_until(&result, started);
+            let out = answer("ptr", &ip.to_string(), started, result, |d| match d {
                 RData::PTR(p) => Some(name_text(&p.0)),
                 _ => None,
-            })
+            });
+            self.ptr.put(ip, &out, until);
+            out
         })
     }
 
     fn a<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<std::net::Ipv4Addr>> {
         Box::pin(async move {
+            let key: Box<str> = name.into();
+            if let Some(kept) = self.a.get(&key) {
+                crate::metrics::dns("a", Duration::ZERO, false);
+                return Ok(kept);
+            }
             let started = Instant::now();
             let result = self.resolver.ipv4_lookup(fqdn(name)).await;
-            answer("a", name, started, result, |d| match d {
+            let until = valid_until(&result, started);
+            let out = answer("a", name, started, result, |d| match d {
                 RData::A(a) => Some(a.0),
                 _ => None,
-            })
+            });
+            self.a.put(key, &out, until);
+            out
         })
     }
 }

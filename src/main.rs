@@ -15,6 +15,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, Layer, Registry};
 
+/// mimalloc: fewer instructions per allocation than glibc's malloc on the
+/// per-message path (parsed messages, replies, store keys).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "smtpgate", version, about = "Outbound SMTP quality gateway")]
 struct Cli {

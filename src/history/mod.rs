@@ -335,7 +335,9 @@ fn ops(records: &[Record], keep: Duration) -> Vec<WriteOp> {
             merge(&mut ops, op);
         }
     }
-    ops
+    // One append per index bucket and one increment per counter for the
+    // whole batch (most records of a drain share their buckets).
+    crate::store::coalesce(ops)
 }
 
 /// What the writer does with the records taken on a tick: writes them,

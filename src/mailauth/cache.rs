@@ -149,10 +149,15 @@ impl<V: Clone + Send + Sync + 'static + UnresolvableName> ResolverCache<Box<str>
         Box<str>: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        // Only names the resolver answered are kept, so a kept entry needs
+        // no check (which parses the name): every message asks the same.
+        if let Some(kept) = self.0.get(name) {
+            return Some(kept);
+        }
         if asked_name(name).is_some_and(|n| !resolvable(&n)) {
             return Some(V::unresolvable());
         }
-        self.0.get(name)
+        None
     }
 
     fn remove<Q>(&self, name: &Q) -> Option<V>

@@ -24,7 +24,10 @@
 use super::cache::Caches;
 use super::overlay::Overlay;
 use mail_auth::dmarc::{Dmarc, Psd};
-use mail_auth::{DnsError, Error, MessageAuthenticator, Txt};
+use mail_auth::hickory_resolver::proto::rr::Name;
+use mail_auth::{DnsError, Error, MessageAuthenticator, ResolverCache, Txt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What the walk found about the author domain.
 pub(super) enum Walk {
@@ -68,6 +71,53 @@ fn absent(e: &Error) -> bool {
     )
 }
 
+/// The DMARC record at `name`, read through the shared TXT cache. mail-auth
+/// keeps records and unparsable answers there but not "no record", so every
+/// message asked DNS again for each absent name of its walk (twice: here and
+/// in mail-auth's own walk); here an absent name is kept as the error
+/// mail-auth answers for it, for the negative TTL hickory keeps it.
+async fn dmarc_lookup(
+    resolver: &MessageAuthenticator,
+    caches: &Caches,
+    name: &str,
+) -> mail_auth::Result<Arc<Dmarc>> {
+    let result = resolver.txt_lookup::<Dmarc>(name, Some(&caches.txt)).await;
+    if let Err(e @ Error::Dns(DnsError::RecordNotFound(_))) = &result {
+        remember_absent(resolver, caches, name, e).await;
+    }
+    result
+}
+
+/// Keeps `error` (no record at `name`) in the TXT cache until hickory's
+/// negative answer for it expires (hickory answers from its cache here).
+async fn remember_absent(
+    resolver: &MessageAuthenticator,
+    caches: &Caches,
+    name: &str,
+    error: &Error,
+) {
+    use mail_auth::hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
+    let Ok(query) = Name::from_str_relaxed(name) else {
+        return;
+    };
+    let now = Instant::now();
+    if let Err(NetError::Dns(HickoryDnsError::NoRecordsFound(no))) =
+        resolver.0.txt_lookup(query).await
+    {
+        if let Some(ttl) = no.negative_ttl.filter(|t| *t > 0) {
+            let until = now + Duration::from_secs(u64::from(ttl));
+            // The key mail-auth asks with: lower case, the root dot.
+            let mut key = name.to_ascii_lowercase();
+            if !key.ends_with('.') {
+                key.push('.');
+            }
+            caches
+                .txt
+                .insert(key.into(), Txt::Error(error.clone()), until);
+        }
+    }
+}
+
 /// Walks `author`'s tree before mail-auth does, through the shared TXT
 /// cache (so mail-auth's walk finds the answers there), and lays "no
 /// record" over the failed names above an author domain with a record.
@@ -81,10 +131,7 @@ pub(super) async fn prepare(
     let Some((own, above)) = names.split_first() else {
         return Walk::Proceed;
     };
-    match resolver
-        .txt_lookup::<Dmarc>(own.as_str(), Some(&caches.txt))
-        .await
-    {
+    match dmarc_lookup(resolver, caches, own).await {
         // A psd= record ends the walk at the author domain.
         Ok(record) if matches!(record.psd, Psd::Yes | Psd::No) => return Walk::Proceed,
         Ok(_) => {}
@@ -93,10 +140,7 @@ pub(super) async fn prepare(
         Err(e) => return Walk::AuthorFailed(e.to_string()),
     }
     for name in above {
-        match resolver
-            .txt_lookup::<Dmarc>(name.as_str(), Some(&caches.txt))
-            .await
-        {
+        match dmarc_lookup(resolver, caches, name).await {
             Ok(record) if matches!(record.psd, Psd::Yes | Psd::No) => break,
             Ok(_) => {}
             Err(e) if absent(&e) => {}

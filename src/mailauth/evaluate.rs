@@ -43,6 +43,7 @@ pub struct Envelope<'a> {
 pub struct Authenticator {
     pub(super) resolver: MessageAuthenticator,
     caches: Caches,
+    spf_memo: spf_walk::SpfMemo,
     egress_ips: Vec<IpAddr>,
     pub(super) hostname: String,
     pub(super) signer: Option<Signer>,
@@ -82,6 +83,7 @@ impl Authenticator {
         Ok(Authenticator {
             resolver,
             caches: Caches::default(),
+            spf_memo: spf_walk::SpfMemo::default(),
             egress_ips: config
                 .outbound
                 .as_ref()
@@ -156,7 +158,7 @@ impl Authenticator {
         }
         let mut overlay = Overlay::new(&self.caches.txt);
         let started = std::time::Instant::now();
-        spf_walk::prepare(&self.resolver, &identity, &mut overlay).await;
+        spf_walk::prepare(&self.resolver, &self.spf_memo, &identity, &mut overlay).await;
         let output = self
             .resolver
             .verify_spf(self.caches.params_with(&overlay, params))

@@ -28,11 +28,12 @@ use super::spf_record;
 use super::spf_syntax::{self, SpfSyntaxError};
 use mail_auth::hickory_resolver::proto::rr::{Name, RData};
 
-use mail_auth::spf::{Mechanism, Variables};
+use mail_auth::spf::{Mechanism, Spf, Variables};
 use mail_auth::{DnsError, Error, MessageAuthenticator, Txt};
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Records read at most: the domain's own and the 10 lookups RFC 7208
 /// §4.6.4 allows.
@@ -60,27 +61,116 @@ pub(super) enum Fetched {
 
 /// The TXT strings of `name`, each record's strings joined (RFC 7208 §3.3).
 pub(super) async fn fetch(resolver: &MessageAuthenticator, name: &str) -> Fetched {
+    fetch_until(resolver, name).await.0
+}
+
+/// [`fetch`], and until when hickory keeps that answer (`None` for a
+/// failure, or a name that cannot be asked).
+async fn fetch_until(resolver: &MessageAuthenticator, name: &str) -> (Fetched, Option<Instant>) {
     let Ok(query) = Name::from_str_relaxed(name) else {
-        return Fetched::Absent;
+        return (Fetched::Absent, None);
     };
+    let started = Instant::now();
     match resolver.0.txt_lookup(query).await {
-        Ok(lookup) => Fetched::Records(
-            lookup
-                .answers()
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::TXT(txt) => Some(
-                        txt.txt_data
-                            .iter()
-                            .map(|s| String::from_utf8_lossy(s))
-                            .collect::<String>(),
-                    ),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        Err(e) if e.is_no_records_found() || e.is_nx_domain() => Fetched::Absent,
-        Err(e) => Fetched::Failed(e.to_string()),
+        Ok(lookup) => {
+            let until = lookup.valid_until();
+            (
+                Fetched::Records(
+                    lookup
+                        .answers()
+                        .iter()
+                        .filter_map(|r| match &r.data {
+                            RData::TXT(txt) => Some(
+                                txt.txt_data
+                                    .iter()
+                                    .map(|s| String::from_utf8_lossy(s))
+                                    .collect::<String>(),
+                            ),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                Some(until),
+            )
+        }
+        Err(e) if e.is_no_records_found() || e.is_nx_domain() => {
+            use mail_auth::hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
+            let until = match &e {
+                NetError::Dns(HickoryDnsError::NoRecordsFound(no)) => no
+                    .negative_ttl
+                    .map(|ttl| started + Duration::from_secs(u64::from(ttl))),
+                _ => None,
+            };
+            (Fetched::Absent, until)
+        }
+        Err(e) => (Fetched::Failed(e.to_string()), None),
+    }
+}
+
+/// What a name's TXT answer is to the walk, before the client's address
+/// and macros come in: the same for every message until the answer
+/// expires.
+#[derive(Clone)]
+enum Read {
+    /// The lookup failed (never kept).
+    Failed(String),
+    /// No SPF record (NXDOMAIN, NODATA, or no `v=spf1` among the TXT).
+    NoRecord,
+    /// A record that does not select or validate.
+    Broken(SpfSyntaxError),
+    /// A record mail-auth's parser cannot read (skipped, as before).
+    Unparsed,
+    /// The record, validated and parsed.
+    Record(Arc<Spf>),
+}
+
+/// The walk's reading of each name's answer, kept until hickory's answer
+/// expires, so that a message from a customer whose record was read
+/// before costs no TXT lookup, selection, validation or parse.
+pub(super) struct SpfMemo {
+    entries: moka::sync::Cache<Box<str>, (Read, Instant)>,
+}
+
+impl Default for SpfMemo {
+    fn default() -> Self {
+        SpfMemo {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(50_000)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .build(),
+        }
+    }
+}
+
+impl SpfMemo {
+    /// The reading of `name`'s answer: kept, or looked up and read.
+    async fn read(&self, resolver: &MessageAuthenticator, name: &str) -> Read {
+        let key: Box<str> = name.to_ascii_lowercase().into();
+        if let Some((read, until)) = self.entries.get(&key) {
+            if until > Instant::now() {
+                return read;
+            }
+            self.entries.invalidate(&key);
+        }
+        let (fetched, until) = fetch_until(resolver, name).await;
+        let records = match fetched {
+            Fetched::Records(records) => records,
+            Fetched::Absent => Vec::new(),
+            Fetched::Failed(why) => return Read::Failed(why),
+        };
+        let read = match spf_syntax::select(&records) {
+            Ok(None) => Read::NoRecord,
+            Err(e) => Read::Broken(e),
+            Ok(Some(record)) => match spf_syntax::validate(record) {
+                Err(e) => Read::Broken(e),
+                Ok(()) => spf_record::parse(record)
+                    .map_or(Read::Unparsed, |spf| Read::Record(Arc::new(spf))),
+            },
+        };
+        if let Some(until) = until.filter(|u| *u > Instant::now()) {
+            self.entries.insert(key, (read.clone(), until));
+        }
+        read
     }
 }
 
@@ -88,6 +178,7 @@ pub(super) async fn fetch(resolver: &MessageAuthenticator, name: &str) -> Fetche
 /// must see over `overlay`.
 pub(super) async fn prepare(
     resolver: &MessageAuthenticator,
+    memo: &SpfMemo,
     id: &Identity<'_>,
     overlay: &mut Overlay<'_>,
 ) {
@@ -101,34 +192,25 @@ pub(super) async fn prepare(
         if !seen.insert(name.trim_end_matches('.').to_ascii_lowercase()) {
             continue;
         }
-        let records = match fetch(resolver, &name).await {
-            Fetched::Records(records) => records,
-            Fetched::Absent => Vec::new(),
-            Fetched::Failed(why) => {
+        let spf = match memo.read(resolver, &name).await {
+            Read::Record(spf) => spf,
+            Read::Failed(why) => {
                 overlay.answer(&name, Txt::Error(Error::Dns(DnsError::Resolver(why))));
                 continue;
             }
-        };
-        let record = match spf_syntax::select(&records) {
-            Ok(Some(record)) => record,
-            Ok(None) => {
+            Read::NoRecord => {
                 if let Some(via) = via {
                     overlay.note(&name, format!("{via}: {name} publishes no SPF record"));
                 }
                 continue;
             }
-            Err(e) => {
+            Read::Broken(e) => {
                 broken(overlay, &name, id.domain, via.as_deref(), &e);
                 continue;
             }
+            Read::Unparsed => continue,
         };
-        if let Err(e) = spf_syntax::validate(record) {
-            broken(overlay, &name, id.domain, via.as_deref(), &e);
-            continue;
-        }
-        let Some(mut spf) = spf_record::parse(record) else {
-            continue;
-        };
+        let mut spf = Spf::clone(&spf);
         // ip4: never matches an IPv6 client, nor ip6: an IPv4 one (mail-auth
         // compares them mapped).
         spf.directives = spf

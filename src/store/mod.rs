@@ -81,6 +81,64 @@ pub enum WriteOp {
     Incr(String, i64, Duration),
 }
 
+/// `ops` with the writes to one key merged into one where that changes
+/// nothing: the appends to a key (all with one ttl) into one append of
+/// their values in order, the increments of a key (all with one ttl) into
+/// one of their sum. A key also written another way keeps its writes as
+/// they are. Each merged write takes the place of the key's first.
+pub fn coalesce(ops: Vec<WriteOp>) -> Vec<WriteOp> {
+    use std::collections::HashMap;
+    fn key_of(op: &WriteOp) -> &str {
+        match op {
+            WriteOp::Set(k, _, _) | WriteOp::Append(k, _, _) | WriteOp::Incr(k, _, _) => k,
+        }
+    }
+    // Per key: can its writes merge (same kind, same ttl), and how many.
+    let mut shape: HashMap<&str, (bool, usize)> = HashMap::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        let entry = shape.entry(key_of(op)).or_insert((true, i));
+        if entry.1 != i {
+            let first = &ops[entry.1];
+            entry.0 &= match (first, op) {
+                (WriteOp::Append(_, _, a), WriteOp::Append(_, _, b))
+                | (WriteOp::Incr(_, _, a), WriteOp::Incr(_, _, b)) => a == b,
+                _ => false,
+            };
+        }
+    }
+    let merge: std::collections::HashSet<String> = shape
+        .iter()
+        .filter(|(_, (ok, _))| *ok)
+        .map(|(k, _)| k.to_string())
+        .collect();
+    if merge.len() == ops.len() {
+        return ops;
+    }
+    let mut out: Vec<WriteOp> = Vec::with_capacity(merge.len());
+    let mut at: HashMap<String, usize> = HashMap::with_capacity(merge.len());
+    for op in ops {
+        let key = key_of(&op);
+        if !merge.contains(key) {
+            out.push(op);
+            continue;
+        }
+        match at.get(key) {
+            Some(&i) => match (&mut out[i], op) {
+                (WriteOp::Append(_, value, _), WriteOp::Append(_, more, _)) => {
+                    value.extend_from_slice(&more)
+                }
+                (WriteOp::Incr(_, by, _), WriteOp::Incr(_, more, _)) => *by += more,
+                (_, op) => out.push(op),
+            },
+            None => {
+                at.insert(key.to_string(), out.len());
+                out.push(op);
+            }
+        }
+    }
+    out
+}
+
 /// One counter update of [`Store::incr_many`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Increment<'a> {
@@ -188,5 +246,42 @@ impl Store for Metered {
 
     fn batch<'a>(&'a self, ops: &'a [WriteOp]) -> StoreFuture<'a, ()> {
         Box::pin(timed("batch", self.0.batch(ops)))
+    }
+}
+
+#[cfg(test)]
+mod coalesce_tests {
+    use super::{coalesce, WriteOp};
+    use std::time::Duration;
+
+    #[test]
+    fn appends_and_increments_of_one_key_merge_in_order() {
+        let (h, d) = (Duration::from_secs(3600), Duration::from_secs(86400));
+        let ops = vec![
+            WriteOp::Set("r:1".into(), b"a".to_vec(), h),
+            WriteOp::Append("i:x".into(), b"1\n".to_vec(), h),
+            WriteOp::Incr("n:a".into(), 1, d),
+            WriteOp::Set("r:2".into(), b"b".to_vec(), h),
+            WriteOp::Append("i:x".into(), b"2\n".to_vec(), h),
+            WriteOp::Incr("n:a".into(), 2, d),
+            // Another ttl, or another kind of write: kept as they are.
+            WriteOp::Incr("n:b".into(), 1, d),
+            WriteOp::Incr("n:b".into(), 1, h),
+            WriteOp::Append("m".into(), b"x".to_vec(), h),
+            WriteOp::Set("m".into(), b"y".to_vec(), h),
+        ];
+        assert_eq!(
+            coalesce(ops),
+            vec![
+                WriteOp::Set("r:1".into(), b"a".to_vec(), h),
+                WriteOp::Append("i:x".into(), b"1\n2\n".to_vec(), h),
+                WriteOp::Incr("n:a".into(), 3, d),
+                WriteOp::Set("r:2".into(), b"b".to_vec(), h),
+                WriteOp::Incr("n:b".into(), 1, d),
+                WriteOp::Incr("n:b".into(), 1, h),
+                WriteOp::Append("m".into(), b"x".to_vec(), h),
+                WriteOp::Set("m".into(), b"y".to_vec(), h),
+            ]
+        );
     }
 }

@@ -92,14 +92,16 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>) {
             }
         }
         if !ops.is_empty() {
-            match store.batch(&ops).await {
-                Ok(()) => crate::metrics::store_queue("written", ops.len()),
+            // Counters of one drain merged (one increment per key).
+            let count = ops.len();
+            let merged = super::coalesce(std::mem::take(&mut ops));
+            match store.batch(&merged).await {
+                Ok(()) => crate::metrics::store_queue("written", count),
                 Err(e) => {
-                    crate::metrics::store_queue("failed", ops.len());
-                    tracing::debug!(error = %e, writes = ops.len(), "queued store writes failed");
+                    crate::metrics::store_queue("failed", count);
+                    tracing::debug!(error = %e, writes = count, "queued store writes failed");
                 }
             }
-            ops.clear();
         }
         for done in waiting.drain(..) {
             let _ = done.send(());

@@ -35,7 +35,6 @@ use crate::store::ticked::{TickWork, Ticked};
 use crate::store::{memory::MemoryStore, Store, StoreError, WriteOp};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -295,30 +294,8 @@ pub(crate) fn indexes(r: &Record) -> Vec<(&'static str, String)> {
 /// counters, so the store sees one append or increment per key, not one
 /// per record).
 fn ops(records: &[Record], keep: Duration) -> Vec<WriteOp> {
-    let mut ops = Vec::with_capacity(records.len() * 2 + 16);
-    let mut merged: HashMap<String, usize> = HashMap::new();
+    let mut ops = Vec::with_capacity(records.len() * 10);
     let index_ttl = keep + Duration::from_secs(HOUR);
-    let mut merge = |ops: &mut Vec<WriteOp>, op: WriteOp| {
-        let key = match &op {
-            WriteOp::Append(k, ..) | WriteOp::Incr(k, ..) => k,
-            WriteOp::Set(..) => {
-                ops.push(op);
-                return;
-            }
-        };
-        if let Some(&i) = merged.get(key) {
-            match (&mut ops[i], op) {
-                (WriteOp::Append(_, value, _), WriteOp::Append(_, more, _)) => {
-                    value.extend_from_slice(&more)
-                }
-                (WriteOp::Incr(_, by, _), WriteOp::Incr(_, more, _)) => *by += more,
-                (_, op) => ops.push(op),
-            }
-            return;
-        }
-        merged.insert(key.clone(), ops.len());
-        ops.push(op);
-    };
     for r in records {
         let Ok(json) = serde_json::to_vec(r) else {
             continue;
@@ -326,17 +303,16 @@ fn ops(records: &[Record], keep: Duration) -> Vec<WriteOp> {
         let hour = r.time / HOUR;
         let mut entry = r.reference.to_ascii_uppercase().into_bytes();
         entry.push(b'\n');
-        merge(&mut ops, WriteOp::Set(record_key(&r.reference), json, keep));
+        ops.push(WriteOp::Set(record_key(&r.reference), json, keep));
         for (kind, value) in indexes(r) {
-            let key = index_key(kind, &value, hour);
-            merge(&mut ops, WriteOp::Append(key, entry.clone(), index_ttl));
+            ops.push(WriteOp::Append(
+                index_key(kind, &value, hour),
+                entry.clone(),
+                index_ttl,
+            ));
         }
-        for op in stats::counts(r, keep) {
-            merge(&mut ops, op);
-        }
+        ops.extend(stats::counts(r, keep));
     }
-    // One append per index bucket and one increment per counter for the
-    // whole batch (most records of a drain share their buckets).
     crate::store::coalesce(ops)
 }
 

@@ -96,47 +96,71 @@ pub fn resolver_config(
     Ok((resolver_config, opts))
 }
 
-/// Answers of one kind of lookup as the checks use them, each until the
-/// instant hickory's cached answer expires (a positive answer's
-/// `valid_until`, a negative one's remaining negative TTL); failures are
-/// never kept. A hit costs a hash lookup instead of hickory's query
-/// building, cache read and response copy, which every message repeated.
-struct Memo<K, T> {
-    entries: moka::sync::Cache<K, (Option<Vec<T>>, Instant)>,
+/// A bounded cache whose entries each end at an instant of their own
+/// (when hickory's cached answer they were made from expires): the DNS
+/// answers here, and the SPF walk's reading of each record.
+pub struct Expiring<K, V> {
+    entries: moka::sync::Cache<K, (V, Instant)>,
 }
 
-impl<K, T> Memo<K, T>
+impl<K, V> Default for Expiring<K, V>
 where
     K: Hash + Eq + Send + Sync + 'static,
-    T: Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
 {
-    fn new() -> Self {
-        Memo {
+    fn default() -> Self {
+        Expiring {
             entries: moka::sync::Cache::builder()
                 .max_capacity(CACHE_SIZE)
                 .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build(),
         }
     }
+}
 
-    /// The kept answer for `key`, if still valid.
-    fn get(&self, key: &K) -> Option<Option<Vec<T>>> {
-        let (answer, valid_until) = self.entries.get(key)?;
-        if valid_until > Instant::now() {
-            Some(answer)
+impl<K, V> Expiring<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// The value kept for `key`, if it has not ended.
+    pub fn get(&self, key: &K) -> Option<V> {
+        let (value, until) = self.entries.get(key)?;
+        if until > Instant::now() {
+            Some(value)
         } else {
             self.entries.invalidate(key);
             None
         }
     }
 
-    /// Keeps `answer` until `valid_until` (`None`: not kept).
-    fn put(&self, key: K, answer: &Result<Option<Vec<T>>, DnsError>, valid_until: Option<Instant>) {
-        if let (Ok(answer), Some(until)) = (answer, valid_until) {
-            if until > Instant::now() {
-                self.entries.insert(key, (answer.clone(), until));
-            }
+    /// Keeps `value` until `until` (`None`, or an instant passed: not kept).
+    pub fn insert(&self, key: K, value: V, until: Option<Instant>) {
+        if let Some(until) = until.filter(|u| *u > Instant::now()) {
+            self.entries.insert(key, (value, until));
         }
+    }
+}
+
+/// Answers of one kind of lookup as the checks use them, each until the
+/// instant hickory's cached answer expires (a positive answer's
+/// `valid_until`, a negative one's remaining negative TTL); failures are
+/// never kept. A hit costs a hash lookup instead of hickory's query
+/// building, cache read and response copy, which every message repeated.
+type Memo<K, T> = Expiring<K, Option<Vec<T>>>;
+
+/// Keeps a lookup's answer in `memo` until `until`; a failure is not kept.
+fn keep<K, T>(
+    memo: &Memo<K, T>,
+    key: K,
+    answer: &Result<Option<Vec<T>>, DnsError>,
+    until: Option<Instant>,
+) where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    if let Ok(answer) = answer {
+        memo.insert(key, answer.clone(), until);
     }
 }
 
@@ -150,13 +174,25 @@ fn valid_until(
     >,
     now: Instant,
 ) -> Option<Instant> {
-    use mail_auth::hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
     match result {
         Ok(lookup) => Some(lookup.valid_until()),
-        Err(NetError::Dns(HickoryDnsError::NoRecordsFound(no_records))) => no_records
+        Err(e) => negative_until(e, now),
+    }
+}
+
+/// Until when hickory keeps the negative answer `error` (no records, with
+/// the zone's negative TTL), counted from `now`, when the lookup started;
+/// `None` for any other failure (never kept).
+pub fn negative_until(
+    error: &mail_auth::hickory_resolver::net::NetError,
+    now: Instant,
+) -> Option<Instant> {
+    use mail_auth::hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
+    match error {
+        NetError::Dns(HickoryDnsError::NoRecordsFound(no_records)) => no_records
             .negative_ttl
             .map(|ttl| now + Duration::from_secs(u64::from(ttl))),
-        Err(_) => None,
+        _ => None,
     }
 }
 
@@ -190,10 +226,10 @@ impl HickoryLookup {
             })?;
         Ok(HickoryLookup {
             resolver,
-            ips: Memo::new(),
-            mx: Memo::new(),
-            ptr: Memo::new(),
-            a: Memo::new(),
+            ips: Memo::default(),
+            mx: Memo::default(),
+            ptr: Memo::default(),
+            a: Memo::default(),
         })
     }
 }
@@ -286,7 +322,7 @@ impl Lookup for HickoryLookup {
                 (Ok(Some(a)), Err(_)) | (Err(_), Ok(Some(a))) => Ok(Some(a)),
                 (Err(e), _) | (_, Err(e)) => Err(e),
             };
-            self.ips.put(key, &out, until);
+            keep(&self.ips, key, &out, until);
             out
         })
     }
@@ -305,7 +341,7 @@ impl Lookup for HickoryLookup {
                 RData::MX(mx) => Some((mx.preference, name_text(&mx.exchange))),
                 _ => None,
             });
-            self.mx.put(key, &out, until);
+            keep(&self.mx, key, &out, until);
             out
         })
     }
@@ -323,7 +359,7 @@ impl Lookup for HickoryLookup {
                 RData::PTR(p) => Some(name_text(&p.0)),
                 _ => None,
             });
-            self.ptr.put(ip, &out, until);
+            keep(&self.ptr, ip, &out, until);
             out
         })
     }
@@ -342,7 +378,7 @@ impl Lookup for HickoryLookup {
                 RData::A(a) => Some(a.0),
                 _ => None,
             });
-            self.a.put(key, &out, until);
+            keep(&self.a, key, &out, until);
             out
         })
     }

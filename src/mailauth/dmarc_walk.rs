@@ -27,7 +27,7 @@ use mail_auth::dmarc::{Dmarc, Psd};
 use mail_auth::hickory_resolver::proto::rr::Name;
 use mail_auth::{DnsError, Error, MessageAuthenticator, ResolverCache, Txt};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What the walk found about the author domain.
 pub(super) enum Walk {
@@ -96,16 +96,12 @@ async fn remember_absent(
     name: &str,
     error: &Error,
 ) {
-    use mail_auth::hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
     let Ok(query) = Name::from_str_relaxed(name) else {
         return;
     };
     let now = Instant::now();
-    if let Err(NetError::Dns(HickoryDnsError::NoRecordsFound(no))) =
-        resolver.0.txt_lookup(query).await
-    {
-        if let Some(ttl) = no.negative_ttl.filter(|t| *t > 0) {
-            let until = now + Duration::from_secs(u64::from(ttl));
+    if let Err(e) = resolver.0.txt_lookup(query).await {
+        if let Some(until) = crate::dns::negative_until(&e, now).filter(|u| *u > now) {
             // The key mail-auth asks with: lower case, the root dot.
             let mut key = name.to_ascii_lowercase();
             if !key.ends_with('.') {

@@ -33,7 +33,7 @@ use mail_auth::{DnsError, Error, MessageAuthenticator, Txt};
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Records read at most: the domain's own and the 10 lookups RFC 7208
 /// §4.6.4 allows.
@@ -94,14 +94,7 @@ async fn fetch_until(resolver: &MessageAuthenticator, name: &str) -> (Fetched, O
             )
         }
         Err(e) if e.is_no_records_found() || e.is_nx_domain() => {
-            use mail_auth::hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
-            let until = match &e {
-                NetError::Dns(HickoryDnsError::NoRecordsFound(no)) => no
-                    .negative_ttl
-                    .map(|ttl| started + Duration::from_secs(u64::from(ttl))),
-                _ => None,
-            };
-            (Fetched::Absent, until)
+            (Fetched::Absent, crate::dns::negative_until(&e, started))
         }
         Err(e) => (Fetched::Failed(e.to_string()), None),
     }
@@ -127,30 +120,17 @@ enum Read {
 /// The walk's reading of each name's answer, kept until hickory's answer
 /// expires, so that a message from a customer whose record was read
 /// before costs no TXT lookup, selection, validation or parse.
+#[derive(Default)]
 pub(super) struct SpfMemo {
-    entries: moka::sync::Cache<Box<str>, (Read, Instant)>,
-}
-
-impl Default for SpfMemo {
-    fn default() -> Self {
-        SpfMemo {
-            entries: moka::sync::Cache::builder()
-                .max_capacity(50_000)
-                .eviction_policy(moka::policy::EvictionPolicy::lru())
-                .build(),
-        }
-    }
+    entries: crate::dns::Expiring<Box<str>, Read>,
 }
 
 impl SpfMemo {
     /// The reading of `name`'s answer: kept, or looked up and read.
     async fn read(&self, resolver: &MessageAuthenticator, name: &str) -> Read {
         let key: Box<str> = name.to_ascii_lowercase().into();
-        if let Some((read, until)) = self.entries.get(&key) {
-            if until > Instant::now() {
-                return read;
-            }
-            self.entries.invalidate(&key);
+        if let Some(read) = self.entries.get(&key) {
+            return read;
         }
         let (fetched, until) = fetch_until(resolver, name).await;
         let records = match fetched {
@@ -167,9 +147,7 @@ impl SpfMemo {
                     .map_or(Read::Unparsed, |spf| Read::Record(Arc::new(spf))),
             },
         };
-        if let Some(until) = until.filter(|u| *u > Instant::now()) {
-            self.entries.insert(key, (read.clone(), until));
-        }
+        self.entries.insert(key, read.clone(), until);
         read
     }
 }

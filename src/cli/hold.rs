@@ -78,9 +78,10 @@ pub fn run(path: &Path, args: &HoldArgs) -> ExitCode {
                 );
             } else if holds.is_empty() {
                 println!("no identity is held");
-            }
-            for h in holds.iter().filter(|_| !*json) {
-                println!("{}", line(h));
+            } else {
+                for h in &holds {
+                    println!("{}", line(h));
+                }
             }
             ExitCode::SUCCESS
         }),

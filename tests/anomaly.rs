@@ -179,13 +179,23 @@ async fn a_burst_is_held_at_the_floor_on_both_gateways_reported_once_and_release
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{first}"));
     assert!((50..=delivered.len()).contains(&n), "{first}");
+    // Distinct domains (one per message here) as counted when it crossed:
+    // the other node's last batch may have its messages counted and its
+    // domains not yet (a second round trip), so at most N, and most.
+    let d: usize = first
+        .split(" to ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("{first}"));
+    assert!((n / 2..=n).contains(&d), "{first}");
     let reference = first.rsplit("ref=").next().unwrap().to_string();
     assert!(
         delivered.contains(&reference),
         "the ref is the crossing transaction: {first}"
     );
     let expected = format!(
-        "451 4.7.1 <{user}> held for review: {n} messages in the last 10s to {n} domains; \
+        "451 4.7.1 <{user}> held for review: {n} messages in the last 10s to {d} domains; \
          usually 3 per 10s (ANOMALY_HOLD) ref={reference}"
     );
     assert_eq!(first, &expected);
@@ -212,7 +222,7 @@ async fn a_burst_is_held_at_the_floor_on_both_gateways_reported_once_and_release
     let alerts = own_to(&sink, user);
     assert_eq!((reports.len(), alerts.len()), (1, 1), "exactly one of each");
     let (subject, report) = text_of(&reports[0]);
-    let reason = format!("{n} messages in the last 10s to {n} domains; usually 3 per 10s");
+    let reason = format!("{n} messages in the last 10s to {d} domains; usually 3 per 10s");
     assert_eq!(subject, format!("Anomaly hold: {user} - {reason}"));
     for needle in [
         format!("smtpgate held {user} for review.\n"),

@@ -105,9 +105,44 @@ async fn several_transactions_on_one_connection_reuse_the_upstream() {
         1,
         "one pooled upstream connection serves all transactions"
     );
-    assert!(
-        sink.commands().iter().any(|c| c == "RSET"),
-        "pooled connection is reset between transactions"
+    assert_eq!(
+        sink.commands().iter().filter(|c| *c == "RSET").count(),
+        1,
+        "the pooled connection is reset after the aborted transaction only \
+         (a message's final reply ends a transaction): {:?}",
+        sink.commands()
+    );
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_mta_closed_with_421_is_replaced_unseen() {
+    let (sink, gw) = start_pair(
+        SinkConfig {
+            bye_after_message: true,
+            ..Default::default()
+        },
+        "",
+        "",
+    )
+    .await;
+    let mut c = greeted(gw.addr).await;
+    for i in 0..3 {
+        c.expect(&format!("MAIL FROM:<s{i}@example.test>"), 250)
+            .await;
+        // The pooled connection's MAIL gets 421: the client's RCPT is
+        // answered by a fresh connection's, never with the 421.
+        c.expect("RCPT TO:<r@example.net>", 250).await;
+        c.expect("DATA", 354).await;
+        let r = c.cmd(&format!("Subject: {i}\r\n\r\nhello\r\n.")).await;
+        assert_eq!(r.code, 250, "{r:?}");
+    }
+    c.expect("QUIT", 221).await;
+    let msgs = sink.wait_for_messages(3, Duration::from_secs(5)).await;
+    assert_eq!(msgs.len(), 3);
+    assert_eq!(
+        sink.connections(),
+        3,
+        "each message after the first on a new connection"
     );
 }
 

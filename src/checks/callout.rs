@@ -3,7 +3,9 @@
 //! store (accepted 31 days, refused 3 days, tempfails not cached) and at
 //! most `callout_concurrency` callouts per destination at once. A 5xx is a
 //! refusal (550 5.1.7); a 4xx, silence or no MX to reach is a tempfail
-//! (450 4.1.7), never a refusal.
+//! (450 4.1.7), never a refusal. A sender found deliverable is also kept
+//! in this process for a minute, so that a busy sender's every MAIL does
+//! not ask a shared store again for what it answered a moment ago.
 
 use super::{Check, CheckError, CheckFuture, Phase, View};
 use crate::config::{Config, OnError};
@@ -11,15 +13,20 @@ use crate::dns::Lookup;
 use crate::score::{Hit, Why};
 use crate::store::Store;
 use dashmap::DashMap;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 const KEEP_OK: Duration = Duration::from_secs(31 * 86_400);
 const KEEP_BAD: Duration = Duration::from_secs(3 * 86_400);
+/// How long this process trusts a deliverable sender without the store.
+const MEMO_FOR: Duration = Duration::from_secs(60);
+/// Senders the memo holds at most (then the expired go, or all).
+const MEMO_LIMIT: usize = 10_000;
 
 pub use crate::config::CalloutScope as Scope;
 
@@ -42,6 +49,8 @@ pub struct CalloutCheck {
     per_destination: usize,
     busy: DashMap<String, Arc<Semaphore>>,
     on_error: OnError,
+    /// Deliverable senders (their cache keys) and until when.
+    memo: Mutex<HashMap<String, Instant>>,
 }
 
 impl CalloutCheck {
@@ -64,7 +73,29 @@ impl CalloutCheck {
             per_destination: env.callout_concurrency.max(1),
             busy: DashMap::new(),
             on_error: config.store.on_error,
+            memo: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// True when `key`'s sender was found deliverable in the last minute.
+    fn memo_holds(&self, key: &str) -> bool {
+        let now = Instant::now();
+        self.memo
+            .lock()
+            .is_ok_and(|m| m.get(key).is_some_and(|until| *until > now))
+    }
+
+    fn remember_ok(&self, key: String) {
+        let now = Instant::now();
+        if let Ok(mut memo) = self.memo.lock() {
+            if memo.len() >= MEMO_LIMIT {
+                memo.retain(|_, until| *until > now);
+                if memo.len() >= MEMO_LIMIT {
+                    memo.clear();
+                }
+            }
+            memo.insert(key, now + MEMO_FOR);
+        }
     }
 
     /// True when `sender` is verified (its domain is not empty, and is
@@ -183,7 +214,14 @@ impl Check for CalloutCheck {
     }
     fn reads(&self, view: &View<'_>) -> Vec<String> {
         match view.sender {
-            Some(sender) if self.in_scope(sender) => vec![cache_key(&sender.to_string())],
+            Some(sender) if self.in_scope(sender) => {
+                let key = cache_key(&sender.to_string());
+                if self.memo_holds(&key) {
+                    Vec::new()
+                } else {
+                    vec![key]
+                }
+            }
             _ => Vec::new(),
         }
     }
@@ -195,6 +233,9 @@ impl Check for CalloutCheck {
             let domain = sender.domain.trim_end_matches('.').to_ascii_lowercase();
             let address = sender.to_string();
             let key = cache_key(&address);
+            if self.memo_holds(&key) {
+                return Ok(Vec::new());
+            }
             let cached = match super::read(view, self.store.as_ref(), &key).await {
                 Ok(v) => v,
                 Err(_) if self.on_error == OnError::Accept => None,
@@ -202,13 +243,17 @@ impl Check for CalloutCheck {
             };
             let hit = |subject: String| Hit::new("reject_unverified_sender", subject);
             match cached.as_deref() {
-                Some(b"ok") => return Ok(Vec::new()),
+                Some(b"ok") => {
+                    self.remember_ok(key);
+                    return Ok(Vec::new());
+                }
                 Some(_) => return Ok(vec![hit(address)]),
                 None => {}
             }
             match self.verify(&address, &domain).await? {
                 Verdict::Accepted => {
                     let _ = self.store.set(&key, b"ok", KEEP_OK).await;
+                    self.remember_ok(key);
                     Ok(Vec::new())
                 }
                 Verdict::Refused(why) => {
@@ -222,5 +267,71 @@ impl Check for CalloutCheck {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::Address;
+    use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn a_deliverable_sender_is_not_read_from_the_store_again_within_the_minute() {
+        let text = "[server]\nhostname = \"gw.test\"\nlisten = [\"127.0.0.1:2525\"]\n\
+                    [upstream]\naddress = \"127.0.0.1:10025\"\n\
+                    [dns]\nnameservers = [\"127.0.0.1:9\"]\n\
+                    [envelope]\nreject_unverified_sender = \"all\"\n";
+        let config = Config::from_text(std::path::Path::new("gw.toml"), text).unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let dns: Arc<dyn Lookup> =
+            Arc::new(crate::dns::HickoryLookup::new(&config, false).unwrap());
+        let domains = Arc::new(crate::maps::Domains::new(&[], None).unwrap());
+        let check = CalloutCheck::new(&config, &dns, &store, &domains).unwrap();
+        let day = Duration::from_secs(86_400);
+        store
+            .set("callout:good@example.test", b"ok", day)
+            .await
+            .unwrap();
+        store
+            .set("callout:bad@example.test", b"bad", day)
+            .await
+            .unwrap();
+        let (good, bad) = (
+            Address {
+                local: "Good".into(),
+                domain: "example.test".into(),
+            },
+            Address {
+                local: "bad".into(),
+                domain: "example.test".into(),
+            },
+        );
+        let client = View::new(
+            "192.0.2.1".parse().unwrap(),
+            "client.example.test",
+            false,
+            None,
+            &config.relay,
+        );
+        let (good_view, bad_view) = (
+            client.with_transaction(&good, &[]),
+            client.with_transaction(&bad, &[]),
+        );
+        assert_eq!(check.reads(&good_view), ["callout:good@example.test"]);
+        assert!(check.check(&good_view).await.unwrap().is_empty());
+        // Known deliverable: the phase reads nothing for it now, and the
+        // check answers from the memo even when the store says otherwise.
+        assert!(check.reads(&good_view).is_empty());
+        store
+            .set("callout:good@example.test", b"bad", day)
+            .await
+            .unwrap();
+        assert!(check.check(&good_view).await.unwrap().is_empty());
+        // A refused sender is never kept here: the store decides each time.
+        let hits = check.check(&bad_view).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].name, "reject_unverified_sender");
+        assert_eq!(check.reads(&bad_view), ["callout:bad@example.test"]);
     }
 }

@@ -81,11 +81,24 @@ async fn dmarc_lookup(
     caches: &Caches,
     name: &str,
 ) -> mail_auth::Result<Arc<Dmarc>> {
+    let key = cache_key(name);
+    // An answer already kept (a record, or an absent name remembered by an
+    // earlier message) needs no second look at hickory's negative answer.
+    let kept = caches.txt.get::<str>(&key).is_some();
     let result = resolver.txt_lookup::<Dmarc>(name, Some(&caches.txt)).await;
-    if let Err(e @ Error::Dns(DnsError::RecordNotFound(_))) = &result {
-        remember_absent(resolver, caches, name, e).await;
+    if let (false, Err(e @ Error::Dns(DnsError::RecordNotFound(_)))) = (kept, &result) {
+        remember_absent(resolver, caches, name, key, e).await;
     }
     result
+}
+
+/// The key mail-auth asks the TXT cache with: lower case, the root dot.
+fn cache_key(name: &str) -> String {
+    let mut key = name.to_ascii_lowercase();
+    if !key.ends_with('.') {
+        key.push('.');
+    }
+    key
 }
 
 /// Keeps `error` (no record at `name`) in the TXT cache until hickory's
@@ -94,6 +107,7 @@ async fn remember_absent(
     resolver: &MessageAuthenticator,
     caches: &Caches,
     name: &str,
+    key: String,
     error: &Error,
 ) {
     let Ok(query) = Name::from_str_relaxed(name) else {
@@ -102,11 +116,6 @@ async fn remember_absent(
     let now = Instant::now();
     if let Err(e) = resolver.0.txt_lookup(query).await {
         if let Some(until) = crate::dns::negative_until(&e, now).filter(|u| *u > now) {
-            // The key mail-auth asks with: lower case, the root dot.
-            let mut key = name.to_ascii_lowercase();
-            if !key.ends_with('.') {
-                key.push('.');
-            }
             caches
                 .txt
                 .insert(key.into(), Txt::Error(error.clone()), until);

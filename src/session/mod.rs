@@ -184,11 +184,15 @@ impl Session {
         }
         self.abort_transaction("disconnect");
         let _ = self.flush().await;
-        let _ = tokio::time::timeout(
-            self.app.config.server.idle_timeout.0,
-            self.stream.shutdown(),
-        )
-        .await;
+        // TLS ends with its close_notify; a plain connection's FIN goes
+        // with its close (a shutdown first is one more system call).
+        if matches!(self.stream, stream::Stream::Tls(_)) {
+            let _ = tokio::time::timeout(
+                self.app.config.server.idle_timeout.0,
+                self.stream.shutdown(),
+            )
+            .await;
+        }
         tracing::debug!(client = %self.peer, "disconnect");
     }
 

@@ -28,12 +28,11 @@ fn add(pipe: &mut Pipeline, store: &RedisStore, op: &WriteOp) {
                 .ignore();
         }
         WriteOp::Incr(key, by, ttl) => {
-            // MULTI/EXEC inside the pipeline: the key cannot expire between
-            // SET NX and INCRBY (that would leave a counter without expiry).
+            // Between MULTI and EXEC (see `counters`): the key cannot expire
+            // between SET NX and INCRBY (that would leave a counter without
+            // expiry).
             let key = store.key(key);
-            pipe.cmd("MULTI")
-                .ignore()
-                .cmd("SET")
+            pipe.cmd("SET")
                 .arg(&key)
                 .arg(0)
                 .arg("PX")
@@ -43,11 +42,27 @@ fn add(pipe: &mut Pipeline, store: &RedisStore, op: &WriteOp) {
                 .cmd("INCRBY")
                 .arg(&key)
                 .arg(*by)
-                .ignore()
-                .cmd("EXEC")
                 .ignore();
         }
     }
+}
+
+/// Adds `ops`: the sets and appends as they come, then every counter in
+/// one MULTI/EXEC (one transaction for the batch, not one per counter).
+fn add_all(pipe: &mut Pipeline, store: &RedisStore, ops: &[WriteOp]) {
+    let is_counter = |op: &&WriteOp| matches!(op, WriteOp::Incr(..));
+    for op in ops.iter().filter(|op| !is_counter(op)) {
+        add(pipe, store, op);
+    }
+    let mut counters = ops.iter().filter(is_counter).peekable();
+    if counters.peek().is_none() {
+        return;
+    }
+    pipe.cmd("MULTI").ignore();
+    for op in counters {
+        add(pipe, store, op);
+    }
+    pipe.cmd("EXEC").ignore();
 }
 
 /// The batch, within the store's timeout.
@@ -62,7 +77,7 @@ pub(super) async fn batch(store: &RedisStore, ops: &[WriteOp]) -> Result<(), Sto
                     .iter()
                     .map(|op| {
                         let mut pipe = redis::pipe();
-                        add(&mut pipe, store, op);
+                        add_all(&mut pipe, store, std::slice::from_ref(op));
                         let mut cluster = cluster.clone();
                         tokio::spawn(async move { pipe.query_async::<()>(&mut cluster).await })
                     })
@@ -75,9 +90,7 @@ pub(super) async fn batch(store: &RedisStore, ops: &[WriteOp]) -> Result<(), Sto
                 return Ok(());
             }
             let mut pipe = redis::pipe();
-            for op in ops {
-                add(&mut pipe, store, op);
-            }
+            add_all(&mut pipe, store, ops);
             pipe.query_async::<()>(&mut c).await
         })
         .await

@@ -61,6 +61,9 @@ pub(super) struct Connection {
     /// `upstream.timeout`: the longest a read or a write may make no
     /// progress.
     pub(super) io_timeout: Duration,
+    /// A MAIL was sent and its transaction not ended by the message's final
+    /// reply: the next use starts with RSET.
+    pub(super) open: bool,
 }
 
 impl Connection {
@@ -79,6 +82,7 @@ impl Connection {
             caps: Capabilities::default(),
             idle_since: Instant::now(),
             io_timeout: config.timeout.0,
+            open: false,
         };
         let greeting = conn.read_reply().await?;
         if greeting.code != 220 {

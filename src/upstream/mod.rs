@@ -1,9 +1,10 @@
 //! The pooled ESMTP client to the upstream MTA (DESIGN §1, before-queue).
 //!
 //! A [`Transaction`] holds one connection from MAIL to the end of DATA. Idle
-//! connections are pooled; a reused one gets `RSET` pipelined with the next
-//! `MAIL`, which both resets it and proves it alive (a dead one is replaced
-//! once, transparently). Every read is bounded by `upstream.timeout`; any
+//! connections are pooled; a reused one whose last transaction did not end
+//! with a message gets `RSET` pipelined with the next `MAIL`; that first
+//! reply proves it alive (a dead one, or one the MTA closed with 421, is
+//! replaced once, transparently). Every read is bounded by `upstream.timeout`; any
 //! failure is an [`UpstreamError`] that the session turns into a 4xx.
 
 mod connection;
@@ -222,8 +223,34 @@ impl Upstream {
 
     /// Sends (XCLIENT, or RSET,) XFORWARD, MAIL and RCPT; returns MAIL's
     /// reply and, when MAIL was accepted, RCPT's. Without PIPELINING each
-    /// command waits for its reply.
+    /// command waits for its reply. A `reused` connection gets RSET only
+    /// when its last transaction did not end with a message; a 421 there
+    /// means the MTA closed it while idle (an error: the caller opens a
+    /// fresh one).
     async fn open_transaction(
+        &self,
+        conn: &mut Connection,
+        (sender, params, recipient): (&Address, &MailParams, &Address),
+        origin: Option<&Origin>,
+        reused: bool,
+    ) -> Result<(Reply, Option<Reply>), UpstreamError> {
+        let replies = self
+            .open_inner(
+                conn,
+                (sender, params, recipient),
+                origin,
+                reused && conn.open,
+            )
+            .await?;
+        match replies {
+            (mail, _) if reused && mail.code == 421 => Err(UpstreamError::Protocol(format!(
+                "idle connection closed: {mail}"
+            ))),
+            replies => Ok(replies),
+        }
+    }
+
+    async fn open_inner(
         &self,
         conn: &mut Connection,
         (sender, params, recipient): (&Address, &MailParams, &Address),
@@ -265,6 +292,7 @@ impl Upstream {
         }
         mail.push_str("\r\n");
         let rcpt = format!("RCPT TO:<{recipient}>\r\n");
+        conn.open = true;
         if conn.caps.pipelining {
             let reset = if reset_first { "RSET\r\n" } else { "" };
             conn.send(format!("{reset}{xforward}{mail}{rcpt}").as_bytes())
@@ -385,7 +413,9 @@ impl Transaction {
                 wire.extend_from_slice(header);
                 wire.extend_from_slice(message);
                 conn.send(&wire).await?;
-                return conn.read_reply().await;
+                let last = conn.read_reply().await?;
+                conn.open = false;
+                return Ok(last);
             }
             conn.send(b"DATA\r\n").await?;
             let go = conn.read_reply().await?;
@@ -400,7 +430,11 @@ impl Transaction {
             wire.extend_from_slice(header);
             stuff_into(message, &mut wire);
             conn.send(&wire).await?;
-            conn.read_reply().await
+            let last = conn.read_reply().await?;
+            // The message's final reply ends the transaction (RFC 5321
+            // 4.1.1.4): the next one needs no RSET.
+            conn.open = false;
+            Ok(last)
         }
         .await;
         let result = self.guarded(result);

@@ -33,6 +33,9 @@ pub struct SinkConfig {
     pub without_smtputf8: bool,
     /// Do not offer 8BITMIME (a 7-bit MTA).
     pub without_8bitmime: bool,
+    /// After a message, answer every later command of the connection with
+    /// 421 (an MTA that timed it out while idle; it closes at QUIT).
+    pub bye_after_message: bool,
 }
 
 /// A message the sink accepted.
@@ -175,6 +178,7 @@ async fn serve(stream: TcpStream, cfg: Arc<SinkConfig>, state: Arc<Mutex<State>>
     let mut from: Option<(String, String)> = None;
     let mut rcpts: Vec<String> = Vec::new();
     let mut line = Vec::new();
+    let mut delivered = false;
     loop {
         line.clear();
         match rd.read_until(b'\n', &mut line).await {
@@ -185,6 +189,15 @@ async fn serve(stream: TcpStream, cfg: Arc<SinkConfig>, state: Arc<Mutex<State>>
             .trim_end_matches(['\r', '\n'])
             .to_string();
         state.lock().unwrap().commands.push(text.clone());
+        if cfg.bye_after_message && delivered {
+            let bye = wr
+                .write_all(b"421 4.4.2 sink.example.test Error: timeout exceeded\r\n")
+                .await;
+            if bye.is_err() || text.eq_ignore_ascii_case("QUIT") {
+                return;
+            }
+            continue;
+        }
         let upper = text.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") {
             let chunking = if cfg.chunking { "250-CHUNKING\r\n" } else { "" };
@@ -225,6 +238,7 @@ async fn serve(stream: TcpStream, cfg: Arc<SinkConfig>, state: Arc<Mutex<State>>
                     rcpts: std::mem::take(&mut rcpts),
                     data,
                 });
+                delivered = true;
             }
             from = None;
             rcpts.clear();
@@ -284,6 +298,7 @@ async fn serve(stream: TcpStream, cfg: Arc<SinkConfig>, state: Arc<Mutex<State>>
                         rcpts: std::mem::take(&mut rcpts),
                         data,
                     });
+                    delivered = true;
                 }
                 from = None;
                 rcpts.clear();

@@ -178,7 +178,13 @@ fn unconfuse(label: &str) -> String {
             c => c,
         })
         .collect();
-    mapped.replace("rn", "m").replace("vv", "w")
+    let mut mapped = mapped;
+    for (pair, one) in [("rn", "m"), ("vv", "w")] {
+        if mapped.contains(pair) {
+            mapped = mapped.replace(pair, one);
+        }
+    }
+    mapped
 }
 
 /// Brand impersonation, the sender's own address, freemail Reply-To.
@@ -190,12 +196,17 @@ fn identity(p: &Parsed, rules: &ContentRules, hits: &mut Vec<Hit>) {
             break;
         }
         let labels: Vec<&str> = url.host.split(['.', '-']).collect();
+        // Each label unconfused once per link, not once per brand name.
+        let unconfused: Vec<String> = labels.iter().map(|l| unconfuse(l)).collect();
         for brand in brands.iter().filter(|b| !b.owns(&url.host)) {
             for name in &brand.labels {
                 if foreign.is_none() && labels.iter().any(|l| l == name) {
                     foreign = Some(format!("{} (shows {name})", url.url));
                 } else if lookalike.is_none()
-                    && labels.iter().any(|l| l != name && unconfuse(l) == *name)
+                    && labels
+                        .iter()
+                        .zip(&unconfused)
+                        .any(|(l, u)| l != name && u == name)
                 {
                     lookalike = Some(format!("{} (imitates {name})", url.url));
                 }

@@ -343,6 +343,9 @@ impl ContentRules {
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::LeftmostFirst)
                 .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                // Words start with the common letters of text: a prefilter
+                // stops at nearly every byte and costs more than the DFA.
+                .prefilter(false)
                 .build(words.iter().map(|(w, _)| w))
                 .map_err(|e| err("", "words", e.to_string()))?;
             rules.body_words = Some((ac, words.into_iter().map(|(_, s)| s).collect()));

@@ -167,28 +167,16 @@ impl Composites {
     /// holds is recorded (its options: the symbols it matched) but removes
     /// nothing, so the symbols it names keep counting.
     pub fn apply(&self, breakdown: &mut Breakdown, table: &SymbolTable) {
-        for (symbol, expr) in &self.rules {
-            let present: HashSet<&str> = breakdown
-                .symbols()
-                .iter()
-                .filter(|s| !s.shadow)
-                .map(|s| s.hit.name.as_str())
-                .collect();
-            if present.contains(symbol.as_str()) || !expr.eval(&present) {
-                continue;
-            }
-            let mut atoms = Vec::new();
-            expr.atoms(true, &mut atoms);
-            let consumed: Vec<String> = atoms
-                .into_iter()
-                .filter(|(name, positive)| *positive && present.contains(name.as_str()))
-                .map(|(name, _)| name)
-                .collect();
+        // The symbols present are collected once, and again only after a
+        // composite changed the breakdown (rules apply in order, each to
+        // the breakdown the ones before it left).
+        let mut next = 0;
+        while let Some((i, consumed)) = self.first_firing(next, breakdown) {
             let composite = ScoredSymbol::weigh(
                 table,
                 Hit {
                     why: Default::default(),
-                    name: symbol.clone(),
+                    name: self.rules[i].0.clone(),
                     options: consumed,
                 },
             );
@@ -197,7 +185,35 @@ impl Composites {
                 breakdown.retain(|s| s.action.is_some() || !consumed.contains(&s.hit.name));
             }
             breakdown.push(composite);
+            next = i + 1;
         }
+    }
+
+    /// The first rule from `from` on that fires on `breakdown`, with the
+    /// present symbols it consumes.
+    fn first_firing(&self, from: usize, breakdown: &Breakdown) -> Option<(usize, Vec<String>)> {
+        let present: HashSet<&str> = breakdown
+            .symbols()
+            .iter()
+            .filter(|s| !s.shadow)
+            .map(|s| s.hit.name.as_str())
+            .collect();
+        let (i, (_, expr)) =
+            self.rules
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, (symbol, expr))| {
+                    !present.contains(symbol.as_str()) && expr.eval(&present)
+                })?;
+        let mut atoms = Vec::new();
+        expr.atoms(true, &mut atoms);
+        let consumed = atoms
+            .into_iter()
+            .filter(|(name, positive)| *positive && present.contains(name.as_str()))
+            .map(|(name, _)| name)
+            .collect();
+        Some((i, consumed))
     }
 }
 

@@ -87,53 +87,56 @@ pub enum WriteOp {
 /// one of their sum. A key also written another way keeps its writes as
 /// they are. Each merged write takes the place of the key's first.
 pub fn coalesce(ops: Vec<WriteOp>) -> Vec<WriteOp> {
-    use std::collections::HashMap;
+    use std::collections::hash_map::{Entry, HashMap};
     fn key_of(op: &WriteOp) -> &str {
         match op {
             WriteOp::Set(k, _, _) | WriteOp::Append(k, _, _) | WriteOp::Incr(k, _, _) => k,
         }
     }
-    // Per key: can its writes merge (same kind, same ttl), and how many.
-    let mut shape: HashMap<&str, (bool, usize)> = HashMap::with_capacity(ops.len());
-    for (i, op) in ops.iter().enumerate() {
-        let entry = shape.entry(key_of(op)).or_insert((true, i));
-        if entry.1 != i {
-            let first = &ops[entry.1];
-            entry.0 &= match (first, op) {
-                (WriteOp::Append(_, _, a), WriteOp::Append(_, _, b))
-                | (WriteOp::Incr(_, _, a), WriteOp::Incr(_, _, b)) => a == b,
-                _ => false,
-            };
+    // Per op: the first op of its key; per first op: can the key's writes
+    // merge (same kind, same ttl). Indices only: no key is copied.
+    let mut first_of: Vec<usize> = (0..ops.len()).collect();
+    let mut mergeable = vec![true; ops.len()];
+    let mut repeated = false;
+    {
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            match seen.entry(key_of(op)) {
+                Entry::Vacant(e) => {
+                    e.insert(i);
+                }
+                Entry::Occupied(e) => {
+                    let first = *e.get();
+                    first_of[i] = first;
+                    repeated = true;
+                    mergeable[first] &= match (&ops[first], op) {
+                        (WriteOp::Append(_, _, a), WriteOp::Append(_, _, b))
+                        | (WriteOp::Incr(_, _, a), WriteOp::Incr(_, _, b)) => a == b,
+                        _ => false,
+                    };
+                }
+            }
         }
     }
-    let merge: std::collections::HashSet<String> = shape
-        .iter()
-        .filter(|(_, (ok, _))| *ok)
-        .map(|(k, _)| k.to_string())
-        .collect();
-    if merge.len() == ops.len() {
+    if !repeated {
         return ops;
     }
-    let mut out: Vec<WriteOp> = Vec::with_capacity(merge.len());
-    let mut at: HashMap<String, usize> = HashMap::with_capacity(merge.len());
-    for op in ops {
-        let key = key_of(&op);
-        if !merge.contains(key) {
+    let mut out: Vec<WriteOp> = Vec::with_capacity(ops.len());
+    // Where each key's first op went in `out`.
+    let mut placed = vec![0; ops.len()];
+    for (i, op) in ops.into_iter().enumerate() {
+        let first = first_of[i];
+        if first == i || !mergeable[first] {
+            placed[i] = out.len();
             out.push(op);
             continue;
         }
-        match at.get(key) {
-            Some(&i) => match (&mut out[i], op) {
-                (WriteOp::Append(_, value, _), WriteOp::Append(_, more, _)) => {
-                    value.extend_from_slice(&more)
-                }
-                (WriteOp::Incr(_, by, _), WriteOp::Incr(_, more, _)) => *by += more,
-                (_, op) => out.push(op),
-            },
-            None => {
-                at.insert(key.to_string(), out.len());
-                out.push(op);
+        match (&mut out[placed[first]], op) {
+            (WriteOp::Append(_, value, _), WriteOp::Append(_, more, _)) => {
+                value.extend_from_slice(&more)
             }
+            (WriteOp::Incr(_, by, _), WriteOp::Incr(_, more, _)) => *by += more,
+            (_, op) => out.push(op),
         }
     }
     out

@@ -5,7 +5,8 @@
 //!   new connections and with connection reuse, and CPU per message — of
 //!   the gateway process (utime + stime from /proc/PID/stat, background
 //!   writes included), of sink + source for the direct pair, and of
-//!   redis-server beside the Redis store;
+//!   redis-server beside the Redis store (with the commands it ran per
+//!   message);
 //! * the gateway with every check on (HELO, reverse and forward-confirmed
 //!   client names, sender domain, callout, known-bad recipients, DNSBL and
 //!   RHSBL, SPF/DKIM/DMARC, greylisting, rate limits, the full shipped
@@ -107,6 +108,8 @@ struct Figures {
     cpu: f64,
     /// redis-server's CPU ms per message.
     redis_cpu: f64,
+    /// Commands redis-server ran per message (the Redis store's gateways).
+    redis_cmds: f64,
 }
 
 fn measure(t: &Target, sink: &Proc, redis: &Redis, reuse: bool, msgs: usize) -> Figures {
@@ -115,6 +118,7 @@ fn measure(t: &Target, sink: &Proc, redis: &Redis, reuse: bool, msgs: usize) -> 
     }
     let pid = t.gateway.as_ref().map_or(sink.pid(), Proc::pid);
     let (before, redis_before) = (cpu_of(pid), cpu_of(redis.proc.pid()));
+    let cmds_before = redis.stat("total_commands_processed");
     let run = smtp_source(t.port, reuse, SESSIONS, SIZE, msgs);
     // Writes queued off the hot path (history, counters) are this run's
     // cost too: let them finish before reading the CPU.
@@ -128,6 +132,11 @@ fn measure(t: &Target, sink: &Proc, redis: &Redis, reuse: bool, msgs: usize) -> 
         rate: msgs as f64 / run.seconds,
         cpu: per_msg(cpu),
         redis_cpu: per_msg(cpu_of(redis.proc.pid()).saturating_sub(redis_before)),
+        // Less the first of the two INFO readings (INFO counts itself).
+        redis_cmds: redis
+            .stat("total_commands_processed")
+            .saturating_sub(cmds_before + 1) as f64
+            / msgs as f64,
     }
 }
 
@@ -225,6 +234,7 @@ fn main() {
                 rate: r.iter().map(|f| f.rate).fold(0.0, f64::max),
                 cpu: median(r.iter().map(|f| f.cpu).collect()),
                 redis_cpu: median(r.iter().map(|f| f.redis_cpu).collect()),
+                redis_cmds: median(r.iter().map(|f| f.redis_cmds).collect()),
             })
             .collect();
         all.push((reuse, figures));
@@ -285,8 +295,8 @@ fn report(targets: &[Target], all: &[(bool, Vec<Figures>)]) {
         };
         println!("\n{mode}");
         println!(
-            "{:<16} {:>10} {:>12} {:>12} {:>10} {:>14}",
-            "", "msgs/s", "CPU ms/msg", "redis ms/msg", "vs direct", "CPU vs base"
+            "{:<16} {:>10} {:>12} {:>12} {:>10} {:>10} {:>14}",
+            "", "msgs/s", "CPU ms/msg", "redis ms/msg", "cmds/msg", "vs direct", "CPU vs base"
         );
         let direct = figures[0];
         for (t, f) in targets.iter().zip(figures) {
@@ -296,10 +306,13 @@ fn report(targets: &[Target], all: &[(bool, Vec<Figures>)]) {
                 (true, Some(b)) => format!("{:+.0}%", (f.cpu / b.cpu - 1.0) * 100.0),
                 _ => String::new(),
             };
-            let redis = if t.redis {
-                format!("{:.3}", f.redis_cpu)
+            let (redis, cmds) = if t.redis {
+                (
+                    format!("{:.3}", f.redis_cpu),
+                    format!("{:.1}", f.redis_cmds),
+                )
             } else {
-                String::new()
+                (String::new(), String::new())
             };
             let vs = if t.gateway.is_some() {
                 format!("{:.2}", f.rate / direct.rate)
@@ -307,8 +320,8 @@ fn report(targets: &[Target], all: &[(bool, Vec<Figures>)]) {
                 String::new()
             };
             println!(
-                "{:<16} {:>8.0}/s {:>12.3} {:>12} {:>10} {:>14}",
-                t.label, f.rate, f.cpu, redis, vs, cut
+                "{:<16} {:>8.0}/s {:>12.3} {:>12} {:>10} {:>10} {:>14}",
+                t.label, f.rate, f.cpu, redis, cmds, vs, cut
             );
         }
         for name in ["baseline", "new"] {

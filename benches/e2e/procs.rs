@@ -161,6 +161,36 @@ impl Redis {
         redis
     }
 
+    /// A number from `INFO stats` (say `total_commands_processed`).
+    pub fn stat(&self, field: &str) -> u64 {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return 0;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if s.write_all(b"INFO stats\r\n").is_err() {
+            return 0;
+        }
+        // A bulk reply: "$LEN\r\n" then LEN bytes.
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = s.read(&mut buf) {
+            text.extend_from_slice(&buf[..n]);
+            let head = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
+            let len: usize = std::str::from_utf8(&text[1..head.min(text.len())])
+                .ok()
+                .and_then(|l| l.trim().parse().ok())
+                .unwrap_or(usize::MAX);
+            if text.len() >= head + 1 + len {
+                break;
+            }
+        }
+        let prefix = format!("{field}:");
+        String::from_utf8_lossy(&text)
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// One inline command's first reply line ("" when unreachable).
     pub fn command(&self, command: &str) -> String {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {

@@ -403,7 +403,7 @@ impl Session {
 
     /// The Postfix-style line for a MAIL or RCPT refusal (`stage`).
     pub(crate) fn log_refusal(&self, stage: &str, reply: &Reply, to: Option<&Address>) {
-        if reply.is_positive() {
+        if reply.is_positive() || !tracing::enabled!(target: log::TARGET, tracing::Level::INFO) {
             return;
         }
         let from = self
@@ -417,6 +417,10 @@ impl Session {
     /// The Postfix-style lines for the end of a message: one reject line,
     /// or one line per recipient with its status.
     fn log_outcome(&self, txn: &Txn, action: &str, size: usize, reply: &Reply) {
+        // The lines are only built when they are logged.
+        if !tracing::enabled!(target: log::TARGET, tracing::Level::INFO) {
+            return;
+        }
         let client = self.log_client();
         let id = txn.message_id.as_deref();
         if !reply.is_positive() {
@@ -456,15 +460,6 @@ impl Session {
         if let Some(reply) = reply {
             self.log_outcome(txn, action, size, reply);
         }
-        let symbols: Vec<String> = txn
-            .breakdown
-            .sorted_all()
-            .iter()
-            .map(|s| match s.shadow {
-                false => format!("{}({})", s.hit.name, s.score),
-                true => format!("{}(shadow:{})", s.hit.name, s.score),
-            })
-            .collect();
         let rcpts: Vec<String> = txn.recipients.iter().map(ToString::to_string).collect();
         crate::metrics::transaction(
             action,
@@ -495,24 +490,35 @@ impl Session {
         let transient = reply.is_some_and(Reply::is_transient);
         crate::bounce::hold::count(&self.app, &record, txn.refused_addresses, transient);
         self.app.history.record(record);
-        tracing::info!(
-            target: "smtpgate::transaction",
-            reference = %txn.reference,
-            client = %client.ip,
-            client_name = client.name.unwrap_or("unknown"),
-            forwarded_by = %client.forwarded_by.map(|ip| ip.to_string()).unwrap_or_default(),
-            forwarded_ident = crate::smtp::xforward::Forwarded::text(&self.forwarded.ident).unwrap_or(""),
-            login = client.login.unwrap_or(""),
-            helo = client.helo.unwrap_or(""),
-            from = %txn.sender,
-            rcpts = %rcpts.join(","),
-            size,
-            action,
-            score = %format!("[{}/{}]", txn.breakdown.total(), self.app.policy.threshold),
-            symbols = %symbols.join(" "),
-            reply = %reply.map(ToString::to_string).unwrap_or_default(),
-            ms = txn.started.elapsed().as_millis() as u64,
-        );
+        if tracing::enabled!(target: "smtpgate::transaction", tracing::Level::INFO) {
+            let symbols: Vec<String> = txn
+                .breakdown
+                .sorted_all()
+                .iter()
+                .map(|s| match s.shadow {
+                    false => format!("{}({})", s.hit.name, s.score),
+                    true => format!("{}(shadow:{})", s.hit.name, s.score),
+                })
+                .collect();
+            tracing::info!(
+                target: "smtpgate::transaction",
+                reference = %txn.reference,
+                client = %client.ip,
+                client_name = client.name.unwrap_or("unknown"),
+                forwarded_by = %client.forwarded_by.map(|ip| ip.to_string()).unwrap_or_default(),
+                forwarded_ident = crate::smtp::xforward::Forwarded::text(&self.forwarded.ident).unwrap_or(""),
+                login = client.login.unwrap_or(""),
+                helo = client.helo.unwrap_or(""),
+                from = %txn.sender,
+                rcpts = %rcpts.join(","),
+                size,
+                action,
+                score = %format!("[{}/{}]", txn.breakdown.total(), self.app.policy.threshold),
+                symbols = %symbols.join(" "),
+                reply = %reply.map(ToString::to_string).unwrap_or_default(),
+                ms = txn.started.elapsed().as_millis() as u64,
+            );
+        }
     }
 }
 

@@ -27,7 +27,8 @@
 //! commands of two messages through each Redis-store gateway (MONITOR);
 //! `E2E_PROFILE=DIR` profiles each gateway over one more run (perf record
 //! with call graphs, then strace -c) into DIR (`E2E_PROFILE_MATCH=new`:
-//! only the gateways whose label has it).
+//! only the gateways whose label has it; `E2E_PROFILE_REUSE=1`: with
+//! connection reuse).
 
 #[path = "../tests/common/dns.rs"]
 mod dns;

@@ -171,7 +171,9 @@ pub fn profile(label: &str, pid: u32, port: u16, dir: &std::path::Path, msgs: us
     match perf {
         Ok(mut perf) => {
             std::thread::sleep(Duration::from_millis(500));
-            super::procs::smtp_source(port, false, super::SESSIONS, super::SIZE, msgs);
+            // E2E_PROFILE_REUSE=1: one connection per session, as `-d`.
+            let reuse = std::env::var("E2E_PROFILE_REUSE").is_ok_and(|v| v == "1");
+            super::procs::smtp_source(port, reuse, super::SESSIONS, super::SIZE, msgs);
             // SIGINT: perf writes its file and exits.
             // SAFETY: kill with a valid pid and signal.
             unsafe { libc::kill(perf.id() as i32, libc::SIGINT) };
@@ -222,7 +224,9 @@ pub fn profile(label: &str, pid: u32, port: u16, dir: &std::path::Path, msgs: us
     match strace {
         Ok(mut strace) => {
             std::thread::sleep(Duration::from_millis(500));
-            super::procs::smtp_source(port, false, super::SESSIONS, super::SIZE, msgs);
+            // E2E_PROFILE_REUSE=1: one connection per session, as `-d`.
+            let reuse = std::env::var("E2E_PROFILE_REUSE").is_ok_and(|v| v == "1");
+            super::procs::smtp_source(port, reuse, super::SESSIONS, super::SIZE, msgs);
             // SAFETY: kill with a valid pid and signal.
             unsafe { libc::kill(strace.id() as i32, libc::SIGINT) };
             let _ = strace.wait();

@@ -60,7 +60,7 @@ impl LineFramer {
     /// are needed. `max` is the longest line accepted (without CRLF).
     pub fn next_line(&mut self, max: usize) -> Option<Result<Vec<u8>, LineError>> {
         loop {
-            let newline = self.buf.iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', &self.buf);
             if self.discarding {
                 match newline {
                     Some(pos) => {
@@ -216,7 +216,7 @@ impl DataDecoder {
                 }
                 State::InLine => {
                     let rest = &input[i..];
-                    match rest.iter().position(|&b| b == b'\r' || b == b'\n') {
+                    match memchr::memchr2(b'\r', b'\n', rest) {
                         None => {
                             self.keep(rest);
                             i = input.len();
@@ -259,7 +259,7 @@ pub fn stuff_into(message: &[u8], out: &mut Vec<u8>) {
         if line_start && rest[0] == b'.' {
             out.push(b'.');
         }
-        match rest.iter().position(|&b| b == b'\n') {
+        match memchr::memchr(b'\n', rest) {
             Some(pos) => {
                 out.extend_from_slice(&rest[..=pos]);
                 rest = &rest[pos + 1..];

@@ -274,10 +274,12 @@ impl Store for MemoryStore {
             match op {
                 WriteOp::Set(key, value, ttl) => self.set_in(&mut inner, key, value.clone(), *ttl),
                 WriteOp::Append(key, value, ttl) => {
+                    // Taken from a live entry, put back under its own key
+                    // (no new key, no eviction for it).
                     let mut joined = inner
-                        .remove(key)
-                        .filter(|e| e.expires > now)
-                        .map_or_else(Vec::new, |e| e.value);
+                        .live(key, now)
+                        .map(|e| std::mem::take(&mut e.value))
+                        .unwrap_or_default();
                     joined.extend_from_slice(value);
                     self.set_in(&mut inner, key, joined, *ttl);
                 }

@@ -25,6 +25,8 @@
 //! redis-server`). `E2E_MSGS`, `E2E_ROUNDS` (0: no throughput table) and `E2E_EXTRAS=0` (skip the
 //! latency and idle parts) shorten it; `E2E_MONITOR=1` prints the Redis
 //! commands of two messages through each Redis-store gateway (MONITOR);
+//! `E2E_BARE=1` adds this tree's binary as a plain relay (optional checks,
+//! content rules and history off: the floor a checking gateway sits on);
 //! `E2E_PROFILE=DIR` profiles each gateway over one more run (perf record
 //! with call graphs, then strace -c) into DIR (`E2E_PROFILE_MATCH=new`:
 //! only the gateways whose label has it; `E2E_PROFILE_REUSE=1`: with
@@ -210,6 +212,38 @@ fn main() {
                 redis: store == "redis",
             });
         }
+    }
+    if env_or("E2E_BARE", 0) != 0 {
+        // The floor: this tree's binary with every optional check, the
+        // content rules and the history off (a plain relay).
+        let addr = free_port();
+        let rules = work.join("no-rules");
+        std::fs::create_dir_all(&rules).unwrap();
+        let text = format!(
+            "[server]\nhostname = \"gw.example.test\"\nlisten = [\"{addr}\"]\n\
+             max_connections_per_client = 0\nmax_connection_rate_per_client = 0\n\
+             [upstream]\naddress = \"{sink_addr}\"\npool_size = 64\nmax_connections = 256\n\
+             {}\n[relay]\nlocal_domains = [\"customer.test\"]\n[history]\nenabled = false\n\
+             [scoring]\nrules_dir = \"{}\"\n",
+            dns_server.dns_section(),
+            rules.display()
+        );
+        let path_toml = work.join("bare.toml");
+        std::fs::write(&path_toml, text).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_smtpgate"))
+            .args(["serve", "--config", path_toml.to_str().unwrap()])
+            .env("SMTPGATE_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("smtpgate");
+        let gateway = Proc(child);
+        wait_port(addr);
+        targets.push(Target {
+            label: "new bare".into(),
+            port: addr.port(),
+            gateway: Some(gateway),
+            redis: false,
+        });
     }
 
     println!(

@@ -17,6 +17,19 @@ async fn greeted(addr: std::net::SocketAddr) -> Client {
     c
 }
 
+/// Messages from s0@ … s{n-1}@example.test to r@example.net on one
+/// session, each answered 250.
+async fn send_numbered(c: &mut Client, n: usize) {
+    for i in 0..n {
+        c.expect(&format!("MAIL FROM:<s{i}@example.test>"), 250)
+            .await;
+        c.expect("RCPT TO:<r@example.net>", 250).await;
+        c.expect("DATA", 354).await;
+        let r = c.cmd(&format!("Subject: {i}\r\n\r\nhello\r\n.")).await;
+        assert_eq!(r.code, 250, "{r:?}");
+    }
+}
+
 #[tokio::test]
 async fn message_is_relayed_byte_exact_with_only_received_prepended() {
     let (sink, gw) = start_pair(SinkConfig::default(), "", "").await;
@@ -72,14 +85,7 @@ async fn pipelined_transaction_gets_all_replies_in_order() {
 async fn several_transactions_on_one_connection_reuse_the_upstream() {
     let (sink, gw) = start_pair(SinkConfig::default(), "", "").await;
     let mut c = greeted(gw.addr).await;
-    for i in 0..3 {
-        c.expect(&format!("MAIL FROM:<s{i}@example.test>"), 250)
-            .await;
-        c.expect("RCPT TO:<r@example.net>", 250).await;
-        c.expect("DATA", 354).await;
-        let r = c.cmd(&format!("Subject: {i}\r\n\r\nhello\r\n.")).await;
-        assert_eq!(r.code, 250, "{r:?}");
-    }
+    send_numbered(&mut c, 3).await;
     // An aborted transaction in between.
     c.expect("MAIL FROM:<x@example.test>", 250).await;
     c.expect("RCPT TO:<r@example.net>", 250).await;
@@ -126,16 +132,9 @@ async fn a_pooled_connection_the_mta_closed_with_421_is_replaced_unseen() {
     )
     .await;
     let mut c = greeted(gw.addr).await;
-    for i in 0..3 {
-        c.expect(&format!("MAIL FROM:<s{i}@example.test>"), 250)
-            .await;
-        // The pooled connection's MAIL gets 421: the client's RCPT is
-        // answered by a fresh connection's, never with the 421.
-        c.expect("RCPT TO:<r@example.net>", 250).await;
-        c.expect("DATA", 354).await;
-        let r = c.cmd(&format!("Subject: {i}\r\n\r\nhello\r\n.")).await;
-        assert_eq!(r.code, 250, "{r:?}");
-    }
+    // The pooled connection's MAIL gets 421: each client RCPT is answered
+    // by a fresh connection's, never with the 421.
+    send_numbered(&mut c, 3).await;
     c.expect("QUIT", 221).await;
     let msgs = sink.wait_for_messages(3, Duration::from_secs(5)).await;
     assert_eq!(msgs.len(), 3);

@@ -1,8 +1,9 @@
 //! Counting off the hot path: [`Watch::count`] pushes a transaction on a
 //! bounded queue ([`Ticked`]: no task woken per message) and returns at
-//! once; every [`COUNT_EVERY`] a writer task counts what is queued, in batches, and
-//! hands each hold it placed to an [`Announce`] (the alert path's, which
-//! this layer may not name), on a task of its own. A full queue drops the
+//! once; every [`COUNT_EVERY`] (or once [`COUNT_AT`] wait) a writer task
+//! counts what is queued, in batches, and hands each hold it placed to an
+//! [`Announce`] (the alert path's, which this layer may not name), on a
+//! task of its own. A full queue drops the
 //! transaction, counted: the watch never slows mail.
 
 use super::{Anomaly, Hold, Observation};
@@ -23,6 +24,10 @@ const QUEUE: usize = 10_000;
 /// How often the writer takes what is queued: a burst is held within this
 /// (and a few store round trips) of crossing a limit.
 pub const COUNT_EVERY: Duration = Duration::from_millis(25);
+/// Transactions that have the watch count before its tick: a burst is
+/// counted (and held) within this many of its messages per node, however
+/// fast it comes.
+pub const COUNT_AT: usize = 16;
 
 /// Holds in force are counted (the gauge) this often.
 const GAUGE_EVERY: Duration = Duration::from_secs(60);
@@ -51,7 +56,7 @@ impl Watch {
         Watch {
             anomaly: Arc::new(Anomaly::new(&config.anomaly, store)),
             enabled: config.anomaly.enabled,
-            queue: Ticked::new(QUEUE, COUNT_EVERY),
+            queue: Ticked::with_early(QUEUE, COUNT_EVERY, COUNT_AT),
         }
     }
 

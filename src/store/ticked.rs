@@ -114,21 +114,26 @@ async fn drain<T, W, F>(
 mod tests {
     use super::*;
 
+    type Seen = Arc<Mutex<Vec<Vec<u32>>>>;
+
+    /// A writer keeping every batch that is not empty in `seen`.
+    fn collecting(seen: &Seen) -> impl FnMut(Vec<u32>) -> TickWork + Send + 'static {
+        let seen = Arc::clone(seen);
+        move |batch: Vec<u32>| {
+            let seen = Arc::clone(&seen);
+            Box::pin(async move {
+                if !batch.is_empty() {
+                    seen.lock().unwrap().push(batch);
+                }
+            })
+        }
+    }
+
     #[tokio::test]
     async fn items_are_taken_in_batches_a_full_queue_refuses_and_the_writer_ends_with_it() {
-        let seen: Arc<Mutex<Vec<Vec<u32>>>> = Arc::default();
+        let seen: Seen = Arc::default();
         let ticked = Ticked::new(3, Duration::from_millis(20));
-        let writer = || {
-            let seen = Arc::clone(&seen);
-            move |batch: Vec<u32>| {
-                let seen = Arc::clone(&seen);
-                async move {
-                    if !batch.is_empty() {
-                        seen.lock().unwrap().push(batch);
-                    }
-                }
-            }
-        };
+        let writer = || collecting(&seen);
         // The first tick fires at once: wait for it, then fill the queue.
         assert!(ticked.push(1, writer));
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -144,19 +149,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_queue_with_early_is_taken_when_that_many_wait() {
-        let seen: Arc<Mutex<Vec<Vec<u32>>>> = Arc::default();
+        let seen: Seen = Arc::default();
         let ticked = Ticked::with_early(100, Duration::from_secs(3600), 3);
-        let writer = || {
-            let seen = Arc::clone(&seen);
-            move |batch: Vec<u32>| {
-                let seen = Arc::clone(&seen);
-                async move {
-                    if !batch.is_empty() {
-                        seen.lock().unwrap().push(batch);
-                    }
-                }
-            }
-        };
+        let writer = || collecting(&seen);
         // The first tick fires at once; the next is an hour away.
         assert!(ticked.push(1, writer));
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -13,9 +13,8 @@ use crate::dns::Lookup;
 use crate::score::{Hit, Why};
 use crate::store::Store;
 use dashmap::DashMap;
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -25,8 +24,6 @@ const KEEP_OK: Duration = Duration::from_secs(31 * 86_400);
 const KEEP_BAD: Duration = Duration::from_secs(3 * 86_400);
 /// How long this process trusts a deliverable sender without the store.
 const MEMO_FOR: Duration = Duration::from_secs(60);
-/// Senders the memo holds at most (then the expired go, or all).
-const MEMO_LIMIT: usize = 10_000;
 
 pub use crate::config::CalloutScope as Scope;
 
@@ -49,8 +46,8 @@ pub struct CalloutCheck {
     per_destination: usize,
     busy: DashMap<String, Arc<Semaphore>>,
     on_error: OnError,
-    /// Deliverable senders (their cache keys) and until when.
-    memo: Mutex<HashMap<String, Instant>>,
+    /// Deliverable senders (their cache keys), each for [`MEMO_FOR`].
+    memo: crate::dns::Expiring<String, ()>,
 }
 
 impl CalloutCheck {
@@ -73,29 +70,17 @@ impl CalloutCheck {
             per_destination: env.callout_concurrency.max(1),
             busy: DashMap::new(),
             on_error: config.store.on_error,
-            memo: Mutex::new(HashMap::new()),
+            memo: crate::dns::Expiring::default(),
         })
     }
 
     /// True when `key`'s sender was found deliverable in the last minute.
     fn memo_holds(&self, key: &str) -> bool {
-        let now = Instant::now();
-        self.memo
-            .lock()
-            .is_ok_and(|m| m.get(key).is_some_and(|until| *until > now))
+        self.memo.get(key).is_some()
     }
 
     fn remember_ok(&self, key: String) {
-        let now = Instant::now();
-        if let Ok(mut memo) = self.memo.lock() {
-            if memo.len() >= MEMO_LIMIT {
-                memo.retain(|_, until| *until > now);
-                if memo.len() >= MEMO_LIMIT {
-                    memo.clear();
-                }
-            }
-            memo.insert(key, now + MEMO_FOR);
-        }
+        self.memo.insert(key, (), Some(Instant::now() + MEMO_FOR));
     }
 
     /// True when `sender` is verified (its domain is not empty, and is

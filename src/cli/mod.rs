@@ -12,14 +12,10 @@ use crate::app::App;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// `GET path` on the running gateway's `[http] listen` (with the token of
-/// `token_file` when there is one): the status and the body. For the tools
-/// that read state the memory store keeps inside the running gateway.
-pub fn remote_get(app: &App, path: &str) -> Result<(u16, Vec<u8>), String> {
-    remote(app, "GET", path)
-}
-
-/// `method path` (no body) on the running gateway's API, as [`remote_get`].
+/// `method path` (no body) on the running gateway's `[http] listen` (with
+/// the token of `token_file` when there is one): the status and the body.
+/// For the tools that read or change state the memory store keeps inside
+/// the running gateway.
 pub fn remote(app: &App, method: &str, path: &str) -> Result<(u16, Vec<u8>), String> {
     use std::io::{Read, Write};
     let Some(http) = &app.config.http else {

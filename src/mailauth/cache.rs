@@ -9,31 +9,10 @@ use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
-/// Entries a cache holds at most; past that the least recently used entry
-/// goes, one at a time (never the whole cache at once: that would expire
-/// every record together and spike DNS load).
-const CACHE_LIMIT: u64 = 50_000;
-
 /// A TTL cache for mail-auth's parsed records: each entry kept until the
-/// answer's own expiry, at most [`CACHE_LIMIT`] entries (moka, LRU).
-pub(super) struct TtlCache<K, V> {
-    entries: moka::sync::Cache<K, (V, Instant)>,
-}
-
-impl<K, V> TtlCache<K, V>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    fn with_capacity(capacity: u64) -> Self {
-        TtlCache {
-            entries: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .eviction_policy(moka::policy::EvictionPolicy::lru())
-                .build(),
-        }
-    }
-}
+/// answer's own expiry, at most [`crate::dns::Expiring`]'s bound (LRU):
+/// that cache behind mail-auth's [`ResolverCache`] trait.
+pub(super) struct TtlCache<K, V>(crate::dns::Expiring<K, V>);
 
 impl<K, V> Default for TtlCache<K, V>
 where
@@ -41,7 +20,7 @@ where
     V: Clone + Send + Sync + 'static,
 {
     fn default() -> Self {
-        TtlCache::with_capacity(CACHE_LIMIT)
+        TtlCache(crate::dns::Expiring::default())
     }
 }
 
@@ -55,13 +34,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (value, valid_until) = self.entries.get(name)?;
-        if valid_until > Instant::now() {
-            Some(value)
-        } else {
-            self.entries.invalidate(name);
-            None
-        }
+        self.0.get(name)
     }
 
     fn remove<Q>(&self, name: &Q) -> Option<V>
@@ -69,11 +42,11 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.entries.remove(name).map(|(v, _)| v)
+        self.0.remove(name)
     }
 
     fn insert(&self, key: K, value: V, valid_until: Instant) {
-        self.entries.insert(key, (value, valid_until));
+        self.0.insert(key, value, Some(valid_until));
     }
 }
 
@@ -215,42 +188,5 @@ impl Caches {
             .with_ptr_cache(&self.ptr)
             .with_ipv4_cache(&self.ipv4)
             .with_ipv6_cache(&self.ipv6)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn past_the_bound_entries_go_one_at_a_time_oldest_first() {
-        let cache: TtlCache<u32, u32> = TtlCache::with_capacity(100);
-        let later = Instant::now() + Duration::from_secs(3600);
-        for i in 0..100 {
-            cache.insert(i, i, later);
-        }
-        cache.entries.run_pending_tasks();
-        assert_eq!(cache.entries.entry_count(), 100);
-        for extra in 0..10u32 {
-            cache.insert(100 + extra, 0, later);
-            cache.entries.run_pending_tasks();
-            // One more in, the least recently used one out; the rest stay.
-            assert_eq!(cache.entries.entry_count(), 100, "after {extra}");
-            // (contains_key does not make an entry recently used.)
-            assert!(!cache.entries.contains_key(&extra), "entry {extra} evicted");
-            assert!(cache.entries.contains_key(&(extra + 1)));
-            assert!(cache.entries.contains_key(&(100 + extra)));
-        }
-        assert!((10..110).all(|i| cache.get(&i).is_some()));
-    }
-
-    #[test]
-    fn expired_entries_are_not_answered() {
-        let cache: TtlCache<u32, u32> = TtlCache::with_capacity(10);
-        cache.insert(1, 1, Instant::now() - Duration::from_secs(1));
-        cache.insert(2, 2, Instant::now() + Duration::from_secs(60));
-        assert_eq!(cache.get(&1), None);
-        assert_eq!(cache.get(&2), Some(2));
     }
 }

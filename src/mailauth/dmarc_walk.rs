@@ -23,6 +23,7 @@
 
 use super::cache::Caches;
 use super::overlay::Overlay;
+use mail_auth::common::resolver::{ToFqdn, UnwrapTxtRecord};
 use mail_auth::dmarc::{Dmarc, Psd};
 use mail_auth::hickory_resolver::proto::rr::Name;
 use mail_auth::{DnsError, Error, MessageAuthenticator, ResolverCache, Txt};
@@ -81,24 +82,19 @@ async fn dmarc_lookup(
     caches: &Caches,
     name: &str,
 ) -> mail_auth::Result<Arc<Dmarc>> {
-    let key = cache_key(name);
+    // The key mail-auth's own lookup asks the cache with.
+    let key = name.to_fqdn();
     // An answer already kept (a record, or an absent name remembered by an
-    // earlier message) needs no second look at hickory's negative answer.
-    let kept = caches.txt.get::<str>(&key).is_some();
+    // earlier message) is the answer: no second cache read, no look at
+    // hickory's negative answer.
+    if let Some(kept) = caches.txt.get::<str>(key.as_ref()) {
+        return Dmarc::unwrap_txt(kept);
+    }
     let result = resolver.txt_lookup::<Dmarc>(name, Some(&caches.txt)).await;
-    if let (false, Err(e @ Error::Dns(DnsError::RecordNotFound(_)))) = (kept, &result) {
-        remember_absent(resolver, caches, name, key, e).await;
+    if let Err(e @ Error::Dns(DnsError::RecordNotFound(_))) = &result {
+        remember_absent(resolver, caches, name, key.into_owned(), e).await;
     }
     result
-}
-
-/// The key mail-auth asks the TXT cache with: lower case, the root dot.
-fn cache_key(name: &str) -> String {
-    let mut key = name.to_ascii_lowercase();
-    if !key.ends_with('.') {
-        key.push('.');
-    }
-    key
 }
 
 /// Keeps `error` (no record at `name`) in the TXT cache until hickory's

@@ -108,6 +108,15 @@ fn text_of(m: &SinkMessage) -> (String, String) {
     )
 }
 
+/// The number right after the first `marker` in `text`.
+fn number_after(text: &str, marker: &str) -> usize {
+    text.split(marker)
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {marker:?}: {text}"))
+}
+
 fn smtpgate(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_smtpgate"))
         .args(args)
@@ -172,22 +181,12 @@ async fn a_burst_is_held_at_the_floor_on_both_gateways_reported_once_and_release
     // node that placed it crossed the floor (both nodes count into one
     // baseline: with a lagging writer the other node's count may be ahead).
     let first = &refused[0];
-    let n: usize = first
-        .split("held for review: ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{first}"));
+    let n = number_after(first, "held for review: ");
     assert!((50..=delivered.len()).contains(&n), "{first}");
     // Distinct domains (one per message here) as counted when it crossed:
     // the other node's last batch may have its messages counted and its
     // domains not yet (a second round trip), so at most N, and most.
-    let d: usize = first
-        .split(" to ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| panic!("{first}"));
+    let d = number_after(first, " to ");
     assert!((n / 2..=n).contains(&d), "{first}");
     let reference = first.rsplit("ref=").next().unwrap().to_string();
     assert!(

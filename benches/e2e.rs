@@ -25,6 +25,8 @@
 //! redis-server`). `E2E_MSGS`, `E2E_ROUNDS` (0: no throughput table) and `E2E_EXTRAS=0` (skip the
 //! latency and idle parts) shorten it; `E2E_MONITOR=1` prints the Redis
 //! commands of two messages through each Redis-store gateway (MONITOR);
+//! `E2E_CMDSTATS=1` what redis-server spent on each command per message
+//! in every Redis-store run (`INFO commandstats`);
 //! `E2E_BARE=1` adds this tree's binary as a plain relay (optional checks,
 //! content rules and history off: the floor a checking gateway sits on);
 //! `E2E_PROFILE=DIR` profiles each gateway over one more run (perf record
@@ -121,6 +123,10 @@ fn measure(t: &Target, sink: &Proc, redis: &Redis, reuse: bool, msgs: usize) -> 
     }
     let pid = t.gateway.as_ref().map_or(sink.pid(), Proc::pid);
     let (before, redis_before) = (cpu_of(pid), cpu_of(redis.proc.pid()));
+    let stats = t.redis && env_or("E2E_CMDSTATS", 0) != 0;
+    if stats {
+        redis.command("CONFIG RESETSTAT");
+    }
     let cmds_before = redis.stat("total_commands_processed");
     let run = smtp_source(t.port, reuse, SESSIONS, SIZE, msgs);
     // Writes queued off the hot path (history, counters) are this run's
@@ -131,6 +137,9 @@ fn measure(t: &Target, sink: &Proc, redis: &Redis, reuse: bool, msgs: usize) -> 
         cpu += run.source_cpu;
     }
     let per_msg = |d: Duration| d.as_secs_f64() * 1000.0 / msgs as f64;
+    if stats {
+        commandstats(&redis.info("commandstats"), msgs);
+    }
     Figures {
         rate: msgs as f64 / run.seconds,
         cpu: per_msg(cpu),
@@ -140,6 +149,31 @@ fn measure(t: &Target, sink: &Proc, redis: &Redis, reuse: bool, msgs: usize) -> 
             .stat("total_commands_processed")
             .saturating_sub(cmds_before + 1) as f64
             / msgs as f64,
+    }
+}
+
+/// E2E_CMDSTATS=1: what redis-server spent per message on each command
+/// (from `INFO commandstats`, reset before the run).
+fn commandstats(text: &str, msgs: usize) {
+    for line in text.lines() {
+        let Some((name, rest)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
+        else {
+            continue;
+        };
+        let field = |f: &str| -> f64 {
+            rest.split(',')
+                .find_map(|kv| kv.strip_prefix(f)?.strip_prefix('=')?.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let (calls, usec) = (field("calls"), field("usec"));
+        println!(
+            "    {name:<12} {:>6.2} calls/msg {:>6.2} us/msg {:>5.2} us/call",
+            calls / msgs as f64,
+            usec / msgs as f64,
+            usec / calls.max(1.0)
+        );
     }
 }
 

@@ -163,12 +163,23 @@ impl Redis {
 
     /// A number from `INFO stats` (say `total_commands_processed`).
     pub fn stat(&self, field: &str) -> u64 {
+        let prefix = format!("{field}:");
+        self.info("stats")
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The text of `INFO section` ("" when unreachable).
+    pub fn info(&self, section: &str) -> String {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return 0;
+            return String::new();
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        if s.write_all(b"INFO stats\r\n").is_err() {
-            return 0;
+        if s.write_all(format!("INFO {section}\r\n").as_bytes())
+            .is_err()
+        {
+            return String::new();
         }
         // A bulk reply: "$LEN\r\n" then LEN bytes.
         let mut text = Vec::new();
@@ -184,11 +195,7 @@ impl Redis {
                 break;
             }
         }
-        let prefix = format!("{field}:");
-        String::from_utf8_lossy(&text)
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
-            .unwrap_or(0)
+        String::from_utf8_lossy(&text).into_owned()
     }
 
     /// One inline command's first reply line ("" when unreachable).

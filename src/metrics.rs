@@ -103,6 +103,7 @@ const STORE_OPS: &[&str] = &[
     "get_many",
     "incr_many",
     "batch",
+    "batch_get_many",
 ];
 /// DNS lookup kinds.
 const DNS_KINDS: &[&str] = &["a", "aaaa", "mx", "ptr", "spf", "dkim", "dmarc"];

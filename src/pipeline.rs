@@ -38,9 +38,10 @@ pub async fn run_phase(
 ) -> Result<PhaseResult, CheckError> {
     let started = Instant::now();
     let checks = || app.checks.iter().filter(|c| c.phase() == phase);
-    // Every check's store reads in one round trip, before the first runs.
+    // Every check's store reads in one round trip, before the first runs
+    // (with the queued writes: a quota read sees the last delivery).
     let keys: Vec<String> = checks().flat_map(|c| c.reads(view)).collect();
-    let fetched = Fetched::read(app.store.as_ref(), keys).await;
+    let fetched = Fetched::read(&app.writes, keys).await;
     let view = &View {
         fetched: &fetched,
         ..*view

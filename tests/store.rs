@@ -7,7 +7,7 @@ mod common;
 use common::redis::{start_replica, start_sentinel, RedisCluster, RedisServer};
 use smtpgate::store::memory::MemoryStore;
 use smtpgate::store::redis::RedisStore;
-use smtpgate::store::{GreylistOutcome, Greylisting, Increment, Store};
+use smtpgate::store::{GreylistOutcome, Greylisting, Increment, Store, WriteOp};
 use std::time::{Duration, Instant};
 
 fn redis_store(server: &RedisServer, prefix: &str) -> RedisStore {
@@ -235,8 +235,39 @@ async fn several_counters_are_counted_at_once(s: &dyn Store) {
     assert!(err.to_string().starts_with("store: "), "{err}");
 }
 
+async fn writes_ride_on_a_read(s: &dyn Store) {
+    let long = Duration::from_secs(60);
+    let ops = [
+        WriteOp::Incr("w:n".into(), 2, long),
+        WriteOp::Append("w:a".into(), b"x\n".to_vec(), long),
+        WriteOp::Set("w:{y}:s".into(), b"v".to_vec(), long),
+        WriteOp::Incr("w:m".into(), 5, long),
+    ];
+    let (written, values) = s
+        .batch_then_get_many(&ops, &["w:n", "w:a", "w:{y}:s", "w:none", "w:m"])
+        .await
+        .unwrap();
+    written.unwrap();
+    assert_eq!(
+        values,
+        [
+            Some(b"2".to_vec()),
+            Some(b"x\n".to_vec()),
+            Some(b"v".to_vec()),
+            None,
+            Some(b"5".to_vec())
+        ]
+    );
+    // A counter on a text value: the writes fail, the read still answers.
+    let bad = [WriteOp::Incr("w:{y}:s".into(), 1, long)];
+    let (written, values) = s.batch_then_get_many(&bad, &["w:n"]).await.unwrap();
+    assert!(written.is_err());
+    assert_eq!(values, [Some(b"2".to_vec())]);
+}
+
 async fn contract(s: &dyn Store) {
     values_are_set_read_and_deleted(s).await;
+    writes_ride_on_a_read(s).await;
     several_values_are_read_at_once(s).await;
     several_counters_are_counted_at_once(s).await;
     values_expire(s).await;

@@ -113,13 +113,14 @@ fn alert_key(breakdown: &Breakdown, originator: &str) -> String {
 /// one alert per originator and symbol set per 10 minutes. A message is
 /// merged only into an alert the upstream has *accepted* (`{key}:sent`,
 /// set by [`alert_sent`]), so a failed alert never leaves a later message
-/// answered 250 with nothing sent. Both keys are read in one round trip;
+/// answered 250 with nothing sent. Both keys are read in one round trip
+/// (with the queued writes, so the last alert's bookkeeping is seen);
 /// the merged count goes up off the hot path (the reply does not depend
 /// on it). A store failure sends the alert (a duplicate is better than
 /// none).
 async fn alert_merge(app: &App, key: &str) -> (bool, u64) {
     let (sent, merged) = (format!("{key}:sent"), format!("{key}:merged"));
-    match app.store.get_many(&[sent.as_str(), merged.as_str()]).await {
+    match app.writes.get_many(&[sent.as_str(), merged.as_str()]).await {
         Ok(values) => match values.as_slice() {
             [Some(_), _] => {
                 app.writes

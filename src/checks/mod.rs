@@ -22,6 +22,7 @@ use crate::maps::Domains;
 use crate::passwd::Credentials;
 use crate::rules::content::ContentRules;
 use crate::score::Hit;
+use crate::store::queue::WriteQueue;
 use crate::store::{Store, StoreError};
 use std::future::Future;
 use std::net::IpAddr;
@@ -211,15 +212,16 @@ impl Fetched {
         &NONE
     }
 
-    /// Reads `keys` in one round trip (duplicates once).
-    pub async fn read(store: &dyn Store, mut keys: Vec<String>) -> Fetched {
+    /// Reads `keys` in one round trip (duplicates once), which also carries
+    /// the store writes `queue` holds (so the read sees them).
+    pub async fn read(queue: &WriteQueue, mut keys: Vec<String>) -> Fetched {
         keys.sort_unstable();
         keys.dedup();
         if keys.is_empty() {
             return Fetched::default();
         }
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        match store.get_many(&refs).await {
+        match queue.get_many(&refs).await {
             Ok(values) if values.len() == keys.len() => Fetched {
                 keys,
                 values,

@@ -67,7 +67,26 @@ pub trait Store: Send + Sync {
     /// command per op, all sent at once), not atomically: for writes nobody
     /// waits on (the message history, counters of what happened).
     fn batch<'a>(&'a self, ops: &'a [WriteOp]) -> StoreFuture<'a, ()>;
+
+    /// [`Store::batch`] of `ops`, then [`Store::get_many`] of `keys`, in
+    /// one round trip where the backend can (one Redis pipeline): the read
+    /// sees the writes. What the writes did is the first value; a failed
+    /// read (the call's error) also means the writes may not have landed.
+    fn batch_then_get_many<'a>(
+        &'a self,
+        ops: &'a [WriteOp],
+        keys: &'a [&'a str],
+    ) -> StoreFuture<'a, WrittenAndRead> {
+        Box::pin(async move {
+            let written = self.batch(ops).await;
+            Ok((written, self.get_many(keys).await?))
+        })
+    }
 }
+
+/// What [`Store::batch_then_get_many`] answers: what the writes did, and
+/// the values read.
+pub type WrittenAndRead = (Result<(), StoreError>, Vec<Option<Vec<u8>>>);
 
 /// One write of [`Store::batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +268,17 @@ impl Store for Metered {
 
     fn batch<'a>(&'a self, ops: &'a [WriteOp]) -> StoreFuture<'a, ()> {
         Box::pin(timed("batch", self.0.batch(ops)))
+    }
+
+    fn batch_then_get_many<'a>(
+        &'a self,
+        ops: &'a [WriteOp],
+        keys: &'a [&'a str],
+    ) -> StoreFuture<'a, WrittenAndRead> {
+        Box::pin(timed(
+            "batch_get_many",
+            self.0.batch_then_get_many(ops, keys),
+        ))
     }
 }
 

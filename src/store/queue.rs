@@ -1,36 +1,88 @@
 //! Writes nobody waits for — counters of what happened (rate-limit quotas
 //! of delivered mail, alert bookkeeping) — off the hot path: [`WriteQueue::push`]
-//! puts them on a bounded queue and returns at once; one writer task takes
-//! whatever is queued and writes it in one [`Store::batch`] (one round
-//! trip), so the client's reply never waits for them. The writer is woken
-//! before the reply is sent, so the next command usually sees the write;
-//! like any counter read before the update, a quota can be passed by the
-//! messages in flight at once. A full queue drops the write and counts it
+//! puts them on a bounded queue behind a mutex and returns at once. They
+//! ride on the next phase read ([`WriteQueue::get_many`]): written in the
+//! same round trip just before the read, so a read sees every write queued
+//! before it and a busy gateway spends no round trip of its own on them.
+//! Writes no read takes are written by one writer task in one
+//! [`Store::batch`]: at once when this node is quiet (another node sees
+//! them within a round trip), after at most [`LINGER`] while phase reads
+//! come faster than one per millisecond (one of them carries them). Like
+//! any counter read before the update, a
+//! quota can be passed by the messages in flight at once. A full queue
+//! drops the write and counts it
 //! (`smtpgate_store_queue_total{result="dropped"}`); a failed batch is
 //! counted and logged by the store.
 
-use super::{Store, WriteOp};
-use std::sync::{Arc, OnceLock};
-use tokio::sync::{mpsc, oneshot};
+use super::{Store, StoreError, WriteOp};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
-/// Writes taken per batch at most.
-const BATCH: usize = 512;
+/// How long the writer leaves queued writes to the phase reads of a busy
+/// node before writing them itself.
+pub const LINGER: Duration = Duration::from_millis(2);
+
+/// Two reads closer than this (to now) make the node busy.
+const BUSY: Duration = Duration::from_millis(1);
 
 /// Writes waiting at most.
 pub const CAPACITY: usize = 10_000;
-
-/// What the writer takes: a write, or a caller waiting for the writes
-/// queued before it.
-enum Item {
-    Write(WriteOp),
-    Flushed(oneshot::Sender<()>),
-}
 
 /// The queue of one store's deferred writes.
 pub struct WriteQueue {
     store: Arc<dyn Store>,
     capacity: usize,
-    sender: OnceLock<mpsc::Sender<Item>>,
+    shared: Arc<Shared>,
+    writer: OnceLock<()>,
+}
+
+/// What the queue and its writer share.
+struct Shared {
+    /// When the queue was made: read times are microseconds since.
+    born: Instant,
+    /// The last phase read's time, and the one before it.
+    last_read: AtomicU64,
+    read_before: AtomicU64,
+    pending: Mutex<Vec<WriteOp>>,
+    /// Wakes the writer when the queue stops being empty (or is dropped).
+    wake: Notify,
+    /// The queue is gone: the writer writes what is left and ends.
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn now(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn read_now(&self) {
+        let previous = self.last_read.swap(self.now(), Ordering::Relaxed);
+        self.read_before.store(previous, Ordering::Relaxed);
+    }
+
+    /// The last two reads both came within [`BUSY`]: another is near.
+    fn busy(&self) -> bool {
+        let before = self.read_before.load(Ordering::Relaxed);
+        before != 0 && self.now().saturating_sub(before) < BUSY.as_micros() as u64
+    }
+
+    fn take(&self) -> Vec<WriteOp> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<WriteOp>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for WriteQueue {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
 }
 
 impl WriteQueue {
@@ -40,71 +92,125 @@ impl WriteQueue {
         WriteQueue {
             store,
             capacity: capacity.max(1),
-            sender: OnceLock::new(),
+            shared: Arc::new(Shared {
+                born: Instant::now(),
+                last_read: AtomicU64::new(0),
+                read_before: AtomicU64::new(0),
+                pending: Mutex::default(),
+                wake: Notify::new(),
+                closed: AtomicBool::new(false),
+            }),
+            writer: OnceLock::new(),
         }
     }
 
     /// Queues `ops` and returns at once. Outside a runtime (or when the
     /// queue is full) a write is dropped, counted.
     pub fn push(&self, ops: impl IntoIterator<Item = WriteOp>) {
-        let sender = self.sender();
+        if !self.start_writer() {
+            crate::metrics::store_queue("dropped", ops.into_iter().count());
+            return;
+        }
+        let mut dropped = 0;
+        let mut pending = self.shared.lock();
+        let was_empty = pending.is_empty();
         for op in ops {
-            match sender {
-                Some(s) if s.try_send(Item::Write(op)).is_ok() => {}
-                _ => crate::metrics::store_queue("dropped", 1),
+            if pending.len() < self.capacity {
+                pending.push(op);
+            } else {
+                dropped += 1;
+            }
+        }
+        let wake = was_empty && !pending.is_empty();
+        drop(pending);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        if dropped > 0 {
+            crate::metrics::store_queue("dropped", dropped);
+        }
+    }
+
+    /// The values at `keys`, in one round trip that first writes whatever
+    /// is queued (so the read sees it): [`Store::get_many`] with the
+    /// queue's writes carried along.
+    pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.shared.read_now();
+        let ops = self.shared.take();
+        if ops.is_empty() {
+            return self.store.get_many(keys).await;
+        }
+        let count = ops.len();
+        let merged = super::coalesce(ops);
+        match self.store.batch_then_get_many(&merged, keys).await {
+            Ok((written, values)) => {
+                counted(written, count);
+                Ok(values)
+            }
+            Err(e) => {
+                counted(Err(e.clone()), count);
+                Err(e)
             }
         }
     }
 
-    /// Waits until every write queued before the call has been written
-    /// (or has failed).
+    /// Writes everything still queued now (or fails to), without waiting
+    /// for the writer.
     pub async fn flush(&self) {
-        let Some(sender) = self.sender() else { return };
-        let (tx, rx) = oneshot::channel();
-        if sender.send(Item::Flushed(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        write(self.store.as_ref(), self.shared.take()).await;
     }
 
-    fn sender(&self) -> Option<&mpsc::Sender<Item>> {
-        if let Some(s) = self.sender.get() {
-            return Some(s);
+    /// Starts the writer on the current runtime once; false without one.
+    fn start_writer(&self) -> bool {
+        if self.writer.get().is_some() {
+            return true;
         }
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
-        Some(self.sender.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(self.capacity);
-            runtime.spawn(write_loop(Arc::clone(&self.store), rx));
-            tx
-        }))
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        self.writer.get_or_init(|| {
+            runtime.spawn(write_loop(
+                Arc::clone(&self.store),
+                Arc::clone(&self.shared),
+            ));
+        });
+        true
     }
 }
 
-/// Writes what is queued, one batch at a time, until the queue is dropped.
-async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>) {
-    let mut items = Vec::with_capacity(BATCH);
-    let mut ops = Vec::with_capacity(BATCH);
-    let mut waiting = Vec::new();
-    while rx.recv_many(&mut items, BATCH).await > 0 {
-        for item in items.drain(..) {
-            match item {
-                Item::Write(op) => ops.push(op),
-                Item::Flushed(done) => waiting.push(done),
-            }
+/// Counts `count` writes as written or failed.
+fn counted(written: Result<(), StoreError>, count: usize) {
+    match written {
+        Ok(()) => crate::metrics::store_queue("written", count),
+        Err(e) => {
+            crate::metrics::store_queue("failed", count);
+            tracing::debug!(error = %e, writes = count, "queued store writes failed");
         }
-        if !ops.is_empty() {
-            // Counters of one drain merged (one increment per key).
-            let count = ops.len();
-            let merged = super::coalesce(std::mem::take(&mut ops));
-            match store.batch(&merged).await {
-                Ok(()) => crate::metrics::store_queue("written", count),
-                Err(e) => {
-                    crate::metrics::store_queue("failed", count);
-                    tracing::debug!(error = %e, writes = count, "queued store writes failed");
-                }
-            }
+    }
+}
+
+/// `ops`, counters of one take merged (one increment per key), in one batch.
+async fn write(store: &dyn Store, ops: Vec<WriteOp>) {
+    if ops.is_empty() {
+        return;
+    }
+    let count = ops.len();
+    let merged = super::coalesce(ops);
+    counted(store.batch(&merged).await, count);
+}
+
+/// Woken when writes are queued: on a busy node waits [`LINGER`] (a phase
+/// read carries them meanwhile), then writes what is left; ends (after
+/// writing what is left) when the queue is dropped.
+async fn write_loop(store: Arc<dyn Store>, shared: Arc<Shared>) {
+    loop {
+        shared.wake.notified().await;
+        if shared.busy() {
+            tokio::time::sleep(LINGER).await;
         }
-        for done in waiting.drain(..) {
-            let _ = done.send(());
+        write(store.as_ref(), shared.take()).await;
+        if shared.closed.load(Ordering::Acquire) {
+            return;
         }
     }
 }
@@ -113,7 +219,6 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>) {
 mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn queued_writes_land_in_one_batch_and_a_full_queue_drops() {
@@ -134,5 +239,44 @@ mod tests {
         queue.push([WriteOp::Set("c".into(), b"z".to_vec(), hour)]);
         queue.flush().await;
         assert_eq!(store.get("c").await.unwrap(), Some(b"z".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_read_carries_the_queued_writes_and_the_writer_takes_what_no_read_took() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let queue = WriteQueue::new(Arc::clone(&store), 100);
+        let hour = Duration::from_secs(3600);
+        queue.push([WriteOp::Incr("n".into(), 1, hour)]);
+        queue.push([WriteOp::Incr("n".into(), 2, hour)]);
+        // Read at once (the writer has not run yet): the read writes them first.
+        let values = queue.get_many(&["n", "none"]).await.unwrap();
+        assert_eq!(values, [Some(b"3".to_vec()), None]);
+        // Taken by the read: the writer finds nothing left to add.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(store.get("n").await.unwrap(), Some(b"3".to_vec()));
+        // No read comes: the writer writes it when it runs.
+        queue.push([WriteOp::Incr("n".into(), 4, hour)]);
+        assert_eq!(store.get("n").await.unwrap(), Some(b"3".to_vec()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(store.get("n").await.unwrap(), Some(b"7".to_vec()));
+        // A write the store refuses fails the writes, not the read.
+        store.set("text", b"abc", hour).await.unwrap();
+        queue.push([WriteOp::Incr("text".into(), 1, hour)]);
+        let values = queue.get_many(&["n"]).await.unwrap();
+        assert_eq!(values, [Some(b"7".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_queue_still_writes_what_it_held() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let queue = WriteQueue::new(Arc::clone(&store), 100);
+        queue.push([WriteOp::Set(
+            "k".into(),
+            b"v".to_vec(),
+            Duration::from_secs(60),
+        )]);
+        drop(queue);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(store.get("k").await.unwrap(), Some(b"v".to_vec()));
     }
 }

@@ -198,6 +198,11 @@ impl RedisStore {
         self.down.load(Ordering::Relaxed)
     }
 
+    /// True for a Redis Cluster (no pipeline across its nodes).
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
     pub(super) fn key(&self, key: &str) -> String {
         format!("{}{}", self.prefix, key)
     }
@@ -328,6 +333,14 @@ impl Store for RedisStore {
 
     fn batch<'a>(&'a self, ops: &'a [super::WriteOp]) -> StoreFuture<'a, ()> {
         Box::pin(super::redis_batch::batch(self, ops))
+    }
+
+    fn batch_then_get_many<'a>(
+        &'a self,
+        ops: &'a [super::WriteOp],
+        keys: &'a [&'a str],
+    ) -> StoreFuture<'a, super::WrittenAndRead> {
+        Box::pin(super::redis_batch::batch_then_get_many(self, ops, keys))
     }
 
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {

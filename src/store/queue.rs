@@ -8,15 +8,13 @@
 //! [`Store::batch`]: at once when this node is quiet (another node sees
 //! them within a round trip), after at most [`LINGER`] while phase reads
 //! come faster than one per millisecond (one of them carries them). Like
-//! any counter read before the update, a
-//! quota can be passed by the messages in flight at once. A full queue
-//! drops the write and counts it
+//! any counter read before the update, a quota can be passed by the
+//! messages in flight at once. A full queue drops the write and counts it
 //! (`smtpgate_store_queue_total{result="dropped"}`); a failed batch is
 //! counted and logged by the store.
 
 use super::{Store, StoreError, WriteOp};
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;

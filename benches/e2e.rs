@@ -6,7 +6,8 @@
 //!   the gateway process (utime + stime from /proc/PID/stat, background
 //!   writes included), of sink + source for the direct pair, and of
 //!   redis-server beside the Redis store (with the commands it ran per
-//!   message);
+//!   message); the Redis store's rate over the memory store's, also round
+//!   by round (both run one after the other in each round);
 //! * the gateway with every check on (HELO, reverse and forward-confirmed
 //!   client names, sender domain, callout, known-bad recipients, DNSBL and
 //!   RHSBL, SPF/DKIM/DMARC, greylisting, rate limits, the full shipped
@@ -285,7 +286,7 @@ fn main() {
          CPU: median of {rounds}; load before: {}",
         load()
     );
-    let mut all: Vec<(bool, Vec<Figures>)> = Vec::new();
+    let mut all: Vec<(bool, Vec<Figures>, Vec<(String, Vec<f64>)>)> = Vec::new();
     for reuse in [false, true].into_iter().filter(|_| rounds > 0) {
         for t in &targets {
             measure(t, &sink, &redis, reuse, (msgs / 4).max(100)); // warm-up
@@ -297,6 +298,7 @@ fn main() {
                 runs[i].push(measure(t, &sink, &redis, reuse, msgs));
             }
         }
+        let paired = paired_ratios(&targets, &runs);
         let figures: Vec<Figures> = runs
             .into_iter()
             .map(|r| Figures {
@@ -306,7 +308,7 @@ fn main() {
                 redis_cmds: median(r.iter().map(|f| f.redis_cmds).collect()),
             })
             .collect();
-        all.push((reuse, figures));
+        all.push((reuse, figures, paired));
     }
     if rounds > 0 {
         report(&targets, &all);
@@ -349,14 +351,34 @@ fn main() {
 }
 
 /// The tables: every target per mode, then the ratios the issue asks for.
-fn report(targets: &[Target], all: &[(bool, Vec<Figures>)]) {
+/// For each binary with both stores: the Redis store's rate over the
+/// memory store's, round by round (the two ran one after the other in the
+/// same round, so a slow spell of this shared machine hits both).
+fn paired_ratios(targets: &[Target], runs: &[Vec<Figures>]) -> Vec<(String, Vec<f64>)> {
+    let at = |label: &str| targets.iter().position(|t| t.label == label);
+    ["baseline", "new"]
+        .into_iter()
+        .filter_map(|name| {
+            let m = at(&format!("{name} memory"))?;
+            let r = at(&format!("{name} redis"))?;
+            let ratios = runs[m]
+                .iter()
+                .zip(&runs[r])
+                .map(|(m, r)| r.rate / m.rate)
+                .collect();
+            Some((name.to_string(), ratios))
+        })
+        .collect()
+}
+
+fn report(targets: &[Target], all: &[(bool, Vec<Figures>, Vec<(String, Vec<f64>)>)]) {
     let find = |figures: &[Figures], label: &str| {
         targets
             .iter()
             .position(|t| t.label == label)
             .map(|i| figures[i])
     };
-    for (reuse, figures) in all {
+    for (reuse, figures, paired) in all {
         let mode = if *reuse {
             "connection reuse (-d)"
         } else {
@@ -403,6 +425,14 @@ fn report(targets: &[Target], all: &[(bool, Vec<Figures>)]) {
                     r.rate / m.rate
                 );
             }
+        }
+        for (name, ratios) in paired {
+            let shown: Vec<String> = ratios.iter().map(|x| format!("{x:.2}")).collect();
+            println!(
+                "{name}: the same, round by round: {} (median {:.2})",
+                shown.join(" "),
+                median(ratios.clone())
+            );
         }
     }
     println!("\n(targets: redis >= 0.90 of memory; CPU/msg >= 30% below the baseline; new connections >= 0.60 of direct)");

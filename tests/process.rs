@@ -592,6 +592,39 @@ async fn hold_from_the_command_line_reaches_the_running_gateways_memory_store() 
             "451 4.7.1 <127.0.0.1> held for review: phishing run (ANOMALY_HOLD) ref={reference}"
         )
     );
+    // `check` (another process, its own memory store) sees the hold too:
+    // it asks the running gateway's API.
+    let eml = temp_file(
+        &format!("hold-{}.eml", http.port()),
+        "From: <a@example.test>\nSubject: hi\n\nhello\n",
+    );
+    let check = |eml: std::path::PathBuf| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["check", "--config", config.to_str().unwrap()])
+            .args(["--from", "a@example.test", "--rcpt", "r@example.net"])
+            .arg(eml);
+        async move {
+            let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let (code, checked, err) = check(eml.clone()).await;
+    assert_eq!(code, Some(75), "{checked}{err}");
+    assert!(checked.contains("ANOMALY_HOLD (0.00)"), "{checked}");
+    assert!(
+        checked.contains(&format!(
+            "451 4.7.1 <127.0.0.1> held for review: phishing run (ANOMALY_HOLD) ref={reference}"
+        )),
+        "{checked}"
+    );
+    assert_eq!(err, "");
     let (code, listed, _) = run(&["list"]).await;
     assert_eq!((code, listed.as_str()), (Some(0), out.as_str()));
     let (code, json, _) = run(&["list", "--json"]).await;
@@ -603,6 +636,9 @@ async fn hold_from_the_command_line_reaches_the_running_gateways_memory_store() 
         (Some(0), "released 127.0.0.1\n".into(), String::new())
     );
     assert!(mail().await.starts_with("250 "));
+    let (code, checked, err) = check(eml.clone()).await;
+    assert!(!checked.contains("ANOMALY_HOLD"), "{checked}{err}");
+    assert_ne!(code, Some(75), "{checked}{err}");
     assert_eq!(
         run(&["release", "127.0.0.1"]).await,
         (Some(1), String::new(), "127.0.0.1 is not held\n".into())

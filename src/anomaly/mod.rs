@@ -273,6 +273,19 @@ impl Anomaly {
         Ok(hold)
     }
 
+    /// Keeps `hold`, as it is, until it ends: how `smtpgate check` with
+    /// the memory store sees a hold of the running gateway.
+    pub async fn keep(&self, hold: &Hold) -> Result<(), StoreError> {
+        let left = hold.until.saturating_sub(now());
+        if left == 0 {
+            return Ok(());
+        }
+        let key = hold_key(&hold.identity);
+        self.store
+            .set(&key, &hold.json(), Duration::from_secs(left))
+            .await
+    }
+
     /// Releases `identity`: its next message goes through, and the current
     /// window's counts start again from zero (else the same burst would
     /// hold it again at once). True when it was held.

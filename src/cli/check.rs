@@ -239,6 +239,47 @@ fn describe(j: &Judgement) -> (String, u8) {
     (name, code)
 }
 
+/// With the memory store the anomaly holds live inside the running
+/// gateway: the hold of the envelope's identity (the login, else the
+/// client IP), asked of its API, is kept in this process's store for the
+/// one check, so that the MAIL check answers as `serve` would. No gateway
+/// listening means no hold (the memory store ends with the process).
+fn see_remote_hold(
+    app: &App,
+    envelope: &Envelope,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(), String> {
+    if app.store.backend() != "memory" || !app.config.anomaly.enabled {
+        return Ok(());
+    }
+    let who = crate::anomaly::identity(
+        &envelope
+            .login
+            .clone()
+            .unwrap_or_else(|| envelope.client_ip.to_string()),
+    );
+    let unseen = |why: String| format!("a hold of {who} is not seen: {why}");
+    let path = format!("/api/holds/{}", super::encode(&who));
+    let (status, body) = match super::remote(app, "GET", &path) {
+        Ok(answer) => answer,
+        Err(e) if e.contains("refused") => return Ok(()),
+        Err(e) => return Err(unseen(e)),
+    };
+    match status {
+        200 => {
+            let hold: crate::anomaly::Hold = serde_json::from_slice(&body)
+                .map_err(|e| unseen(format!("the API's answer is not a hold: {e}")))?;
+            runtime
+                .block_on(app.anomaly.anomaly().keep(&hold))
+                .map_err(|e| unseen(e.to_string()))
+        }
+        404 => Ok(()),
+        status => Err(unseen(format!(
+            "the gateway's API answered {path} with {status}"
+        ))),
+    }
+}
+
 /// `smtpgate check`: loads `config`, reads `file` (`-`: standard input),
 /// judges it and prints the text or (`json`) the JSON. Exit status 2 for a
 /// bad configuration, file or envelope.
@@ -273,6 +314,9 @@ pub fn run(config: &Path, given: Given, json: bool, file: PathBuf) -> ExitCode {
     let Some(runtime) = super::small_runtime() else {
         return ExitCode::FAILURE;
     };
+    if let Err(e) = see_remote_hold(&app, &envelope, &runtime) {
+        eprintln!("note: {e}");
+    }
     let report = runtime.block_on(report(&app, &envelope, &raw));
     if json {
         println!("{:#}", report.json);

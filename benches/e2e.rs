@@ -286,7 +286,7 @@ fn main() {
          CPU: median of {rounds}; load before: {}",
         load()
     );
-    let mut all: Vec<(bool, Vec<Figures>, Vec<(String, Vec<f64>)>)> = Vec::new();
+    let mut all: Vec<Mode> = Vec::new();
     for reuse in [false, true].into_iter().filter(|_| rounds > 0) {
         for t in &targets {
             measure(t, &sink, &redis, reuse, (msgs / 4).max(100)); // warm-up
@@ -351,10 +351,17 @@ fn main() {
 }
 
 /// The tables: every target per mode, then the ratios the issue asks for.
+/// A binary's Redis/memory rate ratios, round by round.
+type Paired = (String, Vec<f64>);
+
+/// One mode's figures: connection reuse or not, each target's figures,
+/// the paired ratios.
+type Mode = (bool, Vec<Figures>, Vec<Paired>);
+
 /// For each binary with both stores: the Redis store's rate over the
 /// memory store's, round by round (the two ran one after the other in the
 /// same round, so a slow spell of this shared machine hits both).
-fn paired_ratios(targets: &[Target], runs: &[Vec<Figures>]) -> Vec<(String, Vec<f64>)> {
+fn paired_ratios(targets: &[Target], runs: &[Vec<Figures>]) -> Vec<Paired> {
     let at = |label: &str| targets.iter().position(|t| t.label == label);
     ["baseline", "new"]
         .into_iter()
@@ -371,7 +378,7 @@ fn paired_ratios(targets: &[Target], runs: &[Vec<Figures>]) -> Vec<(String, Vec<
         .collect()
 }
 
-fn report(targets: &[Target], all: &[(bool, Vec<Figures>, Vec<(String, Vec<f64>)>)]) {
+fn report(targets: &[Target], all: &[Mode]) {
     let find = |figures: &[Figures], label: &str| {
         targets
             .iter()

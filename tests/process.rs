@@ -545,6 +545,18 @@ async fn why_and_history_answer_from_the_memory_store_through_the_running_gatewa
     drop(gw);
 }
 
+/// Runs `command` off the runtime: its exit status, stdout and stderr.
+async fn outcome(mut command: Command) -> (Option<i32>, String, String) {
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_from_the_command_line_reaches_the_running_gateways_memory_store() {
     let sink = Sink::start(SinkConfig::default()).await;
@@ -559,16 +571,7 @@ async fn hold_from_the_command_line_reaches_the_running_gateways_memory_store() 
             .arg("hold")
             .args(["--config", config.to_str().unwrap()])
             .args(args);
-        async move {
-            let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-                .await
-                .unwrap();
-            (
-                out.status.code(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
-        }
+        outcome(command)
     };
     let mail = || async {
         let mut c = Client::connect(gw.addr).await;
@@ -598,22 +601,13 @@ async fn hold_from_the_command_line_reaches_the_running_gateways_memory_store() 
         &format!("hold-{}.eml", http.port()),
         "From: <a@example.test>\nSubject: hi\n\nhello\n",
     );
-    let check = |eml: std::path::PathBuf| {
+    let check = |eml: PathBuf| {
         let mut command = Command::new(BIN);
         command
             .args(["check", "--config", config.to_str().unwrap()])
             .args(["--from", "a@example.test", "--rcpt", "r@example.net"])
             .arg(eml);
-        async move {
-            let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-                .await
-                .unwrap();
-            (
-                out.status.code(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
-        }
+        outcome(command)
     };
     let (code, checked, err) = check(eml.clone()).await;
     assert_eq!(code, Some(75), "{checked}{err}");

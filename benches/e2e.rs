@@ -350,7 +350,6 @@ fn main() {
     drop(dns_server);
 }
 
-/// The tables: every target per mode, then the ratios the issue asks for.
 /// A binary's Redis/memory rate ratios, round by round.
 type Paired = (String, Vec<f64>);
 
@@ -378,6 +377,7 @@ fn paired_ratios(targets: &[Target], runs: &[Vec<Figures>]) -> Vec<Paired> {
         .collect()
 }
 
+/// The tables: every target per mode, then the ratios the issue asks for.
 fn report(targets: &[Target], all: &[Mode]) {
     let find = |figures: &[Figures], label: &str| {
         targets

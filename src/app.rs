@@ -59,6 +59,8 @@ pub struct App {
     pub anomaly: Arc<crate::anomaly::Watch>,
     /// Store writes nobody waits for, off the hot path (kept with the store).
     pub writes: Arc<WriteQueue>,
+    /// What this node read of the store a moment ago (`[store] memo`).
+    pub recent: Arc<checks::recent::Recent>,
 }
 
 impl App {
@@ -158,6 +160,10 @@ impl App {
             &config.relay.local_domains,
             config.relay.local_domains_file.as_deref(),
         )?);
+        let recent = Arc::new(checks::recent::Recent::new(
+            Arc::clone(&store),
+            config.store.memo.0,
+        ));
         let deps = Deps {
             store: Arc::clone(&store),
             content: Arc::clone(&content),
@@ -165,6 +171,7 @@ impl App {
             credentials: credentials.clone(),
             dns: Arc::clone(&dns),
             local_domains: Arc::clone(&local_domains),
+            recent: Arc::clone(&recent),
         };
         let checks = checks::build(&config, &deps)?;
         let tls = config
@@ -215,6 +222,7 @@ impl App {
             history,
             anomaly,
             writes,
+            recent,
         })
     }
 }

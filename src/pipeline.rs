@@ -349,6 +349,7 @@ pub async fn upstream_answered_rcpt(app: &App, recipient: &Address, reply: &Repl
         crate::checks::envelope::learn_bad_recipient(
             &app.config,
             app.store.as_ref(),
+            &app.recent,
             &recipient.to_string(),
             reply.code,
             &reply.enhanced,

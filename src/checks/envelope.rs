@@ -258,6 +258,7 @@ pub fn known_bad_key(rcpt: &str) -> String {
 /// RCPT: recipients the upstream hard-bounced before.
 pub struct KnownBadRecipientCheck {
     store: Arc<dyn Store>,
+    recent: Arc<super::recent::Recent>,
     on_error: OnError,
 }
 
@@ -276,7 +277,15 @@ impl Check for KnownBadRecipientCheck {
             let Some(rcpt) = view.recipient else {
                 return Ok(Vec::new());
             };
-            match super::read(view, self.store.as_ref(), &known_bad_key(&rcpt.to_string())).await {
+            let key = known_bad_key(&rcpt.to_string());
+            if view.fetched.get(&key).is_none() && self.recent.absent(&key) {
+                return Ok(Vec::new());
+            }
+            let read = super::read(view, self.store.as_ref(), &key).await;
+            if let Ok(value) = &read {
+                self.recent.read_presence(&key, value.is_some());
+            }
+            match read {
                 Ok(Some(why)) => Ok(vec![Hit {
                     why: Default::default(),
                     name: "reject_known_bad_recipient_address".into(),
@@ -290,7 +299,9 @@ impl Check for KnownBadRecipientCheck {
     }
     fn reads(&self, view: &View<'_>) -> Vec<String> {
         view.recipient
-            .map(|rcpt| vec![known_bad_key(&rcpt.to_string())])
+            .map(|rcpt| known_bad_key(&rcpt.to_string()))
+            .filter(|key| !self.recent.absent(key))
+            .map(|key| vec![key])
             .unwrap_or_default()
     }
 }
@@ -304,6 +315,7 @@ impl Check for KnownBadRecipientCheck {
 pub async fn learn_bad_recipient(
     config: &Config,
     store: &dyn Store,
+    recent: &super::recent::Recent,
     rcpt: &str,
     code: u16,
     enhanced: &str,
@@ -318,12 +330,10 @@ pub async fn learn_bad_recipient(
         return;
     }
     let why = format!("{code} {enhanced} {text}");
+    let key = known_bad_key(rcpt);
+    recent.forget(&key);
     if let Err(e) = store
-        .set(
-            &known_bad_key(rcpt),
-            why.as_bytes(),
-            config.envelope.known_bad_ttl.0,
-        )
+        .set(&key, why.as_bytes(), config.envelope.known_bad_ttl.0)
         .await
     {
         tracing::warn!(%rcpt, error = %e, "known-bad recipient not stored");
@@ -424,6 +434,7 @@ pub fn build(config: &Config, deps: &super::Deps) -> Vec<Box<dyn Check>> {
     if env.reject_known_bad_recipient_address {
         checks.push(Box::new(KnownBadRecipientCheck {
             store: Arc::clone(store),
+            recent: Arc::clone(&deps.recent),
             on_error: config.store.on_error,
         }));
     }

@@ -10,6 +10,7 @@ pub mod greylist;
 pub mod helo;
 pub mod hold;
 pub mod ratelimit;
+pub mod recent;
 pub mod recipient;
 pub mod relay;
 pub mod sender;
@@ -282,6 +283,8 @@ pub struct Deps {
     pub dns: Arc<dyn Lookup>,
     /// `relay.local_domains` and `relay.local_domains_file`.
     pub local_domains: Arc<Domains>,
+    /// What this node read of the store a moment ago (`[store] memo`).
+    pub recent: Arc<recent::Recent>,
 }
 
 /// The checks of this configuration, in the order they run.
@@ -310,7 +313,9 @@ pub fn build(config: &Config, deps: &Deps) -> Result<Vec<Box<dyn Check>>, Config
         )));
     }
     // Quotas before greylisting: a refused recipient records no triplet.
-    if let Some(c) = ratelimit::RateLimitCheck::from_config(config, deps.store.clone()) {
+    if let Some(c) =
+        ratelimit::RateLimitCheck::from_config(config, deps.store.clone(), deps.recent.clone())
+    {
         checks.push(Box::new(c));
     }
     if let Some(c) = greylist::GreylistCheck::from_config(config, deps.store.clone())? {

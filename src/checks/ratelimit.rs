@@ -4,6 +4,7 @@
 //! message (through the store's write queue, off the hot path), so refused or failed messages never use up a quota. Each
 //! counter is a fixed window that starts with the first counted message.
 
+use super::recent::Recent;
 use super::{Check, CheckError, CheckFuture, Phase, View};
 use crate::config::{Config, OnError, RateLimitConfig};
 use crate::score::Hit;
@@ -37,34 +38,64 @@ fn recipients_key(identity: &str) -> String {
 pub struct RateLimitCheck {
     config: RateLimitConfig,
     store: Arc<dyn Store>,
+    recent: Arc<Recent>,
     on_error: OnError,
 }
 
 impl RateLimitCheck {
     /// The check, when `[ratelimit]` is configured.
-    pub fn from_config(config: &Config, store: Arc<dyn Store>) -> Option<RateLimitCheck> {
+    pub fn from_config(
+        config: &Config,
+        store: Arc<dyn Store>,
+        recent: Arc<Recent>,
+    ) -> Option<RateLimitCheck> {
         config.ratelimit.as_ref().map(|r| RateLimitCheck {
             config: r.clone(),
             store,
+            recent,
             on_error: config.store.on_error,
         })
     }
 
-    async fn count(&self, view: &View<'_>, key: &str) -> Result<u64, crate::store::StoreError> {
+    /// The counter at `key` (limit `limit`; `need` more for this message,
+    /// of which `add` with this RCPT): the phase's read, else this node's
+    /// memo of it, else the store.
+    async fn count(
+        &self,
+        view: &View<'_>,
+        key: &str,
+        (limit, need, add): (u64, u64, u64),
+    ) -> Result<u64, crate::store::StoreError> {
+        if view.fetched.get(key).is_none() {
+            if let Some(known) = self.recent.spend(key, limit, need, add) {
+                return Ok(known);
+            }
+        }
         let value = super::read(view, self.store.as_ref(), key).await?;
-        Ok(value
+        let count = value
             .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<i64>().ok())
-            .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+            .map_or(0, |n| u64::try_from(n).unwrap_or(0));
+        self.recent.read_counter(key, count, add);
+        Ok(count)
     }
 
     async fn decide(&self, view: &View<'_>) -> Result<Vec<Hit>, crate::store::StoreError> {
         let who = identity(view);
         let (messages, recipients) = self.config.limits(&who);
-        let over = if messages > 0 && self.count(view, &messages_key(&who)).await? >= messages {
+        let this_message = view.recipients.len() as u64 + 1;
+        let first = u64::from(view.recipients.is_empty());
+        let over = if messages > 0
+            && self
+                .count(view, &messages_key(&who), (messages, 1, first))
+                .await?
+                >= messages
+        {
             true
         } else if recipients > 0 {
-            let sent = self.count(view, &recipients_key(&who)).await?;
-            let this_message = view.recipients.len() as u64 + 1;
+            let key = recipients_key(&who);
+            let sent = self
+                .count(view, &key, (recipients, this_message, 1))
+                .await?;
             sent + this_message > recipients
         } else {
             false
@@ -93,12 +124,15 @@ impl Check for RateLimitCheck {
     fn reads(&self, view: &View<'_>) -> Vec<String> {
         let who = identity(view);
         let (messages, recipients) = self.config.limits(&who);
+        let this_message = view.recipients.len() as u64 + 1;
         let mut keys = Vec::with_capacity(2);
-        if messages > 0 {
-            keys.push(messages_key(&who));
-        }
-        if recipients > 0 {
-            keys.push(recipients_key(&who));
+        for (limit, key, this) in [
+            (messages, messages_key(&who), 1),
+            (recipients, recipients_key(&who), this_message),
+        ] {
+            if limit > 0 && self.recent.counter(&key, limit, this).is_none() {
+                keys.push(key);
+            }
         }
         keys
     }
@@ -163,7 +197,12 @@ mod tests {
         let config =
             Config::from_text(Path::new("gw.toml"), &format!("{MINIMAL}[ratelimit]\n")).unwrap();
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let check = RateLimitCheck::from_config(&config, Arc::clone(&store)).unwrap();
+        let check = RateLimitCheck::from_config(
+            &config,
+            Arc::clone(&store),
+            Arc::new(Recent::none(Arc::clone(&store))),
+        )
+        .unwrap();
         let rcpt = Address {
             local: "b".into(),
             domain: "example.net".into(),

@@ -47,6 +47,11 @@ pub struct StoreConfig {
     /// that would expire first is evicted.
     #[serde(default = "default_max_entries")]
     pub max_entries: usize,
+    /// How long a node answers from what it read of the Redis store: a
+    /// rate-limit counter in the lower half of its limit, a recipient not
+    /// known bad (`checks::recent`). Zero reads the store every time.
+    #[serde(default = "default_memo")]
+    pub memo: Span,
 }
 
 impl Default for StoreConfig {
@@ -58,10 +63,14 @@ impl Default for StoreConfig {
             timeout: default_store_timeout(),
             on_error: default_on_error(),
             max_entries: default_max_entries(),
+            memo: default_memo(),
         }
     }
 }
 
+fn default_memo() -> Span {
+    Span(Duration::from_secs(1))
+}
 fn default_max_entries() -> usize {
     1_000_000
 }

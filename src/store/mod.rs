@@ -32,6 +32,12 @@ pub trait Store: Send + Sync {
     /// `memory` or `redis`, for logs.
     fn backend(&self) -> &'static str;
 
+    /// True while the store's last operation failed (a node's memo of what
+    /// it read is not used then). Never for the memory store.
+    fn is_down(&self) -> bool {
+        false
+    }
+
     /// The value at `key`, if present and not expired.
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
 
@@ -232,6 +238,10 @@ async fn timed<T>(op: &'static str, fut: StoreFuture<'_, T>) -> Result<T, StoreE
 impl Store for Metered {
     fn backend(&self) -> &'static str {
         self.0.backend()
+    }
+
+    fn is_down(&self) -> bool {
+        self.0.is_down()
     }
 
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {

@@ -331,6 +331,10 @@ impl Store for RedisStore {
         "redis"
     }
 
+    fn is_down(&self) -> bool {
+        RedisStore::is_down(self)
+    }
+
     fn batch<'a>(&'a self, ops: &'a [super::WriteOp]) -> StoreFuture<'a, ()> {
         Box::pin(super::redis_batch::batch(self, ops))
     }

@@ -7,7 +7,9 @@
 //! Writes no read takes are written by one writer task in one
 //! [`Store::batch`]: at once when this node is quiet (another node sees
 //! them within a round trip), after at most [`LINGER`] while phase reads
-//! come faster than one per millisecond (one of them carries them). Like
+//! or pushes come faster than one per millisecond (a read carries them,
+//! or the writes of several messages go in one batch: with `[store] memo`
+//! a busy node reads rarely). Like
 //! any counter read before the update, a quota can be passed by the
 //! messages in flight at once. A full queue drops the write and counts it
 //! (`smtpgate_store_queue_total{result="dropped"}`); a failed batch is
@@ -23,7 +25,7 @@ use tokio::sync::Notify;
 /// node before writing them itself.
 pub const LINGER: Duration = Duration::from_millis(2);
 
-/// Two reads closer than this (to now) make the node busy.
+/// Two reads or pushes closer than this (to now) make the node busy.
 const BUSY: Duration = Duration::from_millis(1);
 
 /// Writes waiting at most.
@@ -44,6 +46,9 @@ struct Shared {
     /// The last phase read's time, and the one before it.
     last_read: AtomicU64,
     read_before: AtomicU64,
+    /// The same for pushes.
+    last_push: AtomicU64,
+    push_before: AtomicU64,
     pending: Mutex<Vec<WriteOp>>,
     /// Wakes the writer when the queue stops being empty (or is dropped).
     wake: Notify,
@@ -61,10 +66,19 @@ impl Shared {
         self.read_before.store(previous, Ordering::Relaxed);
     }
 
-    /// The last two reads both came within [`BUSY`]: another is near.
+    fn push_now(&self) {
+        let previous = self.last_push.swap(self.now(), Ordering::Relaxed);
+        self.push_before.store(previous, Ordering::Relaxed);
+    }
+
+    /// The last two reads, or the last two pushes, both came within
+    /// [`BUSY`]: another is near.
     fn busy(&self) -> bool {
-        let before = self.read_before.load(Ordering::Relaxed);
-        before != 0 && self.now().saturating_sub(before) < BUSY.as_micros() as u64
+        let now = self.now();
+        [&self.read_before, &self.push_before].iter().any(|before| {
+            let before = before.load(Ordering::Relaxed);
+            before != 0 && now.saturating_sub(before) < BUSY.as_micros() as u64
+        })
     }
 
     fn take(&self) -> Vec<WriteOp> {
@@ -94,6 +108,8 @@ impl WriteQueue {
                 born: Instant::now(),
                 last_read: AtomicU64::new(0),
                 read_before: AtomicU64::new(0),
+                last_push: AtomicU64::new(0),
+                push_before: AtomicU64::new(0),
                 pending: Mutex::default(),
                 wake: Notify::new(),
                 closed: AtomicBool::new(false),
@@ -109,6 +125,7 @@ impl WriteQueue {
             crate::metrics::store_queue("dropped", ops.into_iter().count());
             return;
         }
+        self.shared.push_now();
         let mut dropped = 0;
         let mut pending = self.shared.lock();
         let was_empty = pending.is_empty();

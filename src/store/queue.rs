@@ -282,6 +282,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn two_pushes_within_a_millisecond_make_the_node_busy_and_one_does_not() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let hour = Duration::from_secs(3600);
+        let queue = WriteQueue::new(Arc::clone(&store), 100);
+        queue.push([WriteOp::Incr("n".into(), 1, hour)]);
+        assert!(!queue.shared.busy(), "one push: the writer writes at once");
+        std::thread::sleep(BUSY * 2);
+        // A pair of pushes (timed, so that a preempted test thread is not
+        // taken for a quiet node): the writer lingers for more.
+        let mut pairs = 0;
+        loop {
+            let started = Instant::now();
+            queue.push([WriteOp::Incr("n".into(), 1, hour)]);
+            queue.push([WriteOp::Incr("n".into(), 1, hour)]);
+            pairs += 1;
+            let busy = queue.shared.busy();
+            if started.elapsed() < BUSY / 2 {
+                assert!(busy, "the writer lingers for more");
+                break;
+            }
+            assert!(pairs < 20, "never two pushes within {BUSY:?}");
+        }
+        std::thread::sleep(BUSY * 2);
+        assert!(!queue.shared.busy(), "quiet again");
+        // Whatever it decided, everything lands.
+        tokio::time::sleep(LINGER * 5).await;
+        let n = store.get("n").await.unwrap().expect("written");
+        assert_eq!(String::from_utf8(n).unwrap(), (1 + 2 * pairs).to_string());
+    }
+
+    #[tokio::test]
     async fn a_dropped_queue_still_writes_what_it_held() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let queue = WriteQueue::new(Arc::clone(&store), 100);

@@ -18,6 +18,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+mod expiring;
+pub use expiring::Expiring;
+
 /// Entries hickory's answer cache holds at most.
 const CACHE_SIZE: u64 = 50_000;
 
@@ -96,73 +99,6 @@ pub fn resolver_config(
     Ok((resolver_config, opts))
 }
 
-/// A bounded cache whose entries each end at an instant of their own
-/// (when the DNS answer they were made from expires): the DNS answers
-/// here, the SPF walk's reading of each record, mail-auth's record caches
-/// (`mailauth::cache`) and the callout's deliverable senders.
-pub struct Expiring<K, V> {
-    entries: moka::sync::Cache<K, (V, Instant)>,
-}
-
-impl<K, V> Default for Expiring<K, V>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    fn default() -> Self {
-        Expiring::with_capacity(CACHE_SIZE)
-    }
-}
-
-impl<K, V> Expiring<K, V>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    /// At most `capacity` entries; past that the least recently used one
-    /// goes, one at a time (never the whole cache at once: that would end
-    /// every answer together and spike DNS load).
-    pub fn with_capacity(capacity: u64) -> Self {
-        Expiring {
-            entries: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .eviction_policy(moka::policy::EvictionPolicy::lru())
-                .build(),
-        }
-    }
-
-    /// The value kept for `key`, if it has not ended.
-    pub fn get<Q>(&self, key: &Q) -> Option<V>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let (value, until) = self.entries.get(key)?;
-        if until > Instant::now() {
-            Some(value)
-        } else {
-            self.entries.invalidate(key);
-            None
-        }
-    }
-
-    /// Takes out the value kept for `key` (ended or not).
-    pub fn remove<Q>(&self, key: &Q) -> Option<V>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.entries.remove(key).map(|(v, _)| v)
-    }
-
-    /// Keeps `value` until `until` (`None`, or an instant passed: not kept).
-    pub fn insert(&self, key: K, value: V, until: Option<Instant>) {
-        if let Some(until) = until.filter(|u| *u > Instant::now()) {
-            self.entries.insert(key, (value, until));
-        }
-    }
-}
-
 /// Answers of one kind of lookup as the checks use them, each until the
 /// instant hickory's cached answer expires (a positive answer's
 /// `valid_until`, a negative one's remaining negative TTL); failures are
@@ -177,7 +113,7 @@ fn keep<K, T>(
     answer: &Result<Option<Vec<T>>, DnsError>,
     until: Option<Instant>,
 ) where
-    K: Hash + Eq + Send + Sync + 'static,
+    K: Hash + Eq + Clone + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {
     if let Ok(answer) = answer {
@@ -402,41 +338,5 @@ impl Lookup for HickoryLookup {
             keep(&self.a, key, &out, until);
             out
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn past_the_bound_entries_go_one_at_a_time_oldest_first() {
-        let cache: Expiring<u32, u32> = Expiring::with_capacity(100);
-        let later = Some(Instant::now() + Duration::from_secs(3600));
-        for i in 0..100 {
-            cache.insert(i, i, later);
-        }
-        cache.entries.run_pending_tasks();
-        assert_eq!(cache.entries.entry_count(), 100);
-        for extra in 0..10u32 {
-            cache.insert(100 + extra, 0, later);
-            cache.entries.run_pending_tasks();
-            // One more in, the least recently used one out; the rest stay.
-            assert_eq!(cache.entries.entry_count(), 100, "after {extra}");
-            // (contains_key does not make an entry recently used.)
-            assert!(!cache.entries.contains_key(&extra), "entry {extra} evicted");
-            assert!(cache.entries.contains_key(&(extra + 1)));
-            assert!(cache.entries.contains_key(&(100 + extra)));
-        }
-        assert!((10..110).all(|i| cache.get(&i).is_some()));
-    }
-
-    #[test]
-    fn expired_entries_are_not_answered() {
-        let cache: Expiring<u32, u32> = Expiring::with_capacity(10);
-        cache.insert(1, 1, Some(Instant::now() - Duration::from_secs(1)));
-        cache.insert(2, 2, Some(Instant::now() + Duration::from_secs(60)));
-        assert_eq!(cache.get(&1), None);
-        assert_eq!(cache.get(&2), Some(2));
     }
 }

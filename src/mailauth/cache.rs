@@ -10,13 +10,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
 /// A TTL cache for mail-auth's parsed records: each entry kept until the
-/// answer's own expiry, at most [`crate::dns::Expiring`]'s bound (LRU):
+/// answer's own expiry, at most [`crate::dns::Expiring`]'s bound (CLOCK):
 /// that cache behind mail-auth's [`ResolverCache`] trait.
 pub(super) struct TtlCache<K, V>(crate::dns::Expiring<K, V>);
 
 impl<K, V> Default for TtlCache<K, V>
 where
-    K: Hash + Eq + Send + Sync + 'static,
+    K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
     fn default() -> Self {
@@ -26,7 +26,7 @@ where
 
 impl<K, V> ResolverCache<K, V> for TtlCache<K, V>
 where
-    K: Hash + Eq + Send + Sync + 'static,
+    K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
     fn get<Q>(&self, name: &Q) -> Option<V>

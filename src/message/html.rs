@@ -24,18 +24,21 @@ pub(super) struct HtmlScan {
 pub(super) fn push_collapsed(out: &mut Vec<u8>, s: &[u8]) {
     let room = MAX_TEXT.saturating_sub(out.len());
     let s = &s[..s.len().min(room)];
+    let start = out.len();
     let mut last_space = out.last().is_none_or(|b| *b == b' ');
-    for &b in s {
-        if b.is_ascii_whitespace() {
-            if !last_space {
-                out.push(b' ');
-                last_space = true;
-            }
-        } else {
-            out.push(b);
-            last_space = false;
-        }
+    // Written in place without a branch per octet: each octet (a space
+    // for whitespace) goes at `n`, which moves on unless it is a space
+    // after a space.
+    out.resize(start + s.len(), 0);
+    let dst = &mut out[start..];
+    let mut n = 0;
+    for &c in s {
+        let space = c.is_ascii_whitespace();
+        dst[n] = if space { b' ' } else { c };
+        n += usize::from(!(space && last_space));
+        last_space = space;
     }
+    out.truncate(start + n);
 }
 
 /// Text as valid UTF-8 (cuts at [`MAX_TEXT`] may split a character).
@@ -254,6 +257,22 @@ pub fn html_to_text(html: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whitespace_runs_collapse_to_one_space_across_calls_and_within_the_bound() {
+        let mut out = Vec::new();
+        push_collapsed(&mut out, b"  La\r\n\r\nla \t la  ");
+        assert_eq!(out, b"La la la ");
+        push_collapsed(&mut out, b"\n end");
+        assert_eq!(out, b"La la la end", "the space before was kept");
+        let mut full = vec![b'x'; MAX_TEXT - 2];
+        push_collapsed(&mut full, b"a   bcdef");
+        assert_eq!(
+            &full[MAX_TEXT - 2..],
+            b"a ",
+            "cut at MAX_TEXT, then collapsed"
+        );
+    }
     use std::time::Instant;
 
     #[test]

@@ -28,6 +28,8 @@
 //! commands of two messages through each Redis-store gateway (MONITOR);
 //! `E2E_CMDSTATS=1` what redis-server spent on each command per message
 //! in every Redis-store run (`INFO commandstats`);
+//! `E2E_ANOMALY=1` turns on this tree's anomaly watch (`[anomaly] enabled`,
+//! as shipped; the baseline has none);
 //! `E2E_BARE=1` adds this tree's binary as a plain relay (optional checks,
 //! content rules and history off: the floor a checking gateway sits on);
 //! `E2E_PROFILE=DIR` profiles each gateway over one more run (perf record
@@ -228,6 +230,12 @@ fn main() {
                     redis.port
                 ),
                 _ => String::new(),
+            };
+            // The anomaly watch of the shipped config (the baseline has none).
+            let store_section = if *name == "new" && env_or("E2E_ANOMALY", 0) != 0 {
+                format!("{store_section}[anomaly]\nenabled = true\n")
+            } else {
+                store_section
             };
             let text = config(addr, sink_addr, &dns_server.dns_section(), &store_section);
             let path_toml = work.join(format!("{name}-{store}.toml"));

@@ -188,16 +188,21 @@ impl Anomaly {
         Duration::from_secs((self.config.baseline_days + 1) * DAY)
     }
 
-    /// The hold of `identity`, if it is held now: the MAIL check's one
-    /// store read (none for a trusted identity).
+    /// The hold of `identity`, if it is held now: one store read (none
+    /// for a trusted identity).
     pub async fn held(&self, identity: &str) -> Result<Option<Hold>, StoreError> {
-        if self.is_trusted(identity) {
+        let Some(key) = self.held_key(identity) else {
             return Ok(None);
-        }
-        let value = self.store.get(&hold_key(identity)).await?;
-        Ok(value
-            .map(|v| Hold::read(identity, &v))
-            .filter(|h| h.until > now()))
+        };
+        let value = self.store.get(&key).await?;
+        Ok(held_from(identity, value.as_deref()))
+    }
+
+    /// The key whose value says whether `identity` is held: `None` for a
+    /// trusted identity (never held). The MAIL check reads it in the
+    /// phase's one round trip and answers with [`held_from`].
+    pub fn held_key(&self, identity: &str) -> Option<String> {
+        (!self.is_trusted(identity)).then(|| hold_key(identity))
     }
 
     /// Every hold in force, soonest to end first: the identities of the
@@ -311,6 +316,14 @@ impl Anomaly {
 /// The longest hold, in days (`hold_for`, `smtpgate hold --for`): the hold
 /// index is read this far back.
 pub const MAX_HOLD_DAYS: u64 = crate::config::MAX_HOLD.as_secs() / DAY;
+
+/// The hold of `identity` in force now, from the value of its
+/// [`Anomaly::held_key`].
+pub fn held_from(identity: &str, value: Option<&[u8]>) -> Option<Hold> {
+    value
+        .map(|v| Hold::read(identity, v))
+        .filter(|h| h.until > now())
+}
 
 fn hold_key(identity: &str) -> String {
     format!("anomaly:hold:{identity}")

@@ -1,6 +1,9 @@
 //! The anomaly hold at MAIL: a held identity (the login, else the client
 //! IP) gets ANOMALY_HOLD, a forced tempfail, so its mail waits in its own
-//! queue. One store read; none for a trusted identity.
+//! queue. One store read, in the MAIL phase's one round trip (which also
+//! carries the queued writes); none for a trusted identity. Never answered
+//! from a node's memo: a hold placed on one node holds on every node at
+//! once.
 
 use super::{ratelimit::identity, Check, CheckError, CheckFuture, Phase, View};
 use crate::anomaly::{Anomaly, ANOMALY_HOLD};
@@ -38,10 +41,21 @@ impl Check for HoldCheck {
         &[ANOMALY_HOLD]
     }
 
+    fn reads(&self, view: &View<'_>) -> Vec<String> {
+        let who = crate::anomaly::identity(&identity(view));
+        self.anomaly.held_key(&who).into_iter().collect()
+    }
+
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
         Box::pin(async move {
             let who = crate::anomaly::identity(&identity(view));
-            match self.anomaly.held(&who).await {
+            let held = match self.anomaly.held_key(&who) {
+                None => Ok(None),
+                Some(key) => super::read(view, self.anomaly.store().as_ref(), &key)
+                    .await
+                    .map(|value| crate::anomaly::held_from(&who, value.as_deref())),
+            };
+            match held {
                 Ok(Some(hold)) => Ok(vec![Hit {
                     name: ANOMALY_HOLD.to_string(),
                     options: vec![who, hold.reason, hold.reference],

@@ -5,49 +5,13 @@
 
 mod common;
 
+use common::attempt::{assert_delivered, attempt, attempt_from, gateway, MESSAGE};
 use common::client::{Client, Reply};
 use common::redis::RedisServer;
 use common::sink::{Sink, SinkConfig};
-use common::{config_text, start, start_pair, Gateway};
-use std::net::{IpAddr, SocketAddr};
+use common::{config_text, start_pair};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
-
-const MESSAGE: &[u8] = b"From: a@example.test\r\nSubject: hi\r\n\r\nhello\r\n.\r\n";
-
-/// One attempt to deliver from `from` to `rcpts` on a fresh connection from
-/// `local`: the replies to each RCPT, and to the end of DATA when a
-/// recipient was accepted.
-async fn attempt_from(
-    gw: SocketAddr,
-    local: IpAddr,
-    from: &str,
-    rcpts: &[&str],
-) -> (Vec<Reply>, Option<Reply>) {
-    let mut c = Client::connect_from(gw, local).await;
-    assert_eq!(c.read_reply().await.code, 220);
-    c.expect("EHLO client.example.test", 250).await;
-    c.expect(&format!("MAIL FROM:<{from}>"), 250).await;
-    let mut replies = Vec::new();
-    for rcpt in rcpts {
-        replies.push(c.cmd(&format!("RCPT TO:<{rcpt}>")).await);
-    }
-    let data = if replies.iter().any(|r| r.code == 250) {
-        c.expect("DATA", 354).await;
-        c.send(MESSAGE).await;
-        Some(c.read_reply().await)
-    } else {
-        None
-    };
-    c.send(b"QUIT\r\n").await;
-    let _ = c.try_read_reply().await;
-    (replies, data)
-}
-
-/// One message from 127.0.0.1 to one recipient: (RCPT reply, DATA reply).
-async fn attempt(gw: SocketAddr, from: &str, rcpt: &str) -> (Reply, Option<Reply>) {
-    let (mut replies, data) = attempt_from(gw, [127, 0, 0, 1].into(), from, &[rcpt]).await;
-    (replies.remove(0), data)
-}
 
 #[track_caller]
 fn assert_greylisted(reply: &Reply, seconds: u64) {
@@ -58,14 +22,6 @@ fn assert_greylisted(reply: &Reply, seconds: u64) {
         format!("4.2.0 Greylisted, try again in {seconds} seconds (GREYLIST)"),
         "{reply:?}"
     );
-}
-
-#[track_caller]
-fn assert_delivered(rcpt: &Reply, data: &Option<Reply>) {
-    assert_eq!(rcpt.code, 250, "{rcpt:?}");
-    let data = data.as_ref().expect("DATA was sent");
-    assert_eq!(data.code, 250, "{data:?}");
-    assert_eq!(data.enhanced().as_deref(), Some("2.0.0"), "{data:?}");
 }
 
 #[track_caller]
@@ -308,10 +264,6 @@ fn redis_section(server: &RedisServer, on_error: &str) -> String {
         "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"gw-test:\"\ntimeout = \"500ms\"\non_error = \"{on_error}\"\n",
         server.url()
     )
-}
-
-async fn gateway(sink: &Sink, extra: &str) -> Gateway {
-    start(&config_text(sink.addr, "", extra)).await
 }
 
 #[tokio::test]

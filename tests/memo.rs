@@ -7,43 +7,14 @@
 
 mod common;
 
-use common::client::{Client, Reply};
+use common::attempt::{assert_delivered, attempt, gateway};
+use common::client::Client;
 use common::redis::RedisServer;
 use common::sink::{Sink, SinkConfig};
-use common::{config_text, start, Gateway};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const MESSAGE: &[u8] = b"From: a@example.test\r\nSubject: hi\r\n\r\nhello\r\n.\r\n";
-
-/// One message from 127.0.0.1 to `rcpt` on a fresh connection: the RCPT
-/// reply, and the reply to the end of DATA when the recipient was taken.
-async fn attempt(gw: SocketAddr, rcpt: &str) -> (Reply, Option<Reply>) {
-    let mut c = Client::connect(gw).await;
-    assert_eq!(c.read_reply().await.code, 220);
-    c.expect("EHLO client.example.test", 250).await;
-    c.expect("MAIL FROM:<a@example.test>", 250).await;
-    let r = c.cmd(&format!("RCPT TO:<{rcpt}>")).await;
-    let data = if r.code == 250 {
-        c.expect("DATA", 354).await;
-        c.send(MESSAGE).await;
-        Some(c.read_reply().await)
-    } else {
-        None
-    };
-    c.send(b"QUIT\r\n").await;
-    let _ = c.try_read_reply().await;
-    (r, data)
-}
-
-#[track_caller]
-fn assert_delivered(n: usize, rcpt: &Reply, data: &Option<Reply>) {
-    assert_eq!(rcpt.code, 250, "message {n}: {rcpt:?}");
-    let data = data.as_ref().expect("DATA was sent");
-    assert_eq!(data.code, 250, "message {n}: {data:?}");
-}
 
 /// A raw RESP command to `server`, its first reply line.
 fn redis(server: &RedisServer, args: &[&str]) -> String {
@@ -127,10 +98,6 @@ fn store_section(server: &RedisServer, prefix: &str, memo: &str) -> String {
     )
 }
 
-async fn gateway(sink: &Sink, extra: &str) -> Gateway {
-    start(&config_text(sink.addr, "", extra)).await
-}
-
 #[tokio::test]
 async fn a_counter_far_below_its_limit_is_read_once_a_memo_and_near_it_every_message() {
     let server = RedisServer::start();
@@ -145,20 +112,20 @@ async fn a_counter_far_below_its_limit_is_read_once_a_memo_and_near_it_every_mes
     let bad = "memo:badrcpt:b@example.net";
     // Messages 1-10 keep the counter (read 0, plus this node's) within 10
     // of 20: one read.
-    for n in 1..=10 {
-        let (r, data) = attempt(gw.addr, "b@example.net").await;
-        assert_delivered(n, &r, &data);
+    for _ in 1..=10 {
+        let (r, data) = attempt(gw.addr, "a@example.test", "b@example.net").await;
+        assert_delivered(&r, &data);
     }
     assert_eq!(monitor.reads_of(&server, counter), 1);
     assert_eq!(monitor.reads_of(&server, bad), 1, "absent: remembered");
     // 11-20 are in the upper half: each reads (and sees what was counted).
-    for n in 11..=20 {
-        let (r, data) = attempt(gw.addr, "b@example.net").await;
-        assert_delivered(n, &r, &data);
+    for _ in 11..=20 {
+        let (r, data) = attempt(gw.addr, "a@example.test", "b@example.net").await;
+        assert_delivered(&r, &data);
     }
     assert_eq!(monitor.reads_of(&server, counter), 11);
     // The 21st is over the limit, exactly.
-    let (r, data) = attempt(gw.addr, "b@example.net").await;
+    let (r, data) = attempt(gw.addr, "a@example.test", "b@example.net").await;
     assert_eq!(r.code, 450, "{r:?}");
     assert_eq!(
         r.text(),
@@ -175,9 +142,9 @@ async fn a_counter_far_below_its_limit_is_read_once_a_memo_and_near_it_every_mes
         store_section(&server, "exact:", "0s")
     );
     let exact = gateway(&sink, &extra).await;
-    for n in 1..=5 {
-        let (r, data) = attempt(exact.addr, "b@example.net").await;
-        assert_delivered(n, &r, &data);
+    for _ in 1..=5 {
+        let (r, data) = attempt(exact.addr, "a@example.test", "b@example.net").await;
+        assert_delivered(&r, &data);
     }
     assert_eq!(monitor.reads_of(&server, "exact:rl:127.0.0.1:messages"), 5);
     assert_eq!(monitor.reads_of(&server, "exact:badrcpt:b@example.net"), 5);
@@ -261,8 +228,8 @@ async fn while_redis_fails_nothing_is_answered_from_the_memo() {
         store_section(&server, "down:", "60s")
     );
     let gw = gateway(&sink, &extra).await;
-    let (r, data) = attempt(gw.addr, "b@example.net").await;
-    assert_delivered(1, &r, &data);
+    let (r, data) = attempt(gw.addr, "a@example.test", "b@example.net").await;
+    assert_delivered(&r, &data);
     server.kill();
     // At most the messages before the gateway meets the outage (its
     // queued counter writes fail) pass; from then on every RCPT reads and
@@ -270,9 +237,9 @@ async fn while_redis_fails_nothing_is_answered_from_the_memo() {
     let mut delivered = 1;
     let mut first_failure = None;
     for n in 2..=8 {
-        let (r, data) = attempt(gw.addr, "b@example.net").await;
+        let (r, data) = attempt(gw.addr, "a@example.test", "b@example.net").await;
         if first_failure.is_none() && r.code == 250 {
-            assert_delivered(n, &r, &data);
+            assert_delivered(&r, &data);
             delivered += 1;
             continue;
         }
@@ -287,9 +254,9 @@ async fn while_redis_fails_nothing_is_answered_from_the_memo() {
     server.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (r, data) = attempt(gw.addr, "b@example.net").await;
+        let (r, data) = attempt(gw.addr, "a@example.test", "b@example.net").await;
         if r.code == 250 {
-            assert_delivered(0, &r, &data);
+            assert_delivered(&r, &data);
             break;
         }
         assert_eq!(r.code, 451, "{r:?}");

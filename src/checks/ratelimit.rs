@@ -148,6 +148,24 @@ impl Check for RateLimitCheck {
     }
 }
 
+/// True when a counter of `identity` may be near its limit (this node's
+/// memo does not hold it in the lower half): its updates should reach
+/// the other nodes at once ([`crate::store::queue::WriteQueue::push_urgent`]).
+pub fn near_limit(config: &Config, recent: &Recent, identity: &str) -> bool {
+    let Some(r) = config.ratelimit.as_ref() else {
+        return false;
+    };
+    let (messages, per_hour) = r.limits(identity);
+    (messages > 0
+        && recent
+            .counter(&messages_key(identity), messages, 1)
+            .is_none())
+        || (per_hour > 0
+            && recent
+                .counter(&recipients_key(identity), per_hour, 1)
+                .is_none())
+}
+
 /// The counter updates of a message the upstream accepted for
 /// `identity`, for the store's write queue: nobody waits for them (the
 /// message is delivered), and a store failure is only counted.

@@ -48,13 +48,15 @@ pub fn prepare<'a>(
 }
 
 /// Counts a delivered message against the sender's rate limits, off the
-/// hot path (the store's write queue).
+/// hot path (the store's write queue; at once near a limit, so that the
+/// other nodes see it).
 pub fn delivered(app: &App, view: &View<'_>) {
     let who = crate::checks::ratelimit::identity(view);
     let rcpts = view.recipients.len();
-    app.writes.push(crate::checks::ratelimit::delivery_counts(
-        &app.config,
-        &who,
-        rcpts,
-    ));
+    let counts = crate::checks::ratelimit::delivery_counts(&app.config, &who, rcpts);
+    if crate::checks::ratelimit::near_limit(&app.config, &app.recent, &who) {
+        app.writes.push_urgent(counts);
+    } else {
+        app.writes.push(counts);
+    }
 }

@@ -9,7 +9,9 @@
 //! them within a round trip), after at most [`LINGER`] while phase reads
 //! or pushes come faster than one per millisecond (a read carries them,
 //! or the writes of several messages go in one batch: with `[store] memo`
-//! a busy node reads rarely). Like
+//! a busy node reads rarely). [`WriteQueue::push_urgent`] writes go at
+//! once even then: a rate-limit counter near its limit, which the other
+//! nodes must see within a round trip. Like
 //! any counter read before the update, a quota can be passed by the
 //! messages in flight at once. A full queue drops the write and counts it
 //! (`smtpgate_store_queue_total{result="dropped"}`); a failed batch is
@@ -52,6 +54,10 @@ struct Shared {
     pending: Mutex<Vec<WriteOp>>,
     /// Wakes the writer when the queue stops being empty (or is dropped).
     wake: Notify,
+    /// An urgent write waits: the writer does not linger for more.
+    urgent: AtomicBool,
+    /// Ends the writer's linger early (an urgent write came meanwhile).
+    hurry: Notify,
     /// The queue is gone: the writer writes what is left and ends.
     closed: AtomicBool,
 }
@@ -112,10 +118,21 @@ impl WriteQueue {
                 push_before: AtomicU64::new(0),
                 pending: Mutex::default(),
                 wake: Notify::new(),
+                urgent: AtomicBool::new(false),
+                hurry: Notify::new(),
                 closed: AtomicBool::new(false),
             }),
             writer: OnceLock::new(),
         }
+    }
+
+    /// [`WriteQueue::push`] of writes another node should see within a
+    /// round trip (a counter near its limit): the writer writes them at
+    /// once, busy node or not.
+    pub fn push_urgent(&self, ops: impl IntoIterator<Item = WriteOp>) {
+        self.shared.urgent.store(true, Ordering::Release);
+        self.push(ops);
+        self.shared.hurry.notify_one();
     }
 
     /// Queues `ops` and returns at once. Outside a runtime (or when the
@@ -215,14 +232,19 @@ async fn write(store: &dyn Store, ops: Vec<WriteOp>) {
 }
 
 /// Woken when writes are queued: on a busy node waits [`LINGER`] (a phase
-/// read carries them meanwhile), then writes what is left; ends (after
+/// read carries them meanwhile; an urgent write ends the wait), then
+/// writes what is left; ends (after
 /// writing what is left) when the queue is dropped.
 async fn write_loop(store: Arc<dyn Store>, shared: Arc<Shared>) {
     loop {
         shared.wake.notified().await;
-        if shared.busy() {
-            tokio::time::sleep(LINGER).await;
+        if shared.busy() && !shared.urgent.load(Ordering::Acquire) {
+            tokio::select! {
+                () = tokio::time::sleep(LINGER) => {}
+                () = shared.hurry.notified() => {}
+            }
         }
+        shared.urgent.store(false, Ordering::Release);
         write(store.as_ref(), shared.take()).await;
         if shared.closed.load(Ordering::Acquire) {
             return;

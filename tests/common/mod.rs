@@ -2,6 +2,7 @@
 //! TOML text like an operator would, in front of an in-process sink.
 #![allow(dead_code)]
 
+pub mod attempt;
 pub mod client;
 pub mod dns;
 pub mod http;

@@ -34,6 +34,23 @@ fn recipients_key(identity: &str) -> String {
     format!("rl:{identity}:recipients")
 }
 
+/// The counters of `identity` that have a limit: (limit, key, what a
+/// message with `recipients` recipients adds to it), messages per day,
+/// then recipients per hour.
+fn limited(
+    config: &RateLimitConfig,
+    identity: &str,
+    recipients: u64,
+) -> impl Iterator<Item = (u64, String, u64)> {
+    let (per_day, per_hour) = config.limits(identity);
+    [
+        (per_day, messages_key(identity), 1),
+        (per_hour, recipients_key(identity), recipients),
+    ]
+    .into_iter()
+    .filter(|(limit, _, _)| *limit > 0)
+}
+
 /// The rate-limit check (RCPT phase).
 pub struct RateLimitCheck {
     config: RateLimitConfig,
@@ -123,18 +140,11 @@ impl Check for RateLimitCheck {
 
     fn reads(&self, view: &View<'_>) -> Vec<String> {
         let who = identity(view);
-        let (messages, recipients) = self.config.limits(&who);
         let this_message = view.recipients.len() as u64 + 1;
-        let mut keys = Vec::with_capacity(2);
-        for (limit, key, this) in [
-            (messages, messages_key(&who), 1),
-            (recipients, recipients_key(&who), this_message),
-        ] {
-            if limit > 0 && self.recent.counter(&key, limit, this).is_none() {
-                keys.push(key);
-            }
-        }
-        keys
+        limited(&self.config, &who, this_message)
+            .filter(|(limit, key, need)| self.recent.counter(key, *limit, *need).is_none())
+            .map(|(_, key, _)| key)
+            .collect()
     }
 
     fn check<'a>(&'a self, view: &'a View<'a>) -> CheckFuture<'a> {
@@ -152,18 +162,10 @@ impl Check for RateLimitCheck {
 /// memo does not hold it in the lower half): its updates should reach
 /// the other nodes at once ([`crate::store::queue::WriteQueue::push_urgent`]).
 pub fn near_limit(config: &Config, recent: &Recent, identity: &str) -> bool {
-    let Some(r) = config.ratelimit.as_ref() else {
-        return false;
-    };
-    let (messages, per_hour) = r.limits(identity);
-    (messages > 0
-        && recent
-            .counter(&messages_key(identity), messages, 1)
-            .is_none())
-        || (per_hour > 0
-            && recent
-                .counter(&recipients_key(identity), per_hour, 1)
-                .is_none())
+    config.ratelimit.as_ref().is_some_and(|r| {
+        limited(r, identity, 1)
+            .any(|(limit, key, need)| recent.counter(&key, limit, need).is_none())
+    })
 }
 
 /// The counter updates of a message the upstream accepted for

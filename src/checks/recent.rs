@@ -82,18 +82,22 @@ impl Recent {
     /// `limit`: the value it answers (the read plus what this node let
     /// through since) without reading the store. `None`: read it.
     pub fn counter(&self, key: &str, limit: u64, need: u64) -> Option<u64> {
-        let entry = self.fresh(key)?;
-        let known = entry.value.unwrap_or(0) + entry.spent.load(Ordering::Relaxed);
-        (known.saturating_add(need).saturating_mul(2) <= limit).then_some(known)
+        self.lower_half(key, limit, need).map(|(known, _)| known)
     }
 
     /// [`Recent::counter`], and `add` counted as let through.
     pub fn spend(&self, key: &str, limit: u64, need: u64, add: u64) -> Option<u64> {
-        let known = self.counter(key, limit, need)?;
-        if let Some(entry) = self.entries.get(key) {
-            entry.spent.fetch_add(add, Ordering::Relaxed);
-        }
+        let (known, entry) = self.lower_half(key, limit, need)?;
+        entry.spent.fetch_add(add, Ordering::Relaxed);
         Some(known)
+    }
+
+    /// What is known of the counter at `key`, and its entry, when `need`
+    /// more keeps it in the lower half of `limit`.
+    fn lower_half(&self, key: &str, limit: u64, need: u64) -> Option<(u64, Entry)> {
+        let entry = self.fresh(key)?;
+        let known = entry.value.unwrap_or(0) + entry.spent.load(Ordering::Relaxed);
+        (known.saturating_add(need).saturating_mul(2) <= limit).then_some((known, entry))
     }
 
     /// The counter at `key` was just read as `value`, and `add` more is

@@ -45,21 +45,39 @@ pub struct WriteQueue {
 struct Shared {
     /// When the queue was made: read times are microseconds since.
     born: Instant,
-    /// The last phase read's time, and the one before it.
-    last_read: AtomicU64,
-    read_before: AtomicU64,
-    /// The same for pushes.
-    last_push: AtomicU64,
-    push_before: AtomicU64,
+    /// When the last two phase reads came.
+    reads: Stamps,
+    /// When the last two pushes came.
+    pushes: Stamps,
     pending: Mutex<Vec<WriteOp>>,
     /// Wakes the writer when the queue stops being empty (or is dropped).
     wake: Notify,
-    /// An urgent write waits: the writer does not linger for more.
-    urgent: AtomicBool,
-    /// Ends the writer's linger early (an urgent write came meanwhile).
+    /// Ends the writer's linger, or spares it one (an urgent write came:
+    /// the permit waits for the writer).
     hurry: Notify,
     /// The queue is gone: the writer writes what is left and ends.
     closed: AtomicBool,
+}
+
+/// The times (microseconds since the queue was made, 0: never) of the
+/// last two events of one kind.
+#[derive(Default)]
+struct Stamps {
+    last: AtomicU64,
+    before: AtomicU64,
+}
+
+impl Stamps {
+    fn mark(&self, now: u64) {
+        let previous = self.last.swap(now, Ordering::Relaxed);
+        self.before.store(previous, Ordering::Relaxed);
+    }
+
+    /// The last two both came within [`BUSY`] of `now`.
+    fn close(&self, now: u64) -> bool {
+        let before = self.before.load(Ordering::Relaxed);
+        before != 0 && now.saturating_sub(before) < BUSY.as_micros() as u64
+    }
 }
 
 impl Shared {
@@ -67,24 +85,11 @@ impl Shared {
         u64::try_from(self.born.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    fn read_now(&self) {
-        let previous = self.last_read.swap(self.now(), Ordering::Relaxed);
-        self.read_before.store(previous, Ordering::Relaxed);
-    }
-
-    fn push_now(&self) {
-        let previous = self.last_push.swap(self.now(), Ordering::Relaxed);
-        self.push_before.store(previous, Ordering::Relaxed);
-    }
-
     /// The last two reads, or the last two pushes, both came within
     /// [`BUSY`]: another is near.
     fn busy(&self) -> bool {
         let now = self.now();
-        [&self.read_before, &self.push_before].iter().any(|before| {
-            let before = before.load(Ordering::Relaxed);
-            before != 0 && now.saturating_sub(before) < BUSY.as_micros() as u64
-        })
+        self.reads.close(now) || self.pushes.close(now)
     }
 
     fn take(&self) -> Vec<WriteOp> {
@@ -112,13 +117,10 @@ impl WriteQueue {
             capacity: capacity.max(1),
             shared: Arc::new(Shared {
                 born: Instant::now(),
-                last_read: AtomicU64::new(0),
-                read_before: AtomicU64::new(0),
-                last_push: AtomicU64::new(0),
-                push_before: AtomicU64::new(0),
+                reads: Stamps::default(),
+                pushes: Stamps::default(),
                 pending: Mutex::default(),
                 wake: Notify::new(),
-                urgent: AtomicBool::new(false),
                 hurry: Notify::new(),
                 closed: AtomicBool::new(false),
             }),
@@ -130,7 +132,6 @@ impl WriteQueue {
     /// round trip (a counter near its limit): the writer writes them at
     /// once, busy node or not.
     pub fn push_urgent(&self, ops: impl IntoIterator<Item = WriteOp>) {
-        self.shared.urgent.store(true, Ordering::Release);
         self.push(ops);
         self.shared.hurry.notify_one();
     }
@@ -142,7 +143,7 @@ impl WriteQueue {
             crate::metrics::store_queue("dropped", ops.into_iter().count());
             return;
         }
-        self.shared.push_now();
+        self.shared.pushes.mark(self.shared.now());
         let mut dropped = 0;
         let mut pending = self.shared.lock();
         let was_empty = pending.is_empty();
@@ -167,7 +168,7 @@ impl WriteQueue {
     /// is queued (so the read sees it): [`Store::get_many`] with the
     /// queue's writes carried along.
     pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.shared.read_now();
+        self.shared.reads.mark(self.shared.now());
         let ops = self.shared.take();
         if ops.is_empty() {
             return self.store.get_many(keys).await;
@@ -238,13 +239,12 @@ async fn write(store: &dyn Store, ops: Vec<WriteOp>) {
 async fn write_loop(store: Arc<dyn Store>, shared: Arc<Shared>) {
     loop {
         shared.wake.notified().await;
-        if shared.busy() && !shared.urgent.load(Ordering::Acquire) {
+        if shared.busy() {
             tokio::select! {
                 () = tokio::time::sleep(LINGER) => {}
                 () = shared.hurry.notified() => {}
             }
         }
-        shared.urgent.store(false, Ordering::Release);
         write(store.as_ref(), shared.take()).await;
         if shared.closed.load(Ordering::Acquire) {
             return;
